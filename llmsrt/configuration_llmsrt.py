@@ -1,0 +1,115 @@
+"""Configuration of LLM-SRT: a Whisper encoder, a Q-Former speech adapter and a causal language model."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+# The task entry that `pipeline("speech-translation", model=DIR, trust_remote_code=True)` reads from config.json.
+SPEECH_TRANSLATION_PIPELINE = {
+    "speech-translation": {
+        "impl": "pipeline_llmsrt.SpeechTranslationPipeline",
+        "pt": ["AutoModelForSpeechSeq2Seq"],
+        "tf": [],
+        "type": "multimodal",
+    }
+}
+
+
+def paper_adapter_hidden_size(llm_hidden_size: int) -> int | None:
+    """The width of the adapter MLP's hidden layer chosen by the paper from the LLM width `d`.
+
+    `d <= 1536`: no hidden layer (`None`: Linear(768, d) + LayerNorm); `d <= 2560`: 1536; larger: 2560.
+    """
+    if llm_hidden_size <= 1536:
+        return None
+    if llm_hidden_size <= 2560:
+        return 1536
+    return 2560
+
+
+@strict
+class LLMSRTConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`LLMSRTForConditionalGeneration`]. Defaults follow the LLM-SRT paper (arXiv 2409.19510):
+    whisper-large-v3 encoder, an 8-layer Q-Former with 80 learnable queries, Qwen2.5-3B, LoRA r=8 on q/v.
+
+    Args:
+        audio_config (`dict` or `WhisperConfig`, *optional*):
+            The Whisper model whose encoder turns log-mel features into frames. Only the encoder is built.
+        qformer_config (`dict` or `Blip2QFormerConfig`, *optional*):
+            The Q-Former of the speech adapter. Its `encoder_hidden_size` is always set to the Whisper width.
+        text_config (`dict` or any causal-LM config, *optional*):
+            The language model (Qwen2 by default).
+        num_query_tokens (`int`, *optional*, defaults to 80):
+            Learnable queries: every clip becomes exactly this many LLM input embeddings.
+        adapter_hidden_size (`int`, *optional*):
+            Hidden width of the adapter MLP. `None` applies the paper's rule from the LLM width
+            (see [`paper_adapter_hidden_size`]); `0` forces a single Linear + LayerNorm.
+        adapter_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the adapter's final LayerNorm.
+        audio_token_id (`int`, *optional*):
+            Id of the audio placeholder token that the processor expands `num_query_tokens` times.
+        lora_rank, lora_alpha, lora_dropout, lora_target_modules:
+            LoRA settings applied to the language model only (paper: 8, 32, 0.05, `["q_proj", "v_proj"]`).
+    """
+
+    model_type = "llmsrt"
+    sub_configs_defaults = {
+        "audio_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="whisper",
+            init_kwargs={
+                "num_mel_bins": 128,
+                "d_model": 1280,
+                "encoder_layers": 32,
+                "encoder_attention_heads": 20,
+                "encoder_ffn_dim": 5120,
+                "max_source_positions": 1500,
+            },
+        ),
+        "qformer_config": SubConfigSpec(
+            config_class=AutoConfig, model_type="blip_2_qformer", init_kwargs={"num_hidden_layers": 8}
+        ),
+        "text_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="qwen2",
+            init_kwargs={
+                "vocab_size": 151936,
+                "hidden_size": 2048,
+                "intermediate_size": 11008,
+                "num_hidden_layers": 36,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 32768,
+                "tie_word_embeddings": True,
+            },
+        ),
+    }
+
+    audio_config: dict | PreTrainedConfig | None = None
+    qformer_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    num_query_tokens: int = 80
+    adapter_hidden_size: int | None = None
+    adapter_layer_norm_eps: float = 1e-5
+    audio_token_id: int | None = None
+    lora_rank: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] | None = None
+    custom_pipelines: dict | None = None
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.qformer_config.encoder_hidden_size = self.audio_config.d_model
+        if self.lora_target_modules is None:
+            self.lora_target_modules = ["q_proj", "v_proj"]
+        if self.adapter_hidden_size is None:
+            self.adapter_hidden_size = paper_adapter_hidden_size(self.text_config.hidden_size) or 0
+        if self.custom_pipelines is None:
+            self.custom_pipelines = SPEECH_TRANSLATION_PIPELINE
+        if self.num_query_tokens < 1:
+            raise ValueError(f"num_query_tokens must be a positive integer, got {self.num_query_tokens}.")
+
+
+__all__ = ["LLMSRTConfig", "paper_adapter_hidden_size"]

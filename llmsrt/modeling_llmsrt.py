@@ -1,0 +1,310 @@
+"""LLM-SRT: a frozen Whisper encoder, a Q-Former speech adapter and a causal LLM (arXiv 2409.19510).
+
+Data flow for a batch of `B` clips:
+
+    input_features (B, n_mels, T_mel)                      log-mel features, padded to the encoder window
+      -> WhisperEncoder (frozen, eval mode)             -> (B, T_mel // 2, D_whisper)
+      -> LLMSRTSpeechAdapter: 80 learnable queries cross-attend to the real (unpadded) frames
+         through a Blip-2 Q-Former, then an MLP + LayerNorm  -> (B, num_query_tokens, D_llm)
+      -> scattered over the audio placeholder tokens of `input_ids`
+      -> the causal LM, which reads `[audio][prompt tags][answer]` and predicts the answer.
+"""
+
+import shutil
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, Blip2QFormerModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from .configuration_llmsrt import LLMSRTConfig
+
+# The paper's decoding settings: the defaults of `generate` for a new model (a saved generation_config wins).
+PAPER_DECODING = {"num_beams": 5, "max_new_tokens": 400, "no_repeat_ngram_size": 5, "repetition_penalty": 1.0}
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_llmsrt.LLMSRTConfig",
+    "AutoModel": "modeling_llmsrt.LLMSRTForConditionalGeneration",
+    "AutoModelForSpeechSeq2Seq": "modeling_llmsrt.LLMSRTForConditionalGeneration",
+}
+
+
+class LLMSRTProjector(nn.Module):
+    """The MLP of the speech adapter: (B, Q, D_qformer) -> (B, Q, D_llm).
+
+    With `config.adapter_hidden_size == 0`: Linear + LayerNorm; otherwise Linear, ReLU, Linear, LayerNorm
+    (the paper picks the hidden width from the LLM width, see `paper_adapter_hidden_size`).
+    """
+
+    def __init__(self, config: LLMSRTConfig):
+        super().__init__()
+        in_size = config.qformer_config.hidden_size
+        out_size = config.text_config.hidden_size
+        hidden = config.adapter_hidden_size
+        if hidden:
+            self.layers = nn.Sequential(nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, out_size))
+        else:
+            self.layers = nn.Sequential(nn.Linear(in_size, out_size))
+        self.layer_norm = nn.LayerNorm(out_size, eps=config.adapter_layer_norm_eps)
+
+    def forward(self, query_output: torch.Tensor) -> torch.Tensor:
+        return self.layer_norm(self.layers(query_output))
+
+
+class LLMSRTSpeechAdapter(nn.Module):
+    """Learnable queries + Q-Former + MLP: every clip becomes exactly `num_query_tokens` LLM embeddings.
+
+    Kept in one module so that it trains, saves and (with peft) is listed in `modules_to_save` as a unit.
+    """
+
+    def __init__(self, config: LLMSRTConfig):
+        super().__init__()
+        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_config.hidden_size))
+        self.qformer = Blip2QFormerModel(config.qformer_config)
+        self.projector = LLMSRTProjector(config)
+
+    def forward(
+        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """
+        Args:
+            encoder_hidden_states: `(B, T_enc, D_whisper)` Whisper encoder output.
+            encoder_attention_mask: `(B, T_enc)`, 1 on real frames and 0 on padding; `None` attends to all.
+
+        Returns:
+            `(B, num_query_tokens, D_llm)` audio embeddings.
+        """
+        queries = self.query_tokens.expand(encoder_hidden_states.shape[0], -1, -1)
+        query_output = self.qformer(
+            query_embeds=queries,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+        ).last_hidden_state
+        return self.projector(query_output.to(self.projector.layer_norm.weight.dtype))
+
+
+class LLMSRTPreTrainedModel(PreTrainedModel):
+    config: LLMSRTConfig
+    base_model_prefix = "llmsrt"
+    input_modalities = ("audio", "text")
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_flash_attn = False  # the Blip-2 Q-Former does not support it
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _keep_in_fp32_modules = ["speech_adapter"]
+    _no_split_modules = ["WhisperEncoderLayer", "Blip2QFormerLayer"]
+
+    def _init_weights(self, module: nn.Module):
+        super()._init_weights(module)
+        if isinstance(module, LLMSRTSpeechAdapter):
+            init.normal_(module.query_tokens, mean=0.0, std=1.0)
+
+
+class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
+    """Speech in, text out: transcription, translation or both, selected by the prompt's language tags.
+
+    The Whisper encoder is frozen (no gradients, eval mode) in every state of the model, including after
+    `from_pretrained`; train the adapter directly and the LLM through LoRA (`llmsrt.lora`).
+    """
+
+    def __init__(self, config: LLMSRTConfig):
+        super().__init__(config)
+        self.audio_encoder = WhisperEncoder(config.audio_config)
+        self.speech_adapter = LLMSRTSpeechAdapter(config)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+        self.generation_config.update(**PAPER_DECODING)
+        self.freeze_audio_encoder()
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        model.freeze_audio_encoder()
+        return model
+
+    @classmethod
+    def from_pretrained_parts(
+        cls,
+        whisper: str,
+        llm: str,
+        audio_token_id: int,
+        gguf_file: str | None = None,
+        dtype: torch.dtype | str | None = None,
+        **config_kwargs,
+    ) -> "LLMSRTForConditionalGeneration":
+        """Build a model from a pretrained Whisper and a pretrained causal LM, with a freshly initialised adapter.
+
+        Args:
+            whisper: Hub id or local folder of a Whisper checkpoint (only its encoder is kept).
+            llm: Hub id or local folder of a causal LM (Qwen2.5 in the paper).
+            audio_token_id: id of the processor's audio placeholder in the LLM's tokenizer
+                (`LLMSRTProcessor.audio_token_id`); embeddings are resized when it lies outside the vocabulary.
+            gguf_file: a GGUF file inside `llm`, loaded (and de-quantized) by transformers.
+            dtype: dtype of the pretrained parts; the adapter stays in float32.
+            config_kwargs: further `LLMSRTConfig` fields (`num_query_tokens`, `qformer_config`, LoRA settings...).
+        """
+        from transformers import WhisperModel
+
+        whisper_model = WhisperModel.from_pretrained(whisper, dtype=dtype)
+        language_model = AutoModelForCausalLM.from_pretrained(llm, gguf_file=gguf_file, dtype=dtype)
+        text_config = language_model.config.to_dict()
+        text_config.pop("quantization_config", None)
+        config = LLMSRTConfig(
+            audio_config=whisper_model.config.to_dict(),
+            text_config=text_config,
+            audio_token_id=audio_token_id,
+            **config_kwargs,
+        )
+        if gguf_file is not None:
+            # A GGUF-loaded model keeps its quantizer and refuses `save_pretrained`: copy it into a plain model.
+            plain_model = AutoModelForCausalLM.from_config(language_model.config, dtype=language_model.dtype)
+            plain_model.load_state_dict(language_model.state_dict())
+            language_model = plain_model
+        with torch.device("meta"):
+            model = cls(config)
+        model.audio_encoder = whisper_model.get_encoder()
+        model.language_model = language_model
+        model.speech_adapter = LLMSRTSpeechAdapter(config)
+        for module in model.speech_adapter.modules():
+            model._init_weights(module)
+        if audio_token_id >= model.get_input_embeddings().num_embeddings:
+            model.language_model.resize_token_embeddings(audio_token_id + 1)
+            model.config.text_config.vocab_size = model.language_model.config.vocab_size
+        model.freeze_audio_encoder()
+        return model
+
+    def freeze_audio_encoder(self):
+        """Freeze the Whisper encoder: no gradients, and eval mode (no dropout) whatever `train()` is called with."""
+        self.audio_encoder.requires_grad_(False)
+        self.audio_encoder.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.audio_encoder.eval()
+        return self
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module):
+        self.language_model.set_output_embeddings(value)
+
+    def get_audio_features(
+        self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Encode log-mel features into LLM input embeddings.
+
+        Args:
+            input_features: `(B, n_mels, T_mel)` log-mel features.
+            input_features_mask: `(B, T_mel)`, 1 on real mel frames and 0 on padding.
+
+        Returns:
+            `(B, num_query_tokens, D_llm)` audio embeddings.
+        """
+        encoder_trains = torch.is_grad_enabled() and any(p.requires_grad for p in self.audio_encoder.parameters())
+        with torch.set_grad_enabled(encoder_trains):
+            encoder_dtype = self.audio_encoder.conv1.weight.dtype
+            frames = self.audio_encoder(input_features.to(encoder_dtype)).last_hidden_state
+        frame_mask = None
+        if input_features_mask is not None:
+            # The encoder's second convolution has stride 2: one encoder frame per two mel frames.
+            frame_mask = input_features_mask[:, ::2][:, : frames.shape[1]].to(frames.device)
+        return self.speech_adapter(frames, frame_mask)
+
+    def embed_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        input_features: torch.Tensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Embed `input_ids` `(B, L)` and write the audio embeddings over its placeholder tokens: `(B, L, D_llm)`."""
+        audio_positions = input_ids == self.config.audio_token_id
+        inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(audio_positions, 0))
+        if input_features is None:
+            if audio_positions.any():
+                raise ValueError(
+                    "input_ids contain audio placeholder tokens but no input_features were given: pass the "
+                    "processor's `input_features` (and `input_features_mask`) with them."
+                )
+            return inputs_embeds
+        audio_embeds = self.get_audio_features(input_features, input_features_mask)
+        expected = audio_embeds.shape[0] * audio_embeds.shape[1]
+        found = int(audio_positions.sum())
+        if found != expected:
+            raise ValueError(
+                f"Found {found} audio placeholder tokens for {audio_embeds.shape[0]} clip(s); expected "
+                f"{audio_embeds.shape[1]} per clip ({expected} in all). Build inputs with LLMSRTProcessor, "
+                "which writes `num_query_tokens` placeholders per clip."
+            )
+        audio_embeds = audio_embeds.to(inputs_embeds.device, inputs_embeds.dtype)
+        return inputs_embeds.masked_scatter(audio_positions.unsqueeze(-1), audio_embeds)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_features_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache=None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        r"""
+        Args:
+            input_ids: `(B, L)` prompt (and, in training, answer) ids with `num_query_tokens` audio placeholders
+                per clip.
+            input_features: `(B, n_mels, T_mel)` log-mel features; only needed when `input_ids` hold placeholders
+                (generation passes them at prefill only).
+            input_features_mask: `(B, T_mel)` 1 on real mel frames: the Q-Former ignores padded frames.
+            labels: `(B, L)` target ids aligned with `input_ids`, `-100` on audio, prompt and padding; the loss
+                covers answer tokens only.
+
+        Returns:
+            The language model's `CausalLMOutputWithPast` (`logits` `(B, L, vocab)`, `loss` when `labels` are given).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_inputs(input_ids, input_features, input_features_mask)
+        return self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save weights and config; with the classes registered for Auto (as `import llmsrt` does), also the code
+        files, an `auto_map` for AutoConfig/AutoModel/AutoModelForSpeechSeq2Seq and the speech-translation pipeline."""
+        if getattr(self, "_auto_class", None) is not None:
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
+        super().save_pretrained(save_directory, *args, **kwargs)
+        pipeline_file = Path(__file__).with_name("pipeline_llmsrt.py")
+        if getattr(self, "_auto_class", None) is not None and pipeline_file.exists():
+            shutil.copyfile(pipeline_file, Path(save_directory) / pipeline_file.name)
+
+
+__all__ = [
+    "LLMSRTForConditionalGeneration",
+    "LLMSRTPreTrainedModel",
+    "LLMSRTProjector",
+    "LLMSRTSpeechAdapter",
+]

@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="llmsrt",
+    version="0.1.0",
+    description="LLM-SRT: many-to-many speech-to-text translation with LLMs, as a transformers model",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["llmsrt", "llmsrt.*"]),
+    include_package_data=True,
+    package_data={"llmsrt": ["metrics/*/*.py", "py.typed"]},
+    install_requires=[
+        # Install the CPU wheel first (`pip install torch==2.13.0`): a bare `torch` pulls a multi-GB CUDA build.
+        "torch>=2.4",
+        "transformers>=5.24,<5.25",
+        "peft>=0.21.2,<0.23",
+        "datasets>=5.0",
+        "evaluate>=0.4.6",
+        "accelerate>=1.10",
+        "librosa>=0.11",
+        "soundfile>=0.12",
+        "huggingface-hub>=1.0",
+        "safetensors>=0.6",
+        "sacrebleu>=2.4",
+        "jiwer>=4.0",
+        "pyyaml>=6.0",
+        "matplotlib>=3.8",
+        "gguf>=0.10",
+    ],
+    extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3"], "comet": ["unbabel-comet>=2.2"]},
+)
