@@ -118,6 +118,9 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
         self.generation_config.update(**PAPER_DECODING)
+        if config.audio_token_id is not None:
+            # The placeholder is input only: never generate it.
+            self.generation_config.suppress_tokens = [config.audio_token_id]
         self.freeze_audio_encoder()
 
     @classmethod

@@ -97,11 +97,13 @@ def _per_clip(value, count: int, name: str) -> list:
 
 def _as_clip_list(audio) -> list:
     """Wrap a single clip in a list; leave a list of clips as it is."""
-    if isinstance(audio, (list, tuple)) and len(audio) > 0 and not np.isscalar(audio[0]):
-        return list(audio)
-    if isinstance(audio, (list, tuple)) and len(audio) == 0:
+    if not isinstance(audio, (list, tuple)):
+        return [audio]
+    if len(audio) == 0:
         raise ValueError("audio is an empty list: pass at least one clip.")
-    return [audio]
+    if isinstance(audio[0], (int, float, np.number)):
+        return [audio]  # a list of samples is one clip
+    return list(audio)
 
 
 class LLMSRTProcessor(ProcessorMixin):

@@ -1,0 +1,134 @@
+import torch
+import torch.nn.functional as F
+
+from conftest import SAMPLING_RATE, make_clip
+from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
+from llmsrt.configuration_llmsrt import paper_adapter_hidden_size
+
+GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6, "no_repeat_ngram_size": 0}
+
+
+def training_batch(processor):
+    clips = [make_clip(1.0, 0), make_clip(2.0, 1)]
+    targets = [
+        {"transcription": "the train", "translation": "der zug"},
+        {"transcription": "good morning", "translation": "guten morgen"},
+    ]
+    return processor(audio=clips, sampling_rate=SAMPLING_RATE, src_lang="eng", tgt_lang="deu", targets=targets)
+
+
+def test_config_composes_sub_configs_and_round_trips(tmp_path):
+    config = LLMSRTConfig()
+    assert config.num_query_tokens == 80
+    assert config.qformer_config.num_hidden_layers == 8
+    assert config.qformer_config.encoder_hidden_size == config.audio_config.d_model == 1280
+    assert config.lora_target_modules == ["q_proj", "v_proj"] and config.lora_rank == 8
+    assert [paper_adapter_hidden_size(d) for d in (896, 1536, 2048, 2560, 3584)] == [None, None, 1536, 1536, 2560]
+    config.save_pretrained(tmp_path)
+    assert LLMSRTConfig.from_pretrained(tmp_path).to_dict() == config.to_dict()
+    from transformers import Qwen2Config, WhisperConfig
+
+    from_objects = LLMSRTConfig(audio_config=WhisperConfig(d_model=64), text_config=Qwen2Config(hidden_size=3584))
+    assert from_objects.qformer_config.encoder_hidden_size == 64 and from_objects.adapter_hidden_size == 2560
+
+
+def test_adapter_mlp_follows_llm_width():
+    small = LLMSRTConfig(text_config={"hidden_size": 896})
+    large = LLMSRTConfig(text_config={"hidden_size": 2048})
+    from llmsrt.modeling_llmsrt import LLMSRTProjector
+
+    assert [type(m).__name__ for m in LLMSRTProjector(small).layers] == ["Linear"]
+    layers = LLMSRTProjector(large).layers
+    assert [type(m).__name__ for m in layers] == ["Linear", "ReLU", "Linear"] and layers[0].out_features == 1536
+
+
+def test_loss_is_on_answer_tokens_only(tiny):
+    model, processor = tiny
+    batch = training_batch(processor)
+    with torch.no_grad():
+        output = model(**batch)
+    logits, labels = output.logits[:, :-1], batch["labels"][:, 1:]
+    kept = labels != -100
+    expected = F.cross_entropy(logits[kept], labels[kept])
+    torch.testing.assert_close(output.loss, expected)
+    # Changing the prompt's target ids (masked with -100) would change the loss if they counted: they don't.
+    assert kept.sum() < batch["attention_mask"].sum()
+
+
+def test_audio_encoder_is_frozen_and_gets_no_gradients(tiny, saved_tiny):
+    model, processor = tiny
+    model.train()
+    try:
+        assert not model.audio_encoder.training
+        model(**training_batch(processor)).loss.backward()
+        assert all(p.grad is None and not p.requires_grad for p in model.audio_encoder.parameters())
+        assert all(p.grad is not None for p in model.speech_adapter.parameters() if p.requires_grad)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.eval()
+    reloaded = LLMSRTForConditionalGeneration.from_pretrained(saved_tiny)
+    assert not any(p.requires_grad for p in reloaded.audio_encoder.parameters())
+    assert all(p.requires_grad for p in reloaded.speech_adapter.parameters())
+
+
+def test_qformer_ignores_padded_encoder_frames(tiny):
+    model, _ = tiny
+    frames = torch.randn(1, 40, model.config.audio_config.d_model)
+    mask = torch.zeros(1, 40, dtype=torch.long)
+    mask[:, :25] = 1
+    changed = frames.clone()
+    changed[:, 25:] = torch.randn(1, 15, frames.shape[-1]) * 10
+    with torch.no_grad():
+        out = model.speech_adapter(frames, mask)
+        torch.testing.assert_close(model.speech_adapter(changed, mask), out)
+        assert not torch.allclose(model.speech_adapter(changed, None), model.speech_adapter(frames, None))
+    assert out.shape == (1, model.config.num_query_tokens, model.config.text_config.hidden_size)
+
+
+def test_save_load_gives_identical_logits(tiny, saved_tiny):
+    model, processor = tiny
+    batch = training_batch(processor)
+    reloaded = LLMSRTForConditionalGeneration.from_pretrained(saved_tiny).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+    assert reloaded.generation_config.num_beams == 5  # the paper's decoding is the saved default
+
+
+def _one_by_one(model, processor, clips, texts, **generate_kwargs):
+    outputs = []
+    for clip, text in zip(clips, texts):
+        single = processor(audio=clip, sampling_rate=SAMPLING_RATE, task="smt", text=text, tgt_lang="fra")
+        generated = model.generate(**single, **generate_kwargs)
+        outputs.append(generated[0, single["input_ids"].shape[1] :].tolist())
+    return outputs
+
+
+def test_batched_generation_equals_one_by_one(lively):
+    model, processor = lively
+    clips = [make_clip(1.0, 0), make_clip(3.0, 1), make_clip(2.0, 2)]
+    texts = ["hi", "good morning my friend", "the train leaves at nine"]  # rows of different lengths
+    batch = processor(audio=clips, sampling_rate=SAMPLING_RATE, task="smt", text=texts, tgt_lang="fra")
+    assert len(set(batch["attention_mask"].sum(1).tolist())) > 1
+    for options in (GREEDY, {**GREEDY, "num_beams": 3}):
+        with torch.no_grad():
+            generated = model.generate(**batch, **options)
+            batched = [row.tolist() for row in generated[:, batch["input_ids"].shape[1] :]]
+            singles = _one_by_one(model, processor, clips, texts, **options)
+        assert len({tuple(single) for single in singles}) == len(clips), "outputs must depend on the input"
+        for row, single in zip(batched, singles):
+            # the batched row may continue with padding after eos where the single run stopped
+            assert row[: len(single)] == single
+            assert all(t == processor.tokenizer.pad_token_id for t in row[len(single) :])
+
+
+def test_generate_runs_the_encoder_at_prefill_only(tiny):
+    model, processor = tiny
+    calls = []
+    handle = model.audio_encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        batch = processor(audio=[make_clip(1.0, 0), make_clip(1.5, 1)], sampling_rate=SAMPLING_RATE)
+        with torch.no_grad():
+            model.generate(**batch, **{**GREEDY, "max_new_tokens": 5, "min_new_tokens": 5})
+    finally:
+        handle.remove()
+    assert len(calls) == 1

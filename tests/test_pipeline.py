@@ -1,0 +1,48 @@
+import pytest
+from transformers import pipeline
+
+from conftest import SAMPLING_RATE, make_clip
+
+GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6, "no_repeat_ngram_size": 0}
+
+
+@pytest.fixture(scope="module")
+def translator(lively, tmp_path_factory):
+    model, processor = lively
+    folder = tmp_path_factory.mktemp("pipeline-model")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return pipeline("speech-translation", model=str(folder), trust_remote_code=True)
+
+
+def test_pipeline_on_a_wav_file(translator, lively, wav_file):
+    result = translator(str(wav_file), src_lang="eng", tgt_lang="deu", generate_kwargs=GREEDY)
+    assert set(result) == {"transcription", "translation", "src_lang", "tgt_lang"}
+    assert (result["src_lang"], result["tgt_lang"]) == ("eng", "deu")
+    # The pipeline returns exactly what generate + post-processing give for the same clip.
+    model, processor = lively
+    batch = processor(audio=str(wav_file), src_lang="eng", tgt_lang="deu")
+    answer = model.generate(**batch, **GREEDY)[:, batch["input_ids"].shape[1] :]
+    expected = processor.post_process_speech_translation(answer, "srt", "eng", "deu")[0]
+    assert {k: result[k] for k in ("transcription", "translation")} == expected
+    assert result["transcription"] != ""
+
+
+def test_batched_list_with_one_target_language_per_clip(translator):
+    clips = [{"array": make_clip(s, i, 22050), "sampling_rate": 22050} for i, s in enumerate((1.0, 2.5, 1.5))]
+    tgt_langs = ["deu", "fra", "spa"]
+    batched = translator(clips, src_lang="eng", tgt_lang=tgt_langs, batch_size=3, generate_kwargs=GREEDY)
+    singles = [translator(c, src_lang="eng", tgt_lang=t, generate_kwargs=GREEDY) for c, t in zip(clips, tgt_langs)]
+    assert batched == singles
+    assert [r["tgt_lang"] for r in batched] == tgt_langs
+    assert len({r["transcription"] for r in batched}) > 1
+
+
+def test_asr_and_smt_tasks(translator):
+    clip = {"array": make_clip(1.0, 4), "sampling_rate": SAMPLING_RATE}
+    asr = translator(clip, src_lang="fra", task="asr", generate_kwargs=GREEDY)
+    assert asr["translation"] is None and asr["tgt_lang"] is None and asr["src_lang"] == "fra"
+    smt = translator(clip, src_lang="eng", tgt_lang="deu", task="smt", text="the train", generate_kwargs=GREEDY)
+    assert smt["transcription"] == "the train" and isinstance(smt["translation"], str)
+    with pytest.raises(ValueError, match="tgt_lang has 2 entries for 1 clip"):
+        translator([clip], tgt_lang=["deu", "fra"])

@@ -1,0 +1,79 @@
+"""A saved folder loads with trust_remote_code in a fresh Python process where llmsrt cannot be imported."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import torch
+from transformers import pipeline
+
+from conftest import SAMPLING_RATE, make_clip
+
+GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 5, "no_repeat_ngram_size": 0}
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    class BlockLLMSRT:
+        def find_spec(self, name, path=None, target=None):
+            if name == "llmsrt" or name.startswith("llmsrt."):
+                raise ImportError("llmsrt must not be importable in this process")
+    sys.meta_path.insert(0, BlockLLMSRT())
+    import numpy as np, torch
+    from transformers import AutoConfig, AutoModel, AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
+    folder, clip_file, wav, out_file, greedy = sys.argv[1:6]
+    greedy = json.loads(greedy)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    seq2seq = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    clip = np.load(clip_file)
+    batch = processor(audio=clip, sampling_rate=16000, src_lang="eng", tgt_lang="deu")
+    with torch.no_grad():
+        logits = model(**batch).logits
+        same = torch.equal(seq2seq(**batch).logits, logits)
+        generated = model.generate(**batch, **greedy)[0, batch["input_ids"].shape[1]:].tolist()
+    translator = pipeline("speech-translation", model=folder, trust_remote_code=True)
+    result = translator(wav, src_lang="eng", tgt_lang="fra", generate_kwargs=greedy)
+    torch.save({"logits": logits, "generated": generated, "same": same, "result": result,
+                "config": type(config).__name__, "frozen": not any(p.requires_grad for p in model.audio_encoder.parameters()),
+                "llmsrt_loaded": "llmsrt" in sys.modules}, out_file)
+    """
+)
+
+
+def test_fresh_process_without_the_package_gives_identical_outputs(lively, tmp_path, wav_file):
+    model, processor = lively
+    folder = tmp_path / "saved"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert set(config["auto_map"]) >= {"AutoConfig", "AutoModel", "AutoModelForSpeechSeq2Seq"}
+    assert "speech-translation" in config["custom_pipelines"]
+
+    clip = make_clip(1.5, 7)
+    np.save(tmp_path / "clip.npy", clip)
+    out_file = tmp_path / "out.pt"
+    script = tmp_path / "fresh.py"
+    script.write_text(FRESH_PROCESS)
+    env_modules = tmp_path / "hf_modules"
+    subprocess.run(
+        [sys.executable, str(script), str(folder), str(tmp_path / "clip.npy"), str(wav_file), str(out_file),
+         json.dumps(GREEDY)],
+        check=True,
+        cwd=tmp_path,
+        env={"HF_MODULES_CACHE": str(env_modules), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
+    fresh = torch.load(out_file, weights_only=False)
+    assert not fresh["llmsrt_loaded"] and fresh["config"] == "LLMSRTConfig" and fresh["frozen"] and fresh["same"]
+
+    batch = processor(audio=clip, sampling_rate=SAMPLING_RATE, src_lang="eng", tgt_lang="deu")
+    with torch.no_grad():
+        torch.testing.assert_close(fresh["logits"], model(**batch).logits, rtol=0, atol=0)
+        expected = model.generate(**batch, **GREEDY)[0, batch["input_ids"].shape[1] :].tolist()
+    assert fresh["generated"] == expected
+    local = pipeline("speech-translation", model=model, processor=processor)
+    assert fresh["result"] == local(str(wav_file), src_lang="eng", tgt_lang="fra", generate_kwargs=GREEDY)
