@@ -1,5 +1,6 @@
 """Turn whatever a user calls "audio" into one validated mono float32 waveform at the model's sampling rate."""
 
+import io
 import os
 
 import librosa
@@ -9,15 +10,19 @@ import numpy as np
 SILENCE_PEAK = 1e-5
 
 
-def load_audio_file(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
-    """Decode an audio file of any format that soundfile or audioread reads, as mono at `sampling_rate`."""
-    if not os.path.isfile(path):
-        raise ValueError(f"Audio file not found: {path!s}. Pass an existing file path or an array.")
+def load_audio_file(source, sampling_rate: int, name: str = "audio") -> np.ndarray:
+    """Decode a file path or encoded bytes (any format soundfile or audioread reads) as mono at `sampling_rate`."""
+    if isinstance(source, (bytes, bytearray)):
+        source, label = io.BytesIO(source), f"{name} (encoded bytes)"
+    else:
+        label = str(source)
+        if not os.path.isfile(source):
+            raise ValueError(f"Audio file not found: {label}. Pass an existing file path or an array.")
     try:
-        waveform, _ = librosa.load(path, sr=sampling_rate, mono=True)
+        waveform, _ = librosa.load(source, sr=sampling_rate, mono=True)
     except Exception as error:  # noqa: BLE001 - any decoder failure means the file is unusable
         raise ValueError(
-            f"Could not decode audio file {path!s} ({type(error).__name__}: {error}). Accepted: any format that "
+            f"Could not decode audio file {label} ({type(error).__name__}: {error}). Accepted: any format that "
             "libsndfile reads (WAV, FLAC, OGG, MP3...) or a {'array', 'sampling_rate'} dict."
         ) from error
     return waveform
@@ -45,8 +50,9 @@ def prepare_audio(
     """Validate one clip and return it as a 1-D float32 array at `target_sampling_rate`.
 
     Args:
-        audio: a path, a `{"array", "sampling_rate"}` dict (as `datasets.Audio` decodes), a numpy array or torch
-            tensor of shape `(samples,)`, `(channels, samples)` or `(samples, channels)`.
+        audio: a path; a `{"array", "sampling_rate"}` dict; an undecoded `datasets.Audio` value (`{"path", "bytes"}`)
+            or a decoded one (torchcodec `AudioDecoder`); a numpy array or torch tensor of shape `(samples,)`,
+            `(channels, samples)` or `(samples, channels)`.
         sampling_rate: rate of an array input; `None` means it is already at `target_sampling_rate`.
         max_seconds: the longest accepted duration (the encoder window).
         name: how the clip is named in error messages.
@@ -54,14 +60,20 @@ def prepare_audio(
     Raises:
         ValueError: empty, non-finite, silent, too long, or undecodable audio.
     """
-    if isinstance(audio, (str, os.PathLike)):
-        audio, sampling_rate = load_audio_file(audio, target_sampling_rate), target_sampling_rate
+    if isinstance(audio, dict) and "array" not in audio:
+        encoded = audio.get("bytes") or audio.get("path")
+        if not encoded:
+            raise ValueError(
+                f"{name}: a dict input needs 'array' and 'sampling_rate' (or 'path'/'bytes'), got keys {list(audio)}."
+            )
+        audio = encoded
+    if isinstance(audio, (str, os.PathLike, bytes, bytearray)):
+        audio, sampling_rate = load_audio_file(audio, target_sampling_rate, name), target_sampling_rate
     elif isinstance(audio, dict):
-        if "array" not in audio:
-            if "path" in audio and audio["path"]:
-                return prepare_audio(audio["path"], None, target_sampling_rate, max_seconds, name)
-            raise ValueError(f"{name}: a dict input needs an 'array' and a 'sampling_rate' key, got {list(audio)}.")
         audio, sampling_rate = audio["array"], audio.get("sampling_rate", sampling_rate)
+    elif hasattr(audio, "get_all_samples"):  # torchcodec's AudioDecoder, as datasets' Audio feature decodes
+        samples = audio.get_all_samples()
+        audio, sampling_rate = samples.data, samples.sample_rate
     if hasattr(audio, "detach"):
         audio = audio.detach().cpu().numpy()
     waveform = np.asarray(audio, dtype=np.float32)

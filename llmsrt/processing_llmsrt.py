@@ -157,7 +157,7 @@ class LLMSRTProcessor(ProcessorMixin):
         sampling_rate: int | None = None,
         src_lang: str | list[str] = "eng",
         tgt_lang: str | list[str] | None = "deu",
-        task: str = "srt",
+        task: str | list[str] = "srt",
         text: str | list[str] | None = None,
         targets: str | dict | list | None = None,
         padding_side: str | None = None,
@@ -170,7 +170,7 @@ class LLMSRTProcessor(ProcessorMixin):
                 (mono or stereo; resampled to 16 kHz and mixed to mono).
             sampling_rate: sampling rate of array inputs (`None`: already 16 kHz).
             src_lang, tgt_lang: ISO 639-3 codes, one for all clips or one per clip.
-            task: `"asr"`, `"smt"` or `"srt"`.
+            task: `"asr"`, `"smt"` or `"srt"`, for all clips or one per clip (to mix tasks in a batch).
             text: gold transcript(s), required for `smt`.
             targets: answers for training; a string (the answer as the model writes it) or a dict with
                 `transcription` and/or `translation`. When given, the output holds `labels` and pads on the right.
@@ -182,13 +182,14 @@ class LLMSRTProcessor(ProcessorMixin):
         """
         if audio is None:
             raise ValueError("audio is required: a path, an array with its sampling_rate, or a list of them.")
-        task = check_task(task)
         clips = _as_clip_list(audio)
         count = len(clips)
+        tasks = [check_task(name) for name in _per_clip(task, count, "task")]
         src_langs = [get_language(code).code for code in _per_clip(src_lang, count, "src_lang")]
-        tgt_langs = _per_clip(tgt_lang, count, "tgt_lang")
-        if task != "asr":
-            tgt_langs = [get_language(code).code for code in tgt_langs]
+        tgt_langs = [
+            code if name == "asr" else get_language(code).code
+            for code, name in zip(_per_clip(tgt_lang, count, "tgt_lang"), tasks)
+        ]
         transcripts = _per_clip(text, count, "text")
         waveforms = [
             prepare_audio(clip, sampling_rate, self.sampling_rate, self.max_audio_seconds, name=f"audio clip {i}")
@@ -202,15 +203,15 @@ class LLMSRTProcessor(ProcessorMixin):
             return_tensors="pt",
         )
         prompts = [
-            self.audio_token * self.num_query_tokens + format_prompt(task, src, tgt, transcript)
-            for src, tgt, transcript in zip(src_langs, tgt_langs, transcripts)
+            self.audio_token * self.num_query_tokens + format_prompt(name, src, tgt, transcript)
+            for name, src, tgt, transcript in zip(tasks, src_langs, tgt_langs, transcripts)
         ]
         prompt_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
         answer_ids = None
         if targets is not None:
             answers = [
-                self._answer_text(task, target, src, tgt)
-                for target, src, tgt in zip(_per_clip(targets, count, "targets"), src_langs, tgt_langs)
+                self._answer_text(name, target, src, tgt)
+                for name, target, src, tgt in zip(tasks, _per_clip(targets, count, "targets"), src_langs, tgt_langs)
             ]
             eos = [self.tokenizer.eos_token_id]
             answer_ids = [ids + eos for ids in self.tokenizer(answers, add_special_tokens=False)["input_ids"]]
@@ -261,7 +262,7 @@ class LLMSRTProcessor(ProcessorMixin):
     def post_process_speech_translation(
         self,
         generated_ids: torch.Tensor | list[list[int]],
-        task: str = "srt",
+        task: str | list[str] = "srt",
         src_lang: str | list[str] | None = None,
         tgt_lang: str | list[str] | None = None,
         text: str | list[str] | None = None,
@@ -271,17 +272,17 @@ class LLMSRTProcessor(ProcessorMixin):
         Returns one `{"transcription", "translation"}` dict per row: for `srt` the answer is split on its tag pair;
         `asr` gives no translation (`None`); `smt` returns the given gold transcript (`text`) as transcription.
         """
-        task = check_task(task)
         decoded = self.tokenizer.batch_decode(generated_ids, skip_special_tokens=True)
         count = len(decoded)
+        tasks = [check_task(name) for name in _per_clip(task, count, "task")]
         src_langs = _per_clip(src_lang, count, "src_lang")
         tgt_langs = _per_clip(tgt_lang, count, "tgt_lang")
         transcripts = _per_clip(text, count, "text")
         results = []
-        for answer, src, tgt, transcript in zip(decoded, src_langs, tgt_langs, transcripts):
-            if task == "srt":
+        for answer, name, src, tgt, transcript in zip(decoded, tasks, src_langs, tgt_langs, transcripts):
+            if name == "srt":
                 transcription, translation = split_answer(answer, src, tgt)
-            elif task == "asr":
+            elif name == "asr":
                 transcription, translation = answer.strip(), None
             else:
                 transcription, translation = transcript, answer.strip()

@@ -72,6 +72,7 @@ def build_tiny_model_and_processor(
             "num_key_value_heads": 2,
             "max_position_embeddings": 1024,
             "tie_word_embeddings": True,
+            "initializer_range": 0.3,  # large random weights: a frozen tiny LLM that can still express a text
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },

@@ -1,0 +1,70 @@
+"""Command-line / recipe arguments of `train.py`, parsed by `HfArgumentParser` with `TrainingArguments`."""
+
+from dataclasses import dataclass, field
+
+STAGES = ("asr", "smt", "srt")
+TRAINABLE_PARTS = ("adapter", "lora", "llm")
+
+# The paper's per-stage settings; a recipe's `stages:` block and `--stage_overrides` change them.
+PAPER_STAGE_SETTINGS = {
+    "asr": {"train": ["adapter"], "learning_rate": 1e-4, "warmup_steps": 500},
+    "smt": {"train": ["adapter"], "learning_rate": 1e-5, "warmup_steps": 500},
+    "srt": {"train": ["adapter", "lora"], "learning_rate": 1e-4, "warmup_steps": 200},
+}
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "An LLM-SRT folder or Hub id to start the first stage from."}
+    )
+    whisper: str | None = field(default=None, metadata={"help": "Whisper checkpoint (Hub id or folder)."})
+    llm: str | None = field(default=None, metadata={"help": "Causal LM checkpoint (Hub id or folder)."})
+    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file of the LLM inside `llm`."})
+    tiny_model: bool = field(
+        default=False, metadata={"help": "Build a tiny random model (tokenizer trained on the data): smoke tests."}
+    )
+    num_query_tokens: int = field(default=80, metadata={"help": "Audio embeddings per clip."})
+    qformer_num_layers: int = field(default=8, metadata={"help": "Q-Former layers of a new adapter."})
+    model_dtype: str | None = field(
+        default=None, metadata={"help": "dtype of the pretrained parts (float32, bfloat16); the adapter stays fp32."}
+    )
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="manifest", metadata={"help": "Source: manifest, fleurs, covost2, common_voice, or toy."}
+    )
+    train_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest of training rows."})
+    eval_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest for evaluation loss."})
+    asr_manifest: str | None = field(
+        default=None, metadata={"help": "Manifest for the ASR stage (default: the training manifest)."}
+    )
+    dataset_path: str | None = field(default=None, metadata={"help": "Hub id or local folder of a Hub dataset."})
+    data_dir: str | None = field(default=None, metadata={"help": "Manual data folder (CoVoST-2's Common Voice)."})
+    directions: list[str] = field(
+        default_factory=list, metadata={"help": "Directions for Hub sources, e.g. eng-deu zho-eng."}
+    )
+    train_split: str = field(default="train")
+    eval_split: str | None = field(default=None)
+    streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
+    skip_invalid_rows: bool = field(
+        default=False, metadata={"help": "Drop bad manifest rows (counted and logged) instead of stopping."}
+    )
+    max_train_samples: int | None = field(default=None)
+
+
+@dataclass
+class CurriculumArguments:
+    stage: str = field(default="all", metadata={"help": "Stage to run: asr, smt, srt or all (in that order)."})
+    smt_share: float = field(
+        default=0.0, metadata={"help": "Share of SMT samples mixed into the SRT stage (the later recipe: 0.5)."}
+    )
+    stage_overrides: list[str] = field(
+        default_factory=list, metadata={"help": "Per-stage settings, e.g. srt.learning_rate=2e-4 asr.train=adapter"}
+    )
+
+    def __post_init__(self):
+        if self.stage not in STAGES + ("all",):
+            raise ValueError(f"--stage must be one of {', '.join(STAGES)} or all, got {self.stage!r}.")

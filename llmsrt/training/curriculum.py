@@ -1,0 +1,166 @@
+"""The three-stage curriculum (ASR -> SMT -> SRT): each stage starts from the previous stage's final weights.
+
+Layout under `OUTPUT_DIR`:
+    <stage>/                   complete `save_pretrained` folder: model (LoRA merged), processor, code,
+                               trainer_state.json, loss.png, stage_info.json; written atomically
+    checkpoints/<stage>/       the Trainer's checkpoint-N folders (atomic, see `LLMSRTTrainer`)
+"""
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from transformers import TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..data import CurriculumCollator
+from ..lora import merge_lora
+from .arguments import STAGES, CurriculumArguments, DataArguments, ModelArguments
+from .model_setup import build_initial_model, configure_trainable, fingerprint, load_model, trainable_parameter_names
+from .plots import save_loss_plot
+from .stage_data import example_texts, load_stage_examples
+from .trainer import LLMSRTTrainer, publish_directory
+
+logger = logging.getLogger(__name__)
+STAGE_INFO = "stage_info.json"
+
+
+def is_complete(stage_dir: Path) -> bool:
+    return (stage_dir / STAGE_INFO).is_file()
+
+
+def stage_training_arguments(base: TrainingArguments, stage: str, settings: dict, output_dir: Path):
+    """The stage's `TrainingArguments`: the shared ones, with this stage's settings (`learning_rate`, ...)."""
+    overrides = {name: value for name, value in settings.items() if name != "train"}
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainingArguments)}
+    if unknown:
+        raise ValueError(f"Stage {stage}: {sorted(unknown)} are not TrainingArguments fields.")
+    return dataclasses.replace(
+        base,
+        output_dir=str(output_dir / "checkpoints" / stage),
+        push_to_hub=False,  # the finished curriculum is exported and pushed once, with its model card
+        remove_unused_columns=False,
+        **overrides,
+    )
+
+
+def resume_point(training_args: TrainingArguments, stage_args: TrainingArguments, single_stage: bool) -> str | None:
+    """`--resume_from_checkpoint true` resumes each unfinished stage from its last complete checkpoint; a path
+    resumes the (single) stage being run from that checkpoint."""
+    requested = training_args.resume_from_checkpoint
+    if not requested or str(requested).lower() == "false":
+        return None
+    if str(requested).lower() == "true":
+        folder = Path(stage_args.output_dir)
+        return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if not single_stage:
+        raise ValueError("A checkpoint path in --resume_from_checkpoint needs --stage STAGE; use 'true' with all.")
+    return requested
+
+
+def run_stage(
+    stage: str,
+    model,
+    processor,
+    settings: dict,
+    data_args: DataArguments,
+    curriculum_args: CurriculumArguments,
+    training_args: TrainingArguments,
+    single_stage: bool,
+    train_examples=None,
+) -> Path:
+    """Train one stage and write `OUTPUT_DIR/<stage>/`. Returns that folder."""
+    output_dir = Path(training_args.output_dir)
+    stage_args = stage_training_arguments(training_args, stage, settings, output_dir)
+    started = time.time()
+    initial_fingerprint = fingerprint(model)
+    model = configure_trainable(model, settings["train"])
+    train_examples = train_examples or load_stage_examples(data_args, stage, str(output_dir))
+    eval_examples = load_stage_examples(data_args, stage, str(output_dir), split=data_args.eval_split or "eval")
+    collator = CurriculumCollator(
+        processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0, seed=stage_args.seed
+    )
+    trainer = LLMSRTTrainer(
+        model=model,
+        args=stage_args,
+        train_dataset=train_examples,
+        eval_dataset=eval_examples,
+        data_collator=collator,
+        processing_class=processor,
+    )
+    trainable = trainable_parameter_names(model)
+    logger.info("Stage %s trains %d tensors (%s)", stage, len(trainable), ", ".join(settings["train"]))
+    trainer.train(resume_from_checkpoint=resume_point(training_args, stage_args, single_stage))
+    final_model = merge_lora(trainer.model)
+    final_dir = output_dir / stage
+    if stage_args.should_save:
+        info = {
+            "stage": stage,
+            "trained_parts": settings["train"],
+            "trainable_parameters": trainable,
+            "initial_fingerprint": initial_fingerprint,
+            "final_fingerprint": fingerprint(final_model),
+            "global_step": trainer.state.global_step,
+            "train_seconds": round(time.time() - started, 2),
+            "settings": {k: v for k, v in settings.items()},
+        }
+        save_stage_folder(final_model, processor, trainer, final_dir, info)
+    trainer.accelerator.wait_for_everyone()
+    return final_dir
+
+
+def save_stage_folder(model, processor, trainer, final_dir: Path, info: dict) -> None:
+    """Write the stage's folder under a staging name, then rename it into place (atomic)."""
+    staged = final_dir.with_name(final_dir.name + ".staging")
+    shutil.rmtree(staged, ignore_errors=True)
+    model.save_pretrained(staged)
+    processor.save_pretrained(staged)
+    trainer.state.save_to_json(str(staged / "trainer_state.json"))
+    save_loss_plot(trainer.state.log_history, staged / "loss.png", f"LLM-SRT {info['stage'].upper()} stage")
+    (staged / STAGE_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    publish_directory(str(staged), str(final_dir))
+
+
+def run_curriculum(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    curriculum_args: CurriculumArguments,
+    training_args: TrainingArguments,
+    settings: dict[str, dict],
+) -> dict[str, Path]:
+    """Run `curriculum_args.stage` (or all three stages in order). Returns the finished stage folders."""
+    output_dir = Path(training_args.output_dir)
+    stages = STAGES if curriculum_args.stage == "all" else (curriculum_args.stage,)
+    single_stage = len(stages) == 1
+    resuming = bool(training_args.resume_from_checkpoint)
+    finished: dict[str, Path] = {}
+    for stage in stages:
+        stage_dir = output_dir / stage
+        if resuming and is_complete(stage_dir) and not single_stage:
+            logger.info("Stage %s is complete in %s: skipped.", stage, stage_dir)
+            finished[stage] = stage_dir
+            continue
+        set_seed(training_args.seed)
+        previous = STAGES[STAGES.index(stage) - 1] if stage != STAGES[0] else None
+        train_examples = None
+        if previous and is_complete(output_dir / previous):
+            model, processor = load_model(str(output_dir / previous))
+        elif previous and model_args.model_name_or_path is None:
+            raise ValueError(
+                f"Stage {stage} starts from the {previous} stage, but {output_dir / previous} is missing: run "
+                f"--stage {previous} first, or pass --model_name_or_path."
+            )
+        else:
+            if model_args.tiny_model and not model_args.model_name_or_path:
+                train_examples = load_stage_examples(data_args, stage, str(output_dir))
+            model, processor = build_initial_model(
+                model_args, example_texts(train_examples) if train_examples is not None else None
+            )
+        finished[stage] = run_stage(
+            stage, model, processor, settings[stage], data_args, curriculum_args, training_args, single_stage,
+            train_examples,
+        )
+    return finished

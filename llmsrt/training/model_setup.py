@@ -1,0 +1,81 @@
+"""Where a stage's model comes from, and which of its parts train."""
+
+import hashlib
+import logging
+
+import torch
+
+from ..lora import add_lora
+from ..modeling_llmsrt import LLMSRTForConditionalGeneration
+from ..processing_llmsrt import LLMSRTProcessor
+from .arguments import ModelArguments
+
+logger = logging.getLogger(__name__)
+
+
+def build_initial_model(model_args: ModelArguments, texts: list[str] | None = None):
+    """The model the first stage starts from: a saved LLM-SRT, pretrained parts with a new adapter, or tiny."""
+    if model_args.model_name_or_path:
+        return load_model(model_args.model_name_or_path)
+    if model_args.whisper and model_args.llm:
+        processor = LLMSRTProcessor.from_pretrained_parts(
+            model_args.whisper, model_args.llm, model_args.gguf_file, model_args.num_query_tokens
+        )
+        model = LLMSRTForConditionalGeneration.from_pretrained_parts(
+            model_args.whisper,
+            model_args.llm,
+            audio_token_id=processor.audio_token_id,
+            gguf_file=model_args.gguf_file,
+            dtype=model_args.model_dtype,
+            num_query_tokens=model_args.num_query_tokens,
+            qformer_config={"num_hidden_layers": model_args.qformer_num_layers},
+        )
+        return model, processor
+    if model_args.tiny_model:
+        from ..tiny import build_tiny_model_and_processor
+
+        if not texts:
+            raise ValueError("tiny_model trains its tokenizer on the training texts, but none were found.")
+        return build_tiny_model_and_processor(texts, num_query_tokens=min(model_args.num_query_tokens, 16))
+    raise ValueError(
+        "No starting model: give --model_name_or_path (an LLM-SRT folder), or --whisper and --llm "
+        "(pretrained parts), or --tiny_model true."
+    )
+
+
+def load_model(path: str):
+    model = LLMSRTForConditionalGeneration.from_pretrained(path)
+    return model, LLMSRTProcessor.from_pretrained(path)
+
+
+def configure_trainable(model: LLMSRTForConditionalGeneration, parts: list[str]):
+    """Freeze everything, then unfreeze `parts`: `adapter` (queries, Q-Former, MLP), `lora` (new LoRA adapters on
+    the LLM's q/v projections; the model becomes a `PeftModel`), `llm` (full LLM fine-tuning). The Whisper encoder
+    never trains."""
+    model.requires_grad_(False)
+    if "llm" in parts and "lora" in parts:
+        raise ValueError("Train the LLM either fully ('llm') or through LoRA ('lora'), not both.")
+    if "lora" in parts:
+        model = add_lora(model, train_speech_adapter="adapter" in parts)
+        inner = model.base_model.model
+    else:
+        inner = model
+        if "adapter" in parts:
+            inner.speech_adapter.requires_grad_(True)
+        if "llm" in parts:
+            inner.language_model.requires_grad_(True)
+    inner.freeze_audio_encoder()
+    return model
+
+
+def trainable_parameter_names(model) -> list[str]:
+    return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """A hash of every weight (names and values): equal fingerprints mean identical models."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,64 @@
+"""`LLMSRTTrainer`: transformers' Trainer with checkpoints that a kill can never leave half-written."""
+
+import os
+import shutil
+
+from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+STAGING_DIR = ".staging"
+
+
+class LLMSRTTrainer(Trainer):
+    """A `Trainer` (checkpointing, logging, distributed support unchanged) whose checkpoints appear atomically.
+
+    Each checkpoint is written in full (weights, optimizer, scheduler, RNG states of every process, trainer state)
+    under `OUTPUT/.staging/checkpoint-N` and only then renamed to `OUTPUT/checkpoint-N`. A process killed at any
+    moment leaves either a complete checkpoint or none: `resume_from_checkpoint` never sees a partial one.
+    """
+
+    _writing_checkpoint = False
+
+    def _get_output_dir(self, trial) -> str:
+        run_dir = super()._get_output_dir(trial)
+        return os.path.join(run_dir, STAGING_DIR) if self._writing_checkpoint else run_dir
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = self._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        self._writing_checkpoint = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._writing_checkpoint = False
+        self.accelerator.wait_for_everyone()  # every process has written its RNG state
+        if self.args.should_save:
+            publish_directory(os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name))
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=False,
+            )
+        self.accelerator.wait_for_everyone()
+
+    def train(self, *args, **kwargs):
+        if self.args.should_save:  # drop whatever a killed run left half-written
+            shutil.rmtree(os.path.join(self.args.output_dir, STAGING_DIR), ignore_errors=True)
+        return super().train(*args, **kwargs)
+
+
+def publish_directory(staged: str, final: str) -> None:
+    """Move a fully written directory to its final name in one atomic rename (replacing an older copy)."""
+    for root, _, files in os.walk(staged):
+        for file_name in files:
+            with open(os.path.join(root, file_name), "rb") as handle:
+                os.fsync(handle.fileno())
+    if os.path.exists(final):
+        retired = final + ".retired"
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(final, retired)
+        os.replace(staged, final)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staged, final)
