@@ -66,4 +66,4 @@ def test_merged_and_adapter_only_saves_reproduce_the_lora_model(tmp_path):
     merged.save_pretrained(tmp_path / "merged")
     reloaded = LLMSRTForConditionalGeneration.from_pretrained(tmp_path / "merged").eval()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=1e-4, atol=1e-4)  # merging reorders float sums
