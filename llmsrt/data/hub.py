@@ -7,7 +7,7 @@ at a mirror or a local folder in the same layout.
 import datasets
 
 from ..languages import LANGUAGES, get_language
-from .schema import standardize
+from .schema import standardize, undecoded
 
 FLEURS = "google/fleurs"
 COVOST2 = "facebook/covost2"
@@ -39,7 +39,7 @@ def load_fleurs(
     same sentence `id` in the target language. Utterances whose sentence has no target counterpart are dropped.
     """
     source = get_language(src_lang)
-    utterances = datasets.load_dataset(path, source.fleurs, split=split, streaming=streaming)
+    utterances = undecoded(datasets.load_dataset(path, source.fleurs, split=split, streaming=streaming))
     columns = {"audio": "audio", "id": "id", "transcript": "raw_transcription"}
     if tgt_lang is None:
         return standardize(utterances, columns, {"src_lang": source.code, "tgt_lang": None, "translation": None})
@@ -89,7 +89,7 @@ def language_of_locale(locale: str) -> str:
 def load_common_voice(src_lang: str, split: str = "train", path: str = COMMON_VOICE, streaming: bool = False):
     """Common Voice transcribed speech (ASR data): `sentence` is the transcript, `locale` gives the language, and
     the row id is the clip's `path`."""
-    clips = datasets.load_dataset(path, locale_of(src_lang), split=split, streaming=streaming)
+    clips = undecoded(datasets.load_dataset(path, locale_of(src_lang), split=split, streaming=streaming))
     clips = clips.map(lambda locale: {"src_lang": language_of_locale(locale)}, input_columns=["locale"])
     columns = {"audio": "audio", "id": "path", "transcript": "sentence", "src_lang": "src_lang"}
     return standardize(clips, columns, {"tgt_lang": None, "translation": None})

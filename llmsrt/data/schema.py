@@ -36,6 +36,14 @@ def audio_feature(streaming: bool):
     return AUDIO_STORAGE if streaming else datasets.Audio(sampling_rate=SAMPLING_RATE, decode=False)
 
 
+def undecoded(dataset, column: str = "audio"):
+    """Keep `column` as stored bytes/paths, so that mapping or filtering rows never decodes (or re-encodes) audio."""
+    if column in (dataset.column_names or []) and isinstance(dataset.features[column], datasets.Audio):
+        streaming = isinstance(dataset, datasets.IterableDataset)
+        return dataset.cast_column(column, AUDIO_STORAGE if streaming else datasets.Audio(decode=False))
+    return dataset
+
+
 def _stored_audio(value) -> dict:
     if isinstance(value, str):
         return {"bytes": None, "path": value}
@@ -52,16 +60,13 @@ def standardize(dataset, columns: dict[str, str], constants: dict[str, str | Non
     """
     constants = dict(constants or {})
     streaming = isinstance(dataset, datasets.IterableDataset)
+    dataset = undecoded(dataset, columns["audio"])
     if dataset.column_names is None:  # a streamed dataset after `map`: read its first rows to learn the columns
         dataset = dataset._resolve_features()
     available = list(dataset.column_names)
     missing = [source for source in columns.values() if source not in available]
     if missing:
         raise ValueError(f"Dataset lacks column(s) {missing}; it has {available}.")
-    audio_column = columns["audio"]
-    if isinstance(dataset.features[audio_column], datasets.Audio):
-        # Pass the audio through undecoded: renaming columns must not decode (or re-encode) any audio.
-        dataset = dataset.cast_column(audio_column, AUDIO_STORAGE if streaming else datasets.Audio(decode=False))
 
     def to_schema(row):
         values = {target: row[source] for target, source in columns.items()}

@@ -1,0 +1,180 @@
+import csv
+import json
+import logging
+
+import datasets
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import make_clip
+from hub_layout import wav_bytes, write_hub_dataset
+from llmsrt.data import CurriculumCollator, ManifestError, load_common_voice, load_covost2, load_fleurs, load_manifest
+from llmsrt.data.collator import mixed_task
+from llmsrt.processing_llmsrt import format_answer
+
+FLEURS_KINDS = {
+    "id": "int32", "num_samples": "int32", "path": "string", "audio": "audio", "transcription": "string",
+    "raw_transcription": "string", "gender": "int64", "lang_id": "int64", "language": "string",
+    "lang_group_id": "int64",
+}
+SENTENCES = {
+    "en_us": {1: "The train leaves at nine.", 2: "Good morning!", 3: "Where is the station?"},
+    "de_de": {1: "Der Zug fährt um neun ab.", 2: "Guten Morgen!"},  # sentence 3 has no German recording
+}
+
+
+def fleurs_row(config, sentence_id, text, seed):
+    clip = make_clip(1.0, seed)
+    return {
+        "id": sentence_id, "num_samples": clip.size, "path": f"{seed}.wav",
+        "audio": {"bytes": wav_bytes(clip, 16000), "path": f"{seed}.wav"},
+        "transcription": text.lower().strip(".!?"), "raw_transcription": text, "gender": 0, "lang_id": 0,
+        "language": config, "lang_group_id": 0,
+    }
+
+
+@pytest.fixture(scope="module")
+def fleurs_dir(tmp_path_factory):
+    configs = {}
+    for c_index, (config, sentences) in enumerate(SENTENCES.items()):
+        rows = [fleurs_row(config, i, text, 10 * c_index + i) for i, text in sentences.items()]
+        rows.append(fleurs_row(config, 1, sentences[1], 99 + c_index))  # FLEURS repeats sentences (speakers)
+        configs[config] = {"train": rows}
+    return write_hub_dataset(tmp_path_factory.mktemp("fleurs"), configs, FLEURS_KINDS)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_fleurs_pairs_join_on_sentence_id(fleurs_dir, streaming):
+    pairs = list(load_fleurs("eng", "deu", "train", path=str(fleurs_dir), streaming=streaming))
+    assert sorted((row["id"], row["translation"]) for row in pairs) == [
+        ("1", "Der Zug fährt um neun ab."), ("1", "Der Zug fährt um neun ab."), ("2", "Guten Morgen!")
+    ]
+    first = pairs[0]
+    assert first["src_lang"] == "eng" and first["tgt_lang"] == "deu"
+    assert first["transcript"] == "The train leaves at nine."
+    asr = list(load_fleurs("deu", None, "train", path=str(fleurs_dir), streaming=streaming))
+    assert len(asr) == 3 and all(row["translation"] is None for row in asr)
+
+
+def test_fleurs_audio_reaches_the_model_at_16khz(fleurs_dir, tiny):
+    _, processor = tiny
+    pairs = load_fleurs("eng", "deu", "train", path=str(fleurs_dir))
+    assert isinstance(pairs.features["audio"], datasets.Audio) and pairs.features["audio"].sampling_rate == 16000
+    batch = CurriculumCollator(processor, "srt")([pairs[0], pairs[1]])
+    expected = processor(audio=make_clip(1.0, 1), sampling_rate=16000)["input_features"][0]
+    row = 0 if pairs[0]["audio"]["path"] == "1.wav" else 1
+    # equal up to the 16-bit quantisation of the stored WAV
+    torch.testing.assert_close(batch["input_features"][row], expected, atol=0.02, rtol=0)
+
+
+def test_covost2_and_common_voice_layouts(tmp_path):
+    clip = {"bytes": wav_bytes(make_clip(1.0, 5, 48000), 48000), "path": "common_voice_en_1.mp3"}
+    covost = write_hub_dataset(
+        tmp_path / "covost2",
+        {"en_de": {"train": [{"client_id": "c", "file": "a.mp3", "audio": clip, "sentence": "Hello there.",
+                              "translation": "Hallo zusammen.", "id": "common_voice_en_1"}]}},
+        {"client_id": "string", "file": "string", "audio": "audio", "sentence": "string", "translation": "string",
+         "id": "string"},
+    )
+    row = load_covost2("eng", "deu", "train", path=str(covost))[0]
+    assert (row["id"], row["src_lang"], row["tgt_lang"]) == ("common_voice_en_1", "eng", "deu")
+    assert (row["transcript"], row["translation"]) == ("Hello there.", "Hallo zusammen.")
+    voice = write_hub_dataset(
+        tmp_path / "cv",
+        {"zh-CN": {"train": [{"client_id": "c", "path": "cv_zh_1.mp3", "audio": clip, "sentence": "你好",
+                              "locale": "zh-CN"}]}},
+        {"client_id": "string", "path": "string", "audio": "audio", "sentence": "string", "locale": "string"},
+    )
+    row = load_common_voice("zho", "train", path=str(voice))[0]
+    assert (row["id"], row["src_lang"], row["transcript"], row["translation"]) == ("cv_zh_1.mp3", "zho", "你好", None)
+
+
+def write_manifest(folder, rows, kind="jsonl"):
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    for index in range(3):
+        sf.write(folder / "audio" / f"{index}.wav", make_clip(1.0, index, 22050), 22050)
+    path = folder / f"manifest.{kind}"
+    if kind == "jsonl":
+        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    else:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=sorted({key for row in rows for key in row}))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+GOOD_ROWS = [
+    {"id": "a", "audio": "audio/0.wav", "src_lang": "eng", "transcript": "the train", "tgt_lang": "deu",
+     "translation": "der zug"},
+    {"audio": "audio/1.wav", "src_lang": "fr_fr", "transcript": "bonjour"},
+]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_manifest_rows_resolve_paths_languages_and_ids(tmp_path, kind):
+    path = write_manifest(tmp_path, GOOD_ROWS, kind)
+    rows = list(load_manifest(path))
+    assert [row["id"] for row in rows] == ["a", "manifest-2"]
+    assert rows[0]["audio"]["path"] == str(tmp_path / "audio" / "0.wav")
+    assert rows[1]["src_lang"] == "fra" and rows[1]["translation"] in (None, "")
+    streamed = list(load_manifest(path, streaming=True))
+    assert [row["id"] for row in streamed] == ["a", "manifest-2"]
+
+
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ({"audio": "audio/9.wav", "src_lang": "eng", "transcript": "x"}, "row 2.*audio file not found"),
+        ({"audio": "audio/1.wav", "src_lang": "xx", "transcript": "x"}, "row 2.*Unknown language code 'xx'"),
+        ({"audio": "audio/1.wav", "src_lang": "eng", "transcript": " "}, "row 2.*empty or missing 'transcript'"),
+        ({"id": "b", "audio": "audio/1.wav", "src_lang": "eng", "transcript": "x", "translation": "y"},
+         r"row 2 \(id=b\).*without 'tgt_lang'"),
+        ({"audio": "audio/bad.wav", "src_lang": "eng", "transcript": "x"}, "row 2.*unreadable audio"),
+    ],
+)
+def test_bad_manifest_rows_are_named(tmp_path, bad_row, message):
+    path = write_manifest(tmp_path, [GOOD_ROWS[0], bad_row])
+    (tmp_path / "audio" / "bad.wav").write_bytes(b"not a wav file at all")
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(path)
+
+
+def test_skip_invalid_rows_counts_and_logs(tmp_path, caplog):
+    rows = [GOOD_ROWS[0], {"audio": "audio/9.wav", "src_lang": "eng", "transcript": "x"}, GOOD_ROWS[1]]
+    path = write_manifest(tmp_path, rows)
+    with caplog.at_level(logging.WARNING):
+        dataset = load_manifest(path, skip_invalid=True)
+    assert len(dataset) == 2
+    assert "Skipped 1 invalid row(s)" in caplog.text and "row 2" in caplog.text
+
+
+def test_collator_masks_audio_prompt_and_padding(tiny, tmp_path):
+    _, processor = tiny
+    path = write_manifest(tmp_path, [GOOD_ROWS[0], {**GOOD_ROWS[0], "id": "c", "audio": "audio/2.wav",
+                                                    "transcript": "good morning my friend"}])
+    examples = list(load_manifest(path))
+    batch = CurriculumCollator(processor, "srt")(examples)
+    tokenizer = processor.tokenizer
+    for row, example in enumerate(examples):
+        answer = format_answer("srt", "eng", "deu", example["transcript"], example["translation"])
+        expected = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        assert batch["labels"][row][batch["labels"][row] != -100].tolist() == expected
+    assert batch["input_features"].shape[0] == 2 and "input_features_mask" in batch
+    asr = CurriculumCollator(processor, "asr")(examples[:1])
+    kept = asr["labels"][0][asr["labels"][0] != -100].tolist()
+    assert kept == tokenizer("the train", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    with pytest.raises(ValueError, match="has no translation"):
+        CurriculumCollator(processor, "smt")([{**examples[0], "translation": None}])
+
+
+def test_smt_share_mixes_tasks_by_ratio():
+    ids = [f"utt-{i}" for i in range(4000)]
+    share = np.mean([mixed_task(i, 0.3) == "smt" for i in ids])
+    assert abs(share - 0.3) < 0.03
+    assert [mixed_task(i, 0.3) for i in ids[:50]] == [mixed_task(i, 0.3) for i in ids[:50]]
+    assert all(mixed_task(i, 0.0) == "srt" for i in ids[:100])
+    with pytest.raises(ValueError, match="smt_share"):
+        CurriculumCollator(processor=None, task="asr", smt_share=0.5)
