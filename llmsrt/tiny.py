@@ -61,6 +61,8 @@ def build_tiny_model_and_processor(
             "num_hidden_layers": 2,
             "num_attention_heads": 2,
             "intermediate_size": 64,
+            "hidden_dropout_prob": 0.0,  # deterministic training steps: runs can be compared exactly
+            "attention_probs_dropout_prob": 0.0,
         },
         text_config={
             "model_type": "qwen2",

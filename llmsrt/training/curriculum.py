@@ -78,8 +78,9 @@ def run_stage(
     started = time.time()
     initial_fingerprint = fingerprint(model)
     model = configure_trainable(model, settings["train"])
-    train_examples = train_examples or load_stage_examples(data_args, stage, str(output_dir))
-    eval_examples = load_stage_examples(data_args, stage, str(output_dir), split=data_args.eval_split or "eval")
+    with training_args.main_process_first(desc=f"{stage} data"):
+        train_examples = train_examples or load_stage_examples(data_args, stage, str(output_dir))
+        eval_examples = load_stage_examples(data_args, stage, str(output_dir), split=data_args.eval_split or "eval")
     collator = CurriculumCollator(
         processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0, seed=stage_args.seed
     )
@@ -93,7 +94,8 @@ def run_stage(
     )
     trainable = trainable_parameter_names(model)
     logger.info("Stage %s trains %d tensors (%s)", stage, len(trainable), ", ".join(settings["train"]))
-    trainer.train(resume_from_checkpoint=resume_point(training_args, stage_args, single_stage))
+    resume_from = resume_point(training_args, stage_args, single_stage)
+    trainer.train(resume_from_checkpoint=resume_from)
     final_model = merge_lora(trainer.model)
     final_dir = output_dir / stage
     if stage_args.should_save:
@@ -104,6 +106,7 @@ def run_stage(
             "initial_fingerprint": initial_fingerprint,
             "final_fingerprint": fingerprint(final_model),
             "global_step": trainer.state.global_step,
+            "resumed_from": resume_from,
             "train_seconds": round(time.time() - started, 2),
             "settings": {k: v for k, v in settings.items()},
         }
@@ -155,7 +158,8 @@ def run_curriculum(
             )
         else:
             if model_args.tiny_model and not model_args.model_name_or_path:
-                train_examples = load_stage_examples(data_args, stage, str(output_dir))
+                with training_args.main_process_first(desc="tokenizer data"):
+                    train_examples = load_stage_examples(data_args, stage, str(output_dir))
             model, processor = build_initial_model(
                 model_args, example_texts(train_examples) if train_examples is not None else None
             )

@@ -4,7 +4,7 @@ import os
 import shutil
 
 from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
 STAGING_DIR = ".staging"
 
@@ -15,6 +15,8 @@ class LLMSRTTrainer(Trainer):
     Each checkpoint is written in full (weights, optimizer, scheduler, RNG states of every process, trainer state)
     under `OUTPUT/.staging/checkpoint-N` and only then renamed to `OUTPUT/checkpoint-N`. A process killed at any
     moment leaves either a complete checkpoint or none: `resume_from_checkpoint` never sees a partial one.
+    Old checkpoints (beyond `save_total_limit`) are renamed out of sight before they are deleted, for the same
+    reason.
     """
 
     _writing_checkpoint = False
@@ -34,12 +36,7 @@ class LLMSRTTrainer(Trainer):
         self.accelerator.wait_for_everyone()  # every process has written its RNG state
         if self.args.should_save:
             publish_directory(os.path.join(run_dir, STAGING_DIR, name), os.path.join(run_dir, name))
-            rotate_checkpoints(
-                output_dir=run_dir,
-                save_total_limit=self.args.save_total_limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=False,
-            )
+            retire_old_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
 
     def train(self, *args, **kwargs):
@@ -62,3 +59,22 @@ def publish_directory(staged: str, final: str) -> None:
         shutil.rmtree(retired, ignore_errors=True)
     else:
         os.replace(staged, final)
+
+
+def retire_old_checkpoints(run_dir: str, save_total_limit: int | None, best_model_checkpoint: str | None) -> None:
+    """Keep the newest `save_total_limit` checkpoints (and the best one); each older one is first renamed into the
+    staging folder, so that a kill during the deletion never leaves a partial `checkpoint-N` behind."""
+    if not save_total_limit or save_total_limit <= 0:
+        return
+    checkpoints = sort_checkpoints(run_dir, PREFIX_CHECKPOINT_DIR, use_mtime=False)
+    protected = {checkpoints[-1]} if checkpoints else set()
+    if best_model_checkpoint is not None:
+        protected.add(str(best_model_checkpoint))
+    excess = len(checkpoints) - max(save_total_limit, len(protected))
+    doomed = [checkpoint for checkpoint in checkpoints if checkpoint not in protected][: max(excess, 0)]
+    for checkpoint in doomed:
+        retired = os.path.join(run_dir, STAGING_DIR, "retired-" + os.path.basename(checkpoint))
+        os.makedirs(os.path.dirname(retired), exist_ok=True)
+        shutil.rmtree(retired, ignore_errors=True)
+        os.replace(checkpoint, retired)
+        shutil.rmtree(retired, ignore_errors=True)

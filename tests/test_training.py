@@ -1,0 +1,149 @@
+"""train.py end to end on the tiny recipe: stages, weights handed over, trainable sets, resume after SIGKILL, DDP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from transformers import pipeline
+
+from llmsrt import LLMSRTForConditionalGeneration
+from llmsrt.training import main, parse_train_args
+from llmsrt.training.model_setup import fingerprint
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = str(ROOT / "recipes" / "tiny.yaml")
+CHECKPOINT_FILES = {"model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json", "rng_state.pth"}
+
+
+def losses(stage_dir: Path) -> list[float]:
+    state = json.loads((stage_dir / "trainer_state.json").read_text())
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+def info(stage_dir: Path) -> dict:
+    return json.loads((stage_dir / "stage_info.json").read_text())
+
+
+def test_recipe_and_command_line_overrides():
+    model_args, data_args, curriculum, training, stages = parse_train_args(
+        [RECIPE, "--learning_rate", "0.5", "--stage", "smt", "--stage_overrides", "srt.learning_rate=2e-4",
+         "asr.train=adapter,llm", "--output_dir", "elsewhere"]
+    )
+    assert model_args.tiny_model and data_args.dataset == "toy" and curriculum.stage == "smt"
+    assert training.output_dir == "elsewhere" and training.learning_rate == 0.5
+    assert stages["srt"]["learning_rate"] == 2e-4 and stages["srt"]["train"] == ["adapter", "lora"]
+    assert stages["asr"]["train"] == ["adapter", "llm"] and stages["smt"]["learning_rate"] == 1e-2
+    with pytest.raises(ValueError, match="unknown trainable part"):
+        parse_train_args([RECIPE, "--stage_overrides", "asr.train=encoder"])
+    with pytest.raises(ValueError, match="STAGE.FIELD=VALUE"):
+        parse_train_args([RECIPE, "--stage_overrides", "learning_rate=1"])
+    with pytest.raises(ValueError, match="--stage must be one of"):
+        parse_train_args([RECIPE, "--stage", "mt"])
+
+
+@pytest.fixture(scope="module")
+def curriculum_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("tiny-run")
+    started = time.time()
+    finished = main([RECIPE, "--output_dir", str(output), "--disable_tqdm", "true"])
+    return output, finished, time.time() - started
+
+
+def test_three_stages_produce_loadable_folders(curriculum_run, wav_file):
+    output, finished, seconds = curriculum_run
+    assert list(finished) == ["asr", "smt", "srt"]
+    assert seconds < 120, f"the tiny curriculum took {seconds:.0f} s"
+    for stage in ("asr", "smt", "srt"):
+        folder = output / stage
+        for name in ("config.json", "model.safetensors", "processor_config.json", "modeling_llmsrt.py",
+                     "trainer_state.json", "loss.png", "stage_info.json"):
+            assert (folder / name).is_file(), f"{stage}/{name} missing"
+    translator = pipeline("speech-translation", model=str(output / "srt"), trust_remote_code=True)
+    result = translator(str(wav_file), src_lang="eng", tgt_lang="deu", generate_kwargs={"max_new_tokens": 4,
+                                                                                        "num_beams": 1})
+    assert set(result) == {"transcription", "translation", "src_lang", "tgt_lang"}
+
+
+def test_each_stage_starts_from_the_previous_stage_weights(curriculum_run):
+    output, _, _ = curriculum_run
+    for previous, stage in (("asr", "smt"), ("smt", "srt")):
+        assert info(output / stage)["initial_fingerprint"] == info(output / previous)["final_fingerprint"]
+        saved = LLMSRTForConditionalGeneration.from_pretrained(output / previous)
+        assert fingerprint(saved) == info(output / previous)["final_fingerprint"]
+    assert info(output / "srt")["final_fingerprint"] != info(output / "smt")["final_fingerprint"]
+
+
+def test_trainable_parameters_follow_the_recipe(curriculum_run):
+    output, _, _ = curriculum_run
+    for stage in ("asr", "smt"):
+        names = info(output / stage)["trainable_parameters"]
+        assert names and all(name.startswith("speech_adapter.") for name in names)
+    srt = info(output / "srt")["trainable_parameters"]
+    lora = [name for name in srt if "lora_" in name]
+    adapter = [name for name in srt if ".speech_adapter." in name]
+    assert lora and adapter and len(lora) + len(adapter) == len(srt)
+    assert all(".language_model." in name and ("q_proj" in name or "v_proj" in name) for name in lora)
+    assert not any("audio_encoder" in name for name in srt)
+
+
+def test_loss_falls_on_the_memorisable_toy_set(curriculum_run):
+    output, _, _ = curriculum_run
+    srt = losses(output / "srt")
+    assert srt[-1] < 0.6 * srt[0], srt
+    asr = losses(output / "asr")
+    assert asr[-1] < asr[0], asr
+
+
+def _train(output: Path, *extra: str, wait: bool = True):
+    command = [sys.executable, str(ROOT / "train.py"), RECIPE, "--output_dir", str(output), "--stage", "asr",
+               "--max_steps", "120", "--save_strategy", "steps", "--save_steps", "5", "--save_total_limit", "3",
+               "--logging_steps", "5", "--disable_tqdm", "true", *extra]
+    if wait:
+        return subprocess.run(command, check=True, capture_output=True, cwd=ROOT, timeout=600)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+    _train(tmp_path / "whole")
+    killed = tmp_path / "killed"
+    process = _train(killed, wait=False)
+    checkpoints = killed / "checkpoints" / "asr"
+    deadline = time.time() + 300
+    while not (checkpoints / "checkpoint-20").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "asr").exists(), "the kill must interrupt the stage"
+    complete = [path for path in checkpoints.iterdir() if path.name.startswith("checkpoint-")]
+    for checkpoint in complete:  # a visible checkpoint is always whole
+        assert CHECKPOINT_FILES <= {path.name for path in checkpoint.iterdir()}, checkpoint
+    latest = max(complete, key=lambda path: int(path.name.split("-")[1]))
+    # What a kill during a save leaves behind sits under .staging, where resuming never looks.
+    partial = checkpoints / ".staging" / "checkpoint-999"
+    partial.mkdir(parents=True, exist_ok=True)
+    (partial / "trainer_state.json").write_text("{")
+    _train(killed, "--resume_from_checkpoint", "true")
+    resumed, whole = info(killed / "asr"), info(tmp_path / "whole" / "asr")
+    assert resumed["resumed_from"] == str(latest)
+    assert resumed["global_step"] == whole["global_step"] == 120
+    assert resumed["final_fingerprint"] == whole["final_fingerprint"]
+
+
+def test_torchrun_two_processes_match_one_process(tmp_path):
+    common = [RECIPE, "--stage", "asr", "--max_steps", "6", "--logging_steps", "1", "--save_strategy", "no",
+              "--train_sampling_strategy", "sequential", "--disable_tqdm", "true"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    subprocess.run([sys.executable, str(ROOT / "train.py"), *common, "--output_dir", str(single),
+                    "--per_device_train_batch_size", "8"], check=True, capture_output=True, cwd=ROOT, timeout=600)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(ROOT / "train.py"),
+                    *common, "--output_dir", str(ddp), "--per_device_train_batch_size", "4", "--ddp_backend", "gloo"],
+                   check=True, capture_output=True, cwd=ROOT, timeout=600)
+    assert losses(ddp / "asr") == pytest.approx(losses(single / "asr"), rel=1e-4)
+    assert len(losses(single / "asr")) == 6
