@@ -147,3 +147,19 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
                    check=True, capture_output=True, cwd=ROOT, timeout=600)
     assert losses(ddp / "asr") == pytest.approx(losses(single / "asr"), rel=1e-4)
     assert len(losses(single / "asr")) == 6
+
+
+def test_paper_recipe_and_accelerate_configs_parse():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from llmsrt.training.stage_data import _directions
+
+    paper = str(ROOT / "recipes" / "paper-qwen2.5-3b-fleurs15.yaml")
+    model_args, data_args, _, training, stages = parse_train_args([paper, "--bf16", "false"])  # no GPU here
+    assert (model_args.whisper, model_args.llm) == ("openai/whisper-large-v3", "Qwen/Qwen2.5-3B")
+    assert len(_directions(data_args)) == 210 and training.weight_decay == 0.01
+    assert [stages[s]["learning_rate"] for s in ("asr", "smt", "srt")] == [1e-4, 1e-5, 1e-4]
+    assert stages["srt"]["train"] == ["adapter", "lora"] and stages["asr"]["train"] == ["adapter"]
+    kinds = {name: load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml")).distributed_type
+             for name in ("ddp", "fsdp", "deepspeed-zero2")}
+    assert [str(kind).split(".")[-1] for kind in kinds.values()] == ["MULTI_GPU", "FSDP", "DEEPSPEED"]

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from ..languages import PAPER_LANGUAGES
+
 STAGES = ("asr", "smt", "srt")
 TRAINABLE_PARTS = ("adapter", "lora", "llm")
 
@@ -44,7 +46,12 @@ class DataArguments:
     dataset_path: str | None = field(default=None, metadata={"help": "Hub id or local folder of a Hub dataset."})
     data_dir: str | None = field(default=None, metadata={"help": "Manual data folder (CoVoST-2's Common Voice)."})
     directions: list[str] = field(
-        default_factory=list, metadata={"help": "Directions for Hub sources, e.g. eng-deu zho-eng."}
+        default_factory=list,
+        metadata={"help": "Directions for Hub sources, e.g. eng-deu zho-eng; 'all' = every pair of --languages."},
+    )
+    languages: list[str] = field(
+        default_factory=lambda: list(PAPER_LANGUAGES),
+        metadata={"help": "Languages that '--directions all' pairs (default: the paper's 15, 210 directions)."},
     )
     train_split: str = field(default="train")
     eval_split: str | None = field(default=None)

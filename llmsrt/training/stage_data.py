@@ -13,6 +13,8 @@ logger = logging.getLogger(__name__)
 
 
 def _directions(data_args: DataArguments) -> list[tuple[str, str]]:
+    if data_args.directions == ["all"]:
+        return [(s, t) for s in data_args.languages for t in data_args.languages if s != t]
     pairs = []
     for direction in data_args.directions:
         source, _, target = direction.partition("-")
