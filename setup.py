@@ -10,9 +10,14 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["llmsrt", "llmsrt.*"]),
+    packages=find_packages(include=["llmsrt", "llmsrt.*"]) + ["llmsrt.model_cards"],
+    # The model card template lives at the top level (model_cards/) and ships as llmsrt.model_cards.
+    package_dir={"llmsrt.model_cards": "model_cards"},
     include_package_data=True,
-    package_data={"llmsrt": ["metrics/*/*.py", "py.typed"]},
+    package_data={
+        "llmsrt": ["metrics/*/*.py", "evaluation/reference/*.csv"],
+        "llmsrt.model_cards": ["*.md"],
+    },
     install_requires=[
         # Install the CPU wheel first (`pip install torch==2.13.0`): a bare `torch` pulls a multi-GB CUDA build.
         "torch>=2.4",

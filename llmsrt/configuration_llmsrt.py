@@ -51,6 +51,8 @@ class LLMSRTConfig(PreTrainedConfig):
             Id of the audio placeholder token that the processor expands `num_query_tokens` times.
         lora_rank, lora_alpha, lora_dropout, lora_target_modules:
             LoRA settings applied to the language model only (paper: 8, 32, 0.05, `["q_proj", "v_proj"]`).
+        audio_model_name, text_model_name (`str`, *optional*):
+            Where the pretrained Whisper and LLM came from (Hub ids or folders): the model card's `base_model`.
     """
 
     model_type = "llmsrt"
@@ -98,6 +100,8 @@ class LLMSRTConfig(PreTrainedConfig):
     lora_dropout: float = 0.05
     lora_target_modules: list[str] | None = None
     custom_pipelines: dict | None = None
+    audio_model_name: str | None = None
+    text_model_name: str | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

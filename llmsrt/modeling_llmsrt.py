@@ -160,6 +160,8 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             audio_config=whisper_model.config.to_dict(),
             text_config=text_config,
             audio_token_id=audio_token_id,
+            audio_model_name=str(whisper),
+            text_model_name=str(llm),
             **config_kwargs,
         )
         if gguf_file is not None:

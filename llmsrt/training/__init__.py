@@ -1,7 +1,7 @@
 """Curriculum training of LLM-SRT over transformers' Trainer."""
 
 from .arguments import PAPER_STAGE_SETTINGS, STAGES, CurriculumArguments, DataArguments, ModelArguments
-from .curriculum import run_curriculum, run_stage
+from .curriculum import push_final_stage, run_curriculum, run_stage
 from .recipes import parse_train_args
 from .trainer import LLMSRTTrainer
 
@@ -15,7 +15,10 @@ def main(argv: list[str] | None = None) -> dict:
     model_args, data_args, curriculum_args, training_args, settings = parse_train_args(
         sys.argv[1:] if argv is None else argv
     )
-    return run_curriculum(model_args, data_args, curriculum_args, training_args, settings)
+    finished = run_curriculum(model_args, data_args, curriculum_args, training_args, settings)
+    if training_args.push_to_hub and training_args.should_save:
+        push_final_stage(finished[list(finished)[-1]], training_args)
+    return finished
 
 
 __all__ = [

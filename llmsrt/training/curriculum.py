@@ -168,3 +168,16 @@ def run_curriculum(
             train_examples,
         )
     return finished
+
+
+def push_final_stage(stage_dir: Path, training_args: TrainingArguments) -> str:
+    """`--push_to_hub`: export the last stage (LoRA merged, code, model card) and upload it to `--hub_model_id`
+    (`--hub_private_repo` and `--hub_revision` honoured)."""
+    from ..hub import export_model, push_folder
+
+    repo_id = training_args.hub_model_id
+    if not repo_id:
+        raise ValueError("--push_to_hub needs --hub_model_id (e.g. user/llmsrt-demo).")
+    folder = export_model(stage_dir, Path(training_args.output_dir) / "export", repo_id=repo_id)
+    return push_folder(folder, repo_id, private=bool(training_args.hub_private_repo),
+                       revision=training_args.hub_revision, token=training_args.hub_token)

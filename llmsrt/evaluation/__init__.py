@@ -1,0 +1,19 @@
+"""Evaluation of LLM-SRT: per-direction BLEU / chrF++ / WER-CER (/ COMET), matrices, heatmaps and reports."""
+
+from .evaluator import EvalArguments, evaluate_model, generate_predictions, write_report
+from .metrics import bleu_tokenizer, corpus_bleu, corpus_chrf_plus_plus, error_rate, normalize_transcript
+from .scoring import averages, score_records
+
+__all__ = [
+    "EvalArguments",
+    "averages",
+    "bleu_tokenizer",
+    "corpus_bleu",
+    "corpus_chrf_plus_plus",
+    "error_rate",
+    "evaluate_model",
+    "generate_predictions",
+    "normalize_transcript",
+    "score_records",
+    "write_report",
+]

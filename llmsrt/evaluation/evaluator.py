@@ -1,0 +1,170 @@
+"""Batched SRT generation over an evaluation set, scoring, and the report files of `eval.py`."""
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..audio_utils import prepare_audio
+from ..data.schema import SAMPLING_RATE
+from ..modeling_llmsrt import PAPER_DECODING
+from .metrics import comet_scorer
+from .report import delta_markdown, matrix_markdown, read_reference, save_heatmap
+from .scoring import direction_of, score_records
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalArguments:
+    model: str = field(metadata={"help": "A saved LLM-SRT folder or Hub id."})
+    output_dir: str = field(metadata={"help": "Where predictions, results, matrix and heatmap are written."})
+    manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest with translations."})
+    dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2 or toy."})
+    dataset_path: str | None = field(default=None, metadata={"help": "Hub id or local folder of the dataset."})
+    data_dir: str | None = field(default=None)
+    split: str = field(default="test")
+    directions: list[str] = field(default_factory=list, metadata={"help": "e.g. eng-deu deu-eng, or all."})
+    languages: list[str] | None = field(default=None, metadata={"help": "Languages paired by '--directions all'."})
+    max_samples: int | None = field(default=None, metadata={"help": "Evaluate the first N examples only."})
+    batch_size: int = field(default=8)
+    num_beams: int = field(default=PAPER_DECODING["num_beams"])
+    max_new_tokens: int = field(default=PAPER_DECODING["max_new_tokens"])
+    no_repeat_ngram_size: int = field(default=PAPER_DECODING["no_repeat_ngram_size"])
+    chinese_tokenizer: str = field(default="char", metadata={"help": "BLEU tokenizer for zho/yue: char or zh."})
+    japanese_tokenizer: str = field(default="char", metadata={"help": "BLEU tokenizer for jpn: char or ja-mecab."})
+    comet_model: str | None = field(
+        default="Unbabel/wmt22-comet-da", metadata={"help": "COMET model (Hub id or .ckpt); none to skip."}
+    )
+    reference_csv: str | None = field(
+        default=None, metadata={"help": "Published per-direction scores (src,tgt,bleu,...) for a delta table."}
+    )
+    device: str | None = field(default=None, metadata={"help": "cuda, cpu... (default: cuda when available)."})
+    skip_invalid_rows: bool = field(default=False)
+
+    def tokenizer_overrides(self) -> dict[str, str]:
+        return {"zho": self.chinese_tokenizer, "yue": self.chinese_tokenizer, "jpn": self.japanese_tokenizer}
+
+    def decoding(self) -> dict:
+        return {
+            "num_beams": self.num_beams,
+            "max_new_tokens": self.max_new_tokens,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "do_sample": False,
+        }
+
+
+def load_eval_examples(args: EvalArguments):
+    from ..training.arguments import DataArguments
+    from ..training.stage_data import load_stage_examples
+
+    data_args = DataArguments(
+        dataset=args.dataset, train_manifest=args.manifest, dataset_path=args.dataset_path, data_dir=args.data_dir,
+        directions=[] if args.dataset == "manifest" else args.directions, train_split=args.split,
+        skip_invalid_rows=args.skip_invalid_rows, max_train_samples=args.max_samples,
+    )
+    if args.languages:
+        data_args.languages = args.languages
+    examples = load_stage_examples(data_args, "srt", args.output_dir)
+    if args.dataset == "manifest" and args.directions and args.directions != ["all"]:
+        wanted = set(args.directions)
+        examples = examples.filter(lambda s, t: f"{s}-{t}" in wanted, input_columns=["src_lang", "tgt_lang"])
+    return examples
+
+
+def length_sorted_batches(examples, batch_size: int, window: int = 32):
+    """Decode `window` batches' worth of audio at a time and batch them by length (less padding, fewer wasted
+    encoder frames and tokens), yielding `(examples, waveforms)` pairs."""
+    buffer = []
+    for example in examples:
+        buffer.append(example)
+        if len(buffer) == batch_size * window:
+            yield from _sorted(buffer, batch_size)
+            buffer = []
+    if buffer:
+        yield from _sorted(buffer, batch_size)
+
+
+def _sorted(buffer, batch_size):
+    decoded = [(example, prepare_audio(example["audio"], None, SAMPLING_RATE, name=f"clip {example['id']}"))
+               for example in buffer]
+    decoded.sort(key=lambda pair: pair[1].size)
+    for start in range(0, len(decoded), batch_size):
+        chunk = decoded[start : start + batch_size]
+        yield [example for example, _ in chunk], [waveform for _, waveform in chunk]
+
+
+@torch.no_grad()
+def generate_predictions(model, processor, examples, batch_size: int, decoding: dict) -> list[dict]:
+    """Speech -> transcription + translation for every example, as prediction records."""
+    records = []
+    total = len(examples) if hasattr(examples, "__len__") else None
+    progress = tqdm(total=total, desc="translating", unit="clip")
+    for batch_examples, waveforms in length_sorted_batches(examples, batch_size):
+        src = [example["src_lang"] for example in batch_examples]
+        tgt = [example["tgt_lang"] for example in batch_examples]
+        inputs = processor(audio=waveforms, sampling_rate=SAMPLING_RATE, src_lang=src, tgt_lang=tgt, task="srt")
+        inputs = inputs.to(model.device)
+        generated = model.generate(**inputs, **decoding)
+        outputs = processor.post_process_speech_translation(generated[:, inputs["input_ids"].shape[1] :], "srt",
+                                                            src, tgt)
+        for example, output in zip(batch_examples, outputs):
+            records.append({
+                "id": example["id"], "direction": f"{example['src_lang']}-{example['tgt_lang']}",
+                "src_lang": example["src_lang"], "tgt_lang": example["tgt_lang"],
+                "ref_transcription": example["transcript"], "hyp_transcription": output["transcription"],
+                "ref_translation": example["translation"], "hyp_translation": output["translation"],
+            })
+        progress.update(len(batch_examples))
+    progress.close()
+    return records
+
+
+def write_report(records: list[dict], output_dir: Path, args: EvalArguments, extra: dict | None = None) -> dict:
+    """Score `records` and write predictions.jsonl, results.json, matrix.md, bleu_heatmap.png (and
+    reference_delta.md). Returns the results."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with (output_dir / "predictions.jsonl").open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    comet, comet_note = (None, "disabled (--comet_model none)")
+    if args.comet_model and args.comet_model.lower() != "none":
+        comet, comet_note = comet_scorer(args.comet_model)
+    if comet is None:
+        logger.warning("COMET skipped: %s", comet_note)
+    results = score_records(records, args.tokenizer_overrides(), comet)
+    results["comet"] = "computed" if comet is not None else f"skipped: {comet_note}"
+    results["settings"] = {key: value for key, value in asdict(args).items()}
+    results.update(extra or {})
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    (output_dir / "matrix.md").write_text(matrix_markdown(results["directions"], results["averages"]),
+                                          encoding="utf-8")
+    if results["directions"]:
+        save_heatmap(results["directions"], output_dir / "bleu_heatmap.png")
+    if args.reference_csv:
+        reference = read_reference(args.reference_csv)
+        (output_dir / "reference_delta.md").write_text(delta_markdown(results["directions"], reference),
+                                                       encoding="utf-8")
+    return results
+
+
+def evaluate_model(args: EvalArguments) -> dict:
+    """What `eval.py` does: load the model, translate the evaluation set, score it, write the report."""
+    from ..modeling_llmsrt import LLMSRTForConditionalGeneration
+    from ..processing_llmsrt import LLMSRTProcessor
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = LLMSRTForConditionalGeneration.from_pretrained(args.model, dtype=dtype).to(device).eval()
+    processor = LLMSRTProcessor.from_pretrained(args.model)
+    examples = load_eval_examples(args)
+    started = time.time()
+    records = generate_predictions(model, processor, examples, args.batch_size, args.decoding())
+    seconds = time.time() - started
+    extra = {"model": args.model, "generation_seconds": round(seconds, 2), "examples": len(records),
+             "directions_evaluated": sorted({direction_of(r) for r in records})}
+    return write_report(records, Path(args.output_dir), args, extra)

@@ -1,0 +1,113 @@
+"""Model cards for trained LLM-SRT folders: Hub-valid YAML metadata (with `model-index`), usage, training, results."""
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..configuration_llmsrt import LLMSRTConfig
+from ..evaluation.report import matrix_markdown
+
+TEMPLATE = files("llmsrt.model_cards") / "template.md"
+STAGE_ORDER = ("asr", "smt", "srt")
+
+
+def _is_hub_id(name: str | None) -> bool:
+    return bool(name) and name.count("/") == 1 and not Path(name).exists()
+
+
+def _training_section(stage_infos: list[dict]) -> str:
+    if not stage_infos:
+        return "Curriculum ASR -> SMT -> SRT (see the paper); no stage records were found next to this folder."
+    lines = ["| stage | trained parts | steps | learning rate | seconds |", "|---|---|---|---|---|"]
+    for stage in stage_infos:
+        settings = stage.get("settings", {})
+        lines.append(f"| {stage['stage']} | {', '.join(stage['trained_parts'])} | {stage['global_step']} | "
+                     f"{settings.get('learning_rate', '')} | {stage.get('train_seconds', '')} |")
+    return "Each stage starts from the previous stage's final weights.\n\n" + "\n".join(lines)
+
+
+def stage_records(model_dir: Path) -> list[dict]:
+    """stage_info.json of the folder and of its sibling stage folders (a curriculum output), in stage order."""
+    records = {}
+    for folder in [model_dir, *(model_dir.parent / stage for stage in STAGE_ORDER)]:
+        path = folder / "stage_info.json"
+        if path.is_file():
+            record = json.loads(path.read_text(encoding="utf-8"))
+            records[record["stage"]] = record
+    return [records[stage] for stage in STAGE_ORDER if stage in records]
+
+
+def eval_results(results: dict, dataset_name: str, dataset_type: str) -> list[EvalResult]:
+    """`model-index` entries: average BLEU / chrF++ and each direction's BLEU."""
+    entries = []
+    task = {"task_type": "automatic-speech-recognition", "task_name": "Speech Translation"}
+    data = {"dataset_type": dataset_type, "dataset_name": dataset_name}
+    for metric, label in (("bleu", "BLEU"), ("chrf++", "chrF++"), ("comet", "COMET")):
+        average = results.get("averages", {}).get(metric, {}).get("all")
+        if average is not None:
+            entries.append(EvalResult(**task, **data, metric_type=metric, metric_value=round(average, 2),
+                                      metric_name=f"{label} (average over directions)"))
+    for direction, scores in results.get("directions", {}).items():
+        entries.append(EvalResult(**task, **data, dataset_config=direction, metric_type="bleu",
+                                  metric_value=round(scores["bleu"], 2), metric_name=f"BLEU {direction}"))
+    return entries
+
+
+def render_model_card(
+    model_dir: str | Path,
+    results: dict | None = None,
+    repo_id: str | None = None,
+    license: str = "apache-2.0",
+    dataset_name: str = "evaluation set",
+    dataset_type: str = "custom",
+    datasets: list[str] | None = None,
+    languages: list[str] | None = None,
+) -> ModelCard:
+    """Render the card of a saved LLM-SRT folder (results: the `results.json` of `eval.py`)."""
+    model_dir = Path(model_dir)
+    config = LLMSRTConfig.from_pretrained(model_dir)
+    results = results or {}
+    directions = results.get("directions", {})
+    languages = languages or sorted({s["src_lang"] for s in directions.values()} |
+                                    {s["tgt_lang"] for s in directions.values()})
+    base_models = [name for name in (config.audio_model_name, config.text_model_name) if _is_hub_id(name)]
+    repo_id = repo_id or model_dir.name
+    card_data = ModelCardData(
+        language=languages or None,
+        license=license,
+        library_name="transformers",
+        pipeline_tag="automatic-speech-recognition",
+        base_model=base_models or None,
+        datasets=datasets,
+        tags=["speech-translation", "llm-srt", "whisper", "qformer", "lora", "custom_code"],
+        model_name=repo_id,
+        eval_results=eval_results(results, dataset_name, dataset_type) or None,
+    )
+    evaluation = "No evaluation results were given."
+    if directions:
+        evaluation = (f"On {dataset_name} ({results.get('examples', '?')} clips; BLEU with sacrebleu, `char` "
+                      "tokenizer for tha/jpn/kor/zho/yue targets, `13a` otherwise; chrF++; WER/CER of the "
+                      f"transcription; COMET {results.get('comet', 'not computed')}).\n\n"
+                      + matrix_markdown(directions, results.get("averages", {})))
+    feature_seconds = 30
+    preprocessor = model_dir / "processor_config.json"
+    if preprocessor.is_file():
+        extractor = json.loads(preprocessor.read_text()).get("feature_extractor", {})
+        feature_seconds = extractor.get("chunk_length", feature_seconds)
+    return ModelCard.from_template(
+        card_data,
+        template_str=TEMPLATE.read_text(encoding="utf-8"),
+        model_name=repo_id,
+        repo_id=repo_id,
+        num_query_tokens=config.num_query_tokens,
+        audio_model=config.audio_model_name or "Whisper encoder",
+        text_model=config.text_model_name or config.text_config.model_type,
+        lora_rank=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        languages=languages or ["(see evaluation)"],
+        training=_training_section(stage_records(model_dir)),
+        evaluation=evaluation,
+        max_seconds=feature_seconds,
+    )
