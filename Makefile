@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch is installed first: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test test-all demo tiny clean
+.PHONY: setup test test-all demo clean
 
 setup: $(VENV)/.installed
 
@@ -21,11 +21,11 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q
 
-tiny: setup
-	$(PY) train.py recipes/tiny.yaml --output_dir runs/tiny
-
+# The main job: the three-stage curriculum, then the evaluation report.
 demo: setup
-	$(PY) -m llmsrt.demo
+	$(PY) train.py recipes/tiny.yaml --output_dir runs/demo
+	$(PY) eval.py --model runs/demo/srt --dataset toy --output_dir runs/demo/report --num_beams 1 \
+		--max_new_tokens 40 --comet_model none
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
