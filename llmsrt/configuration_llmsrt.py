@@ -53,6 +53,9 @@ class LLMSRTConfig(PreTrainedConfig):
             LoRA settings applied to the language model only (paper: 8, 32, 0.05, `["q_proj", "v_proj"]`).
         audio_model_name, text_model_name (`str`, *optional*):
             Where the pretrained Whisper and LLM came from (Hub ids or folders): the model card's `base_model`.
+        variable_length_encoding (`bool`, *optional*, defaults to `False`):
+            Run the encoder on the longest clip of the batch (padded frames masked) instead of the paper's full 30-s
+            window: faster for short clips; off by default until its quality cost is measured on real weights.
     """
 
     model_type = "llmsrt"
@@ -102,6 +105,7 @@ class LLMSRTConfig(PreTrainedConfig):
     custom_pipelines: dict | None = None
     audio_model_name: str | None = None
     text_model_name: str | None = None
+    variable_length_encoding: bool = False
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

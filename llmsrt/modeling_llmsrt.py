@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, Blip2QFormerModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_llmsrt import LLMSRTConfig
@@ -30,6 +30,35 @@ AUTO_MAP = {
     "AutoModel": "modeling_llmsrt.LLMSRTForConditionalGeneration",
     "AutoModelForSpeechSeq2Seq": "modeling_llmsrt.LLMSRTForConditionalGeneration",
 }
+
+
+class LLMSRTWhisperEncoder(WhisperEncoder):
+    """Whisper's encoder (same weights and names) that can also read fewer mel frames than its 30-s window.
+
+    With `input_features` of the full window it is exactly `WhisperEncoder`. Shorter inputs (variable-length
+    encoding: the batch is cut to its longest clip) use the first positional embeddings, and `attention_mask`
+    `(B, T_enc)` keeps padded frames out of self-attention, so a clip encodes the same whatever it is batched with.
+    """
+
+    def forward(self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs):
+        window = self.config.max_source_positions * self.conv1.stride[0] * self.conv2.stride[0]
+        mel_frames = input_features.shape[-1]
+        if mel_frames == window and attention_mask is None:
+            return super().forward(input_features, **kwargs)
+        if mel_frames > window or mel_frames % 2:
+            raise ValueError(f"Expected an even number of mel frames up to {window}, got {mel_frames}.")
+        hidden_states = nn.functional.gelu(self.conv1(input_features))
+        hidden_states = nn.functional.gelu(self.conv2(hidden_states)).permute(0, 2, 1)
+        positions = torch.arange(hidden_states.shape[1], device=hidden_states.device)
+        hidden_states = hidden_states + self.embed_positions(positions)
+        key_mask = None
+        if attention_mask is not None:
+            blocked = attention_mask[:, None, None, : hidden_states.shape[1]] == 0
+            key_mask = torch.zeros(blocked.shape, dtype=hidden_states.dtype, device=hidden_states.device)
+            key_mask = key_mask.masked_fill(blocked, torch.finfo(hidden_states.dtype).min)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, key_mask, **kwargs)
+        return BaseModelOutput(last_hidden_state=self.layer_norm(hidden_states))
 
 
 class LLMSRTProjector(nn.Module):
@@ -113,7 +142,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: LLMSRTConfig):
         super().__init__(config)
-        self.audio_encoder = WhisperEncoder(config.audio_config)
+        self.audio_encoder = LLMSRTWhisperEncoder(config.audio_config)
         self.speech_adapter = LLMSRTSpeechAdapter(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
@@ -216,15 +245,22 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         Returns:
             `(B, num_query_tokens, D_llm)` audio embeddings.
         """
+        frame_mask = None
+        if input_features_mask is not None:
+            if self.config.variable_length_encoding:
+                # Encode up to the longest clip of the batch instead of the whole 30-s window. Two more mel frames
+                # keep the convolutions' view of each clip's last real frame the same in any batch.
+                longest = int(input_features_mask.sum(-1).max()) + 2
+                longest = min(longest + longest % 2, input_features.shape[-1])
+                input_features, input_features_mask = input_features[..., :longest], input_features_mask[:, :longest]
+            # The encoder's second convolution has stride 2: one encoder frame per two mel frames.
+            frame_mask = input_features_mask[:, ::2].to(input_features.device)
         encoder_trains = torch.is_grad_enabled() and any(p.requires_grad for p in self.audio_encoder.parameters())
         with torch.set_grad_enabled(encoder_trains):
             encoder_dtype = self.audio_encoder.conv1.weight.dtype
-            frames = self.audio_encoder(input_features.to(encoder_dtype)).last_hidden_state
-        frame_mask = None
-        if input_features_mask is not None:
-            # The encoder's second convolution has stride 2: one encoder frame per two mel frames.
-            frame_mask = input_features_mask[:, ::2][:, : frames.shape[1]].to(frames.device)
-        return self.speech_adapter(frames, frame_mask)
+            encoder_mask = frame_mask if self.config.variable_length_encoding else None
+            frames = self.audio_encoder(input_features.to(encoder_dtype), attention_mask=encoder_mask)
+        return self.speech_adapter(frames.last_hidden_state, frame_mask)
 
     def embed_inputs(
         self,
@@ -312,4 +348,5 @@ __all__ = [
     "LLMSRTPreTrainedModel",
     "LLMSRTProjector",
     "LLMSRTSpeechAdapter",
+    "LLMSRTWhisperEncoder",
 ]

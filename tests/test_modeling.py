@@ -132,3 +132,36 @@ def test_generate_runs_the_encoder_at_prefill_only(tiny):
     finally:
         handle.remove()
     assert len(calls) == 1
+
+
+def test_variable_length_encoding(lively):
+    model, processor = lively
+    clips = [make_clip(1.0, 0), make_clip(2.2, 1)]
+    batch = processor(audio=clips, sampling_rate=SAMPLING_RATE, src_lang="eng", tgt_lang="deu")
+    encoder = model.audio_encoder
+    with torch.no_grad():
+        # Unchanged Whisper behaviour on the full window.
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        full = WhisperEncoder.forward(encoder, batch["input_features"]).last_hidden_state
+        torch.testing.assert_close(encoder(batch["input_features"]).last_hidden_state, full)
+        model.config.variable_length_encoding = True
+        try:
+            seen = []
+            hook = encoder.register_forward_hook(lambda m, args, out: seen.append(out.last_hidden_state.shape[1]))
+            batched = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+            single = processor(audio=clips[0], sampling_rate=SAMPLING_RATE)
+            alone = model.get_audio_features(single["input_features"], single["input_features_mask"])
+            hook.remove()
+            generated = model.generate(**batch, **GREEDY)
+        finally:
+            model.config.variable_length_encoding = False
+        default = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+    window_frames = batch["input_features"].shape[-1] // 2
+    longest = int(batch["input_features_mask"][1].sum()) + 2
+    assert seen[0] == (longest + longest % 2) // 2 < window_frames  # the longest clip, not the window
+    assert seen[1] < seen[0]
+    # A clip encodes the same alone or batched with a longer one: padded frames are masked.
+    torch.testing.assert_close(batched[0], alone[0], rtol=1e-4, atol=1e-4)
+    assert batched.shape == default.shape and not torch.allclose(batched, default)
+    assert generated.shape[0] == 2
