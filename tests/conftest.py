@@ -18,6 +18,24 @@ CORPUS = [
 ]
 
 
+# Prepended to scripts that must run where llmsrt cannot be imported (as for a user without the package).
+WITHOUT_LLMSRT = """
+import sys
+class BlockLLMSRT:
+    def find_spec(self, name, path=None, target=None):
+        if name == "llmsrt" or name.startswith("llmsrt."):
+            raise ImportError("llmsrt must not be importable in this process")
+sys.meta_path.insert(0, BlockLLMSRT())
+"""
+
+
+def save_model(folder, model, processor):
+    """Save model and processor side by side, as a user publishes them."""
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 def make_clip(seconds: float, seed: int, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
     """A speech-like test signal: a few harmonics with a random pitch contour plus a little noise."""
     rng = np.random.default_rng(seed)
@@ -49,10 +67,7 @@ def lively():
 @pytest.fixture(scope="session")
 def saved_tiny(tiny, tmp_path_factory):
     model, processor = tiny
-    folder = tmp_path_factory.mktemp("tiny-llmsrt")
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return save_model(tmp_path_factory.mktemp("tiny-llmsrt"), model, processor)
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from conftest import SAMPLING_RATE, make_clip
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import make_clip
 from hub_layout import wav_bytes, write_hub_dataset
+
 from llmsrt.data import CurriculumCollator, ManifestError, load_common_voice, load_covost2, load_fleurs, load_manifest
 from llmsrt.data.collator import mixed_task
 from llmsrt.processing_llmsrt import format_answer

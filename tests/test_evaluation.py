@@ -1,16 +1,13 @@
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import evaluate
 import pytest
 import sacrebleu
-import torch
-from huggingface_hub import ModelCard
+from conftest import save_model
 
-from conftest import CORPUS, SAMPLING_RATE, make_clip
 from llmsrt.data.toy import build_toy_corpus
 from llmsrt.evaluation import EvalArguments, bleu_tokenizer, error_rate, write_report
 from llmsrt.evaluation.report import matrix_markdown
@@ -102,9 +99,7 @@ def test_evaluate_module_loads_by_path_and_agrees(tmp_path):
 
 def test_eval_py_end_to_end_with_reference_delta(lively, tmp_path):
     model, processor = lively
-    model_dir = tmp_path / "model"
-    model.save_pretrained(model_dir)
-    processor.save_pretrained(model_dir)
+    model_dir = save_model(tmp_path / "model", model, processor)
     manifest = build_toy_corpus(tmp_path / "toy")
     reference = tmp_path / "published.csv"
     reference.write_text("src,tgt,bleu,spbleu,comet\neng,deu,29.1,30.0,85.0\nxxx,yyy,1,1,1\n")

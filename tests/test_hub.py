@@ -7,12 +7,12 @@ import textwrap
 
 import pytest
 import torch
+from conftest import CORPUS, SAMPLING_RATE, WITHOUT_LLMSRT, make_clip, save_model
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from conftest import CORPUS, SAMPLING_RATE, make_clip
-from llmsrt.hub import export_model, render_model_card
 from llmsrt.hub import export as export_module
+from llmsrt.hub import export_model, render_model_card
 from llmsrt.hub.__main__ import main as hub_cli
 from llmsrt.lora import add_lora
 from llmsrt.tiny import build_tiny_model_and_processor
@@ -34,8 +34,7 @@ def trained_adapter(tmp_path_factory):
     """A base model folder and a peft adapter folder (LoRA + speech adapter) trained away from zero."""
     root = tmp_path_factory.mktemp("adapter")
     model, processor = build_tiny_model_and_processor(CORPUS)
-    model.save_pretrained(root / "base")
-    processor.save_pretrained(root / "base")
+    save_model(root / "base", model, processor)
     peft_model = add_lora(model)
     with torch.no_grad():
         for name, parameter in peft_model.named_parameters():
@@ -74,14 +73,8 @@ def test_card_names_hub_base_models(tmp_path, tiny):
     assert render_model_card(tmp_path).data.base_model == ["openai/whisper-base", "Qwen/Qwen2.5-0.5B"]
 
 
-FRESH = textwrap.dedent(
+FRESH = WITHOUT_LLMSRT + textwrap.dedent(
     """
-    import sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name == "llmsrt" or name.startswith("llmsrt."):
-                raise ImportError("llmsrt is not installed here")
-    sys.meta_path.insert(0, Block())
     import numpy as np, torch
     from transformers import AutoModel, AutoProcessor
     folder, clip, out = sys.argv[1:4]

@@ -1,8 +1,8 @@
 import torch
+from conftest import SAMPLING_RATE, make_clip
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
-from conftest import SAMPLING_RATE, make_clip
 from llmsrt import LLMSRTForConditionalGeneration
 from llmsrt.lora import add_lora, merge_lora
 from llmsrt.tiny import build_tiny_model_and_processor
@@ -66,4 +66,5 @@ def test_merged_and_adapter_only_saves_reproduce_the_lora_model(tmp_path):
     merged.save_pretrained(tmp_path / "merged")
     reloaded = LLMSRTForConditionalGeneration.from_pretrained(tmp_path / "merged").eval()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=1e-4, atol=1e-4)  # merging reorders float sums
+        # merging re-associates float sums: equal to 1e-4
+        torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=1e-4, atol=1e-4)

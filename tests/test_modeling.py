@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
-
 from conftest import SAMPLING_RATE, make_clip
+
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
 from llmsrt.configuration_llmsrt import paper_adapter_hidden_size
 

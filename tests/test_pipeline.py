@@ -1,7 +1,6 @@
 import pytest
+from conftest import SAMPLING_RATE, make_clip, save_model
 from transformers import pipeline
-
-from conftest import SAMPLING_RATE, make_clip
 
 GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6, "no_repeat_ngram_size": 0}
 
@@ -9,9 +8,7 @@ GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6, "no_repeat_ng
 @pytest.fixture(scope="module")
 def translator(lively, tmp_path_factory):
     model, processor = lively
-    folder = tmp_path_factory.mktemp("pipeline-model")
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    folder = save_model(tmp_path_factory.mktemp("pipeline-model"), model, processor)
     return pipeline("speech-translation", model=str(folder), trust_remote_code=True)
 
 

@@ -2,8 +2,8 @@ import librosa
 import numpy as np
 import pytest
 import torch
-
 from conftest import SAMPLING_RATE, make_clip
+
 from llmsrt.processing_llmsrt import IGNORE_INDEX, format_answer, format_prompt, split_answer
 
 

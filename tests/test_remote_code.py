@@ -7,20 +7,14 @@ import textwrap
 
 import numpy as np
 import torch
+from conftest import SAMPLING_RATE, WITHOUT_LLMSRT, make_clip, save_model
 from transformers import pipeline
-
-from conftest import SAMPLING_RATE, make_clip
 
 GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 5, "no_repeat_ngram_size": 0}
 
-FRESH_PROCESS = textwrap.dedent(
+FRESH_PROCESS = WITHOUT_LLMSRT + textwrap.dedent(
     """
-    import json, sys
-    class BlockLLMSRT:
-        def find_spec(self, name, path=None, target=None):
-            if name == "llmsrt" or name.startswith("llmsrt."):
-                raise ImportError("llmsrt must not be importable in this process")
-    sys.meta_path.insert(0, BlockLLMSRT())
+    import json
     import numpy as np, torch
     from transformers import AutoConfig, AutoModel, AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
     folder, clip_file, wav, out_file, greedy = sys.argv[1:6]
@@ -37,18 +31,16 @@ FRESH_PROCESS = textwrap.dedent(
         generated = model.generate(**batch, **greedy)[0, batch["input_ids"].shape[1]:].tolist()
     translator = pipeline("speech-translation", model=folder, trust_remote_code=True)
     result = translator(wav, src_lang="eng", tgt_lang="fra", generate_kwargs=greedy)
+    frozen = not any(p.requires_grad for p in model.audio_encoder.parameters())
     torch.save({"logits": logits, "generated": generated, "same": same, "result": result,
-                "config": type(config).__name__, "frozen": not any(p.requires_grad for p in model.audio_encoder.parameters()),
-                "llmsrt_loaded": "llmsrt" in sys.modules}, out_file)
+                "config": type(config).__name__, "frozen": frozen, "llmsrt_loaded": "llmsrt" in sys.modules}, out_file)
     """
 )
 
 
 def test_fresh_process_without_the_package_gives_identical_outputs(lively, tmp_path, wav_file):
     model, processor = lively
-    folder = tmp_path / "saved"
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    folder = save_model(tmp_path / "saved", model, processor)
     config = json.loads((folder / "config.json").read_text())
     assert set(config["auto_map"]) >= {"AutoConfig", "AutoModel", "AutoModelForSpeechSeq2Seq"}
     assert "speech-translation" in config["custom_pipelines"]
