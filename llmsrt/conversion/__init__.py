@@ -1,0 +1,1 @@
+"""Converters of third-party checkpoints into transformers folders."""
