@@ -206,7 +206,13 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         for module in model.speech_adapter.modules():
             model._init_weights(module)
         if audio_token_id >= model.get_input_embeddings().num_embeddings:
-            model.language_model.resize_token_embeddings(audio_token_id + 1)
+            # The placeholder's own rows are never used: placeholders are embedded as id 0 and then replaced, and
+            # generation suppresses the id. Zero them rather than leave whatever the resize put there.
+            old_size = model.get_input_embeddings().num_embeddings
+            model.language_model.resize_token_embeddings(audio_token_id + 1, mean_resizing=False)
+            with torch.no_grad():
+                model.get_input_embeddings().weight[old_size:] = 0
+                model.get_output_embeddings().weight[old_size:] = 0
             model.config.text_config.vocab_size = model.language_model.config.vocab_size
         model.freeze_audio_encoder()
         return model
