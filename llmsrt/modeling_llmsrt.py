@@ -262,11 +262,28 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             # The encoder's second convolution has stride 2: one encoder frame per two mel frames.
             frame_mask = input_features_mask[:, ::2].to(input_features.device)
         encoder_trains = torch.is_grad_enabled() and any(p.requires_grad for p in self.audio_encoder.parameters())
+        encoder_dtype = self.audio_encoder.conv1.weight.dtype
+        cache = getattr(self, "encoder_cache", None)
+        if cache is not None and input_features_mask is not None and not encoder_trains:
+            with torch.no_grad():
+                frames = cache.encode(self.audio_encoder, input_features.to(encoder_dtype), input_features_mask)
+            return self.speech_adapter(frames.to(encoder_dtype), frame_mask)
         with torch.set_grad_enabled(encoder_trains):
-            encoder_dtype = self.audio_encoder.conv1.weight.dtype
             encoder_mask = frame_mask if self.config.variable_length_encoding else None
             frames = self.audio_encoder(input_features.to(encoder_dtype), attention_mask=encoder_mask)
         return self.speech_adapter(frames.last_hidden_state, frame_mask)
+
+    def enable_encoder_cache(self, directory: str | None):
+        """Read the frozen encoder's outputs from (and write them to) an on-disk cache in `directory`; `None`
+        switches it off. Used in training, where every clip is encoded again each epoch and stage."""
+        if directory is None:
+            self.encoder_cache = None
+            return
+        if self.config.variable_length_encoding:
+            raise ValueError("The encoder cache stores full-window encodings: use it without variable_length_encoding.")
+        from .encoder_cache import EncoderCache
+
+        self.encoder_cache = EncoderCache(directory, self.audio_encoder)
 
     def embed_inputs(
         self,

@@ -165,3 +165,34 @@ def test_variable_length_encoding(lively):
     torch.testing.assert_close(batched[0], alone[0], rtol=1e-4, atol=1e-4)
     assert batched.shape == default.shape and not torch.allclose(batched, default)
     assert generated.shape[0] == 2
+
+
+def test_encoder_cache_reproduces_the_encoder_and_is_reused(lively, tmp_path):
+    model, processor = lively
+    batch = processor(audio=[make_clip(1.0, 0), make_clip(2.5, 1)], sampling_rate=SAMPLING_RATE,
+                      src_lang="eng", tgt_lang="deu", targets=["a<|eng|><|deu|>b", "c<|eng|><|deu|>d"])
+    with torch.no_grad():
+        expected = model(**batch)
+        model.enable_encoder_cache(tmp_path)
+        try:
+            cache = model.encoder_cache
+            first = model(**batch)
+            assert (cache.hits, cache.misses) == (0, 2)
+            calls = []
+            hook = model.audio_encoder.register_forward_hook(lambda *args: calls.append(1))
+            second = model(**batch)
+            hook.remove()
+            assert (cache.hits, cache.misses) == (2, 2) and calls == []  # read back, not recomputed
+        finally:
+            model.enable_encoder_cache(None)
+    for output in (first, second):
+        torch.testing.assert_close(output.logits, expected.logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(output.loss, expected.loss)
+    entries = list(tmp_path.rglob("*.safetensors"))
+    assert len(entries) == 2 and not list(tmp_path.rglob("*.tmp"))
+    # Another encoder (other weights) keeps its own entries.
+    from llmsrt.encoder_cache import EncoderCache
+    from llmsrt.tiny import build_tiny_model_and_processor
+
+    other, _ = build_tiny_model_and_processor(["x y"], seed=5)
+    assert EncoderCache(tmp_path, other.audio_encoder).directory != cache.directory

@@ -163,3 +163,12 @@ def test_paper_recipe_and_accelerate_configs_parse():
     kinds = {name: load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml")).distributed_type
              for name in ("ddp", "fsdp", "deepspeed-zero2")}
     assert [str(kind).split(".")[-1] for kind in kinds.values()] == ["MULTI_GPU", "FSDP", "DEEPSPEED"]
+
+
+def test_encoder_cache_keeps_the_loss_trajectory(tmp_path):
+    common = [RECIPE, "--stage", "asr", "--num_train_epochs", "3", "--logging_steps", "1", "--save_strategy", "no",
+              "--disable_tqdm", "true"]
+    main([*common, "--output_dir", str(tmp_path / "plain")])
+    main([*common, "--output_dir", str(tmp_path / "cached"), "--encoder_cache_dir", str(tmp_path / "cache")])
+    assert losses(tmp_path / "cached" / "asr") == pytest.approx(losses(tmp_path / "plain" / "asr"), rel=1e-4)
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 24  # one entry per toy clip

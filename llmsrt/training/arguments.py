@@ -68,6 +68,10 @@ class CurriculumArguments:
     smt_share: float = field(
         default=0.0, metadata={"help": "Share of SMT samples mixed into the SRT stage (the later recipe: 0.5)."}
     )
+    encoder_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Cache the frozen encoder's outputs on disk here, reused across epochs and stages."},
+    )
     stage_overrides: list[str] = field(
         default_factory=list, metadata={"help": "Per-stage settings, e.g. srt.learning_rate=2e-4 asr.train=adapter"}
     )

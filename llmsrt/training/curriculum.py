@@ -77,6 +77,7 @@ def run_stage(
     stage_args = stage_training_arguments(training_args, stage, settings, output_dir)
     started = time.time()
     initial_fingerprint = fingerprint(model)
+    model.enable_encoder_cache(curriculum_args.encoder_cache_dir)
     model = configure_trainable(model, settings["train"])
     with training_args.main_process_first(desc=f"{stage} data"):
         train_examples = train_examples or load_stage_examples(data_args, stage, str(output_dir))
@@ -97,6 +98,7 @@ def run_stage(
     resume_from = resume_point(training_args, stage_args, single_stage)
     trainer.train(resume_from_checkpoint=resume_from)
     final_model = merge_lora(trainer.model)
+    final_model.enable_encoder_cache(None)
     final_dir = output_dir / stage
     if stage_args.should_save:
         info = {

@@ -1,0 +1,64 @@
+"""On-disk cache of the frozen Whisper encoder's outputs, shared by epochs, stages and processes.
+
+The encoder never trains, so its output for a clip never changes: compute it once and read it back afterwards.
+An entry is keyed by the clip's log-mel features (which fix the encoder input exactly) and by a fingerprint of
+the encoder's weights, so a different encoder never reads another's entries. Entries are written to a temporary
+name and renamed into place: processes may share one cache folder, and a killed writer leaves no partial entry.
+"""
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def encoder_fingerprint(encoder: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class EncoderCache:
+    """`encode(encoder, features, mask) -> (B, T_enc, D)` with cached real frames; padded frames come back as 0
+    (the Q-Former masks them)."""
+
+    def __init__(self, directory: str | os.PathLike, encoder: torch.nn.Module):
+        self.directory = Path(directory) / encoder_fingerprint(encoder)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.hits = self.misses = 0
+
+    def _path(self, features: torch.Tensor, mel_frames: int) -> Path:
+        digest = hashlib.sha256(features[:, :mel_frames].float().cpu().contiguous().numpy().tobytes()).hexdigest()
+        return self.directory / digest[:2] / f"{digest}.safetensors"
+
+    def _store(self, path: Path, frames: torch.Tensor) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(handle)
+        save_file({"frames": frames.detach().cpu().contiguous()}, temporary)
+        os.replace(temporary, path)
+
+    def encode(self, encoder: torch.nn.Module, input_features: torch.Tensor, input_features_mask: torch.Tensor):
+        mel_lengths = input_features_mask.sum(-1).tolist()
+        frame_lengths = [(length + 1) // 2 for length in mel_lengths]
+        paths = [self._path(features, length) for features, length in zip(input_features, mel_lengths)]
+        cached = {i: load_file(path)["frames"] for i, path in enumerate(paths) if path.is_file()}
+        missing = [i for i in range(len(paths)) if i not in cached]
+        self.hits += len(cached)
+        self.misses += len(missing)
+        if missing:
+            encoded = encoder(input_features[missing]).last_hidden_state
+            for row, i in enumerate(missing):
+                cached[i] = encoded[row, : frame_lengths[i]]
+                self._store(paths[i], cached[i])
+        width = next(iter(cached.values())).shape[-1]
+        total = input_features.shape[-1] // 2
+        out = torch.zeros(len(paths), total, width, dtype=cached[0].dtype, device=input_features.device)
+        for i, frames in cached.items():
+            out[i, : frames.shape[0]] = frames.to(out.device)
+        return out
