@@ -122,3 +122,18 @@ def test_eval_py_end_to_end_with_reference_delta(lively, tmp_path):
     delta = (out / "reference_delta.md").read_text()
     assert "| eng-deu |" in delta and "29.1" in delta and "xxx-yyy" not in delta
     assert (out / "bleu_heatmap.png").stat().st_size > 1000
+
+
+def test_length_sorted_batches_cover_every_example_once():
+    import numpy as np
+
+    from llmsrt.evaluation.evaluator import length_sorted_batches
+
+    lengths = [16000, 4000, 32000, 8000, 24000]
+    examples = [{"id": str(i), "audio": {"array": np.full(n, 0.1, np.float32), "sampling_rate": 16000}}
+                for i, n in enumerate(lengths)]
+    batches = list(length_sorted_batches(examples, batch_size=2, window=32))
+    ids = [example["id"] for batch, _ in batches for example in batch]
+    assert sorted(ids) == ["0", "1", "2", "3", "4"] and [len(b) for b, _ in batches] == [2, 2, 1]
+    sizes = [waveform.size for _, waveforms in batches for waveform in waveforms]
+    assert sizes == sorted(lengths)
