@@ -41,7 +41,8 @@ def main():
         start = time.perf_counter()
         generate_predictions(model, processor, examples, batch_size, decoding)
         rates[batch_size] = args.clips / (time.perf_counter() - start)
-        print(f"batch {batch_size:>3}: {rates[batch_size]:.1f} clips/s ({rates[batch_size] / rates[args.batch_sizes[0]]:.1f}x)")
+        ratio = rates[batch_size] / rates[args.batch_sizes[0]]
+        print(f"batch {batch_size:>3}: {rates[batch_size]:.1f} clips/s ({ratio:.1f}x)")
 
 
 if __name__ == "__main__":
