@@ -36,5 +36,9 @@ setup(
         "matplotlib>=3.8",
         "gguf>=0.10",
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-timeout>=2.3"], "comet": ["unbabel-comet>=2.2"]},
+    extras_require={
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4"],
+        "demo": ["espeakng-loader>=0.2.4"],  # speech synthesis for the demo corpus, from PyPI only
+        "comet": ["unbabel-comet>=2.2"],
+    },
 )

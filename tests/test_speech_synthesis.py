@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+
+from llmsrt.data.speech_synthesis import ESpeak
+
+
+@pytest.fixture(scope="module")
+def espeak():
+    return ESpeak()
+
+
+def test_synthesis_speaks_at_16khz_with_voice_rate_and_pitch(espeak):
+    text = "The train to the airport leaves at nine in the morning."
+    normal = espeak.synthesize(text, "en-us", rate=175, pitch=50)
+    slow = espeak.synthesize(text, "en-us", rate=110, pitch=50)
+    high = espeak.synthesize(text, "en-us", rate=175, pitch=90)
+    assert normal.dtype == np.float32 and 1.5 < normal.size / 16000 < 6
+    assert np.abs(normal).max() > 0.05
+    assert slow.size > 1.3 * normal.size  # slower speech lasts longer
+    assert not np.array_equal(high[: normal.size], normal[: high.size])  # pitch changes the signal
+    german = espeak.synthesize("Der Zug fährt um neun Uhr ab.", "de")
+    pinyin = espeak.synthesize("wo3 xi3 huan1 he1 cha2", "cmn-latn-pinyin")
+    assert german.size > 8000 and pinyin.size > 8000
+
+
+def test_unknown_voice_is_a_value_error(espeak):
+    with pytest.raises(ValueError, match="no voice 'klingon'"):
+        espeak.synthesize("hello", "klingon")
