@@ -4,6 +4,8 @@ from torch.utils.data import DataLoader
 from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
+from .languages import language_code
+
 
 def _collate_clips(items: list[dict]) -> dict:
     """Batch preprocessed clips as lists; the processor pads them (on the left) in `_forward`."""
@@ -94,7 +96,8 @@ class SpeechTranslationPipeline(Pipeline):
             value[0] if isinstance(value, list) else value
             for value in (model_outputs["result"], model_outputs["src_lang"], model_outputs["tgt_lang"])
         )
-        return {**result, "src_lang": src, "tgt_lang": tgt if result["translation"] is not None else None}
+        target = language_code(tgt) if result["translation"] is not None else None
+        return {**result, "src_lang": language_code(src), "tgt_lang": target}
 
 
 __all__ = ["SpeechTranslationPipeline"]

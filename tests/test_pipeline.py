@@ -37,7 +37,7 @@ def test_batched_list_with_one_target_language_per_clip(translator):
 
 def test_asr_and_smt_tasks(translator):
     clip = {"array": make_clip(1.0, 4), "sampling_rate": SAMPLING_RATE}
-    asr = translator(clip, src_lang="fra", task="asr", generate_kwargs=GREEDY)
+    asr = translator(clip, src_lang="fr_fr", task="asr", generate_kwargs=GREEDY)  # FLEURS names work too
     assert asr["translation"] is None and asr["tgt_lang"] is None and asr["src_lang"] == "fra"
     smt = translator(clip, src_lang="eng", tgt_lang="deu", task="smt", text="the train", generate_kwargs=GREEDY)
     assert smt["transcription"] == "the train" and isinstance(smt["translation"], str)
