@@ -172,3 +172,15 @@ def test_encoder_cache_keeps_the_loss_trajectory(tmp_path):
     main([*common, "--output_dir", str(tmp_path / "cached"), "--encoder_cache_dir", str(tmp_path / "cache")])
     assert losses(tmp_path / "cached" / "asr") == pytest.approx(losses(tmp_path / "plain" / "asr"), rel=1e-4)
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 24  # one entry per toy clip
+
+
+def test_manifest_training_with_evaluation_loss(tmp_path):
+    from llmsrt.data.toy import build_toy_corpus
+
+    manifest = build_toy_corpus(tmp_path / "data")
+    main([RECIPE, "--dataset", "manifest", "--train_manifest", str(manifest), "--eval_manifest", str(manifest),
+          "--stage", "asr", "--max_steps", "4", "--eval_strategy", "steps", "--eval_steps", "2",
+          "--save_strategy", "no", "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true"])
+    state = json.loads((tmp_path / "run" / "asr" / "trainer_state.json").read_text())
+    assert [entry["step"] for entry in state["log_history"] if "eval_loss" in entry] == [2, 4]
+    assert (tmp_path / "run" / "asr" / "loss.png").is_file()

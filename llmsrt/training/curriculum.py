@@ -81,7 +81,9 @@ def run_stage(
     model = configure_trainable(model, settings["train"])
     with training_args.main_process_first(desc=f"{stage} data"):
         train_examples = train_examples or load_stage_examples(data_args, stage, str(output_dir))
-        eval_examples = load_stage_examples(data_args, stage, str(output_dir), split=data_args.eval_split or "eval")
+        eval_examples = None
+        if data_args.eval_split or data_args.eval_manifest:
+            eval_examples = load_stage_examples(data_args, stage, str(output_dir), split=data_args.eval_split or "eval")
     collator = CurriculumCollator(
         processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0, seed=stage_args.seed
     )
