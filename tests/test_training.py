@@ -38,6 +38,8 @@ def test_recipe_and_command_line_overrides():
     assert training.output_dir == "elsewhere" and training.learning_rate == 0.5
     assert stages["srt"]["learning_rate"] == 2e-4 and stages["srt"]["train"] == ["adapter", "lora"]
     assert stages["asr"]["train"] == ["adapter", "llm"] and stages["smt"]["learning_rate"] == 1e-2
+    model_args, *_ = parse_train_args([RECIPE, "--lora_rank", "16", "--lora_target_modules", "q_proj", "k_proj"])
+    assert model_args.lora_rank == 16 and model_args.lora_target_modules == ["q_proj", "k_proj"]
     with pytest.raises(ValueError, match="unknown trainable part"):
         parse_train_args([RECIPE, "--stage_overrides", "asr.train=encoder"])
     with pytest.raises(ValueError, match="STAGE.FIELD=VALUE"):
@@ -172,6 +174,17 @@ def test_encoder_cache_keeps_the_loss_trajectory(tmp_path):
     main([*common, "--output_dir", str(tmp_path / "cached"), "--encoder_cache_dir", str(tmp_path / "cache")])
     assert losses(tmp_path / "cached" / "asr") == pytest.approx(losses(tmp_path / "plain" / "asr"), rel=1e-4)
     assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 24  # one entry per toy clip
+
+
+def test_recipe_lora_settings_reach_the_model(tmp_path):
+    main([RECIPE, "--stage", "asr", "--max_steps", "1", "--save_strategy", "no", "--lora_rank", "4",
+          "--lora_target_modules", "q_proj", "k_proj", "--output_dir", str(tmp_path / "a"), "--disable_tqdm", "true"])
+    main([RECIPE, "--stage", "smt", "--max_steps", "1", "--save_strategy", "no", "--output_dir", str(tmp_path / "a"),
+          "--stage_overrides", "smt.train=adapter,lora", "--disable_tqdm", "true"])
+    config = json.loads((tmp_path / "a" / "smt" / "config.json").read_text())
+    assert config["lora_rank"] == 4 and config["lora_target_modules"] == ["q_proj", "k_proj"]
+    lora = [name for name in info(tmp_path / "a" / "smt")["trainable_parameters"] if "lora_" in name]
+    assert lora and all("q_proj" in name or "k_proj" in name for name in lora)
 
 
 def test_manifest_training_with_evaluation_loss(tmp_path):

@@ -28,6 +28,11 @@ class ModelArguments:
     )
     num_query_tokens: int = field(default=80, metadata={"help": "Audio embeddings per clip."})
     qformer_num_layers: int = field(default=8, metadata={"help": "Q-Former layers of a new adapter."})
+    lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default: the model config's, 8)."})
+    lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "LLM modules LoRA wraps (default: the config's, q_proj v_proj)."}
+    )
     model_dtype: str | None = field(
         default=None, metadata={"help": "dtype of the pretrained parts (float32, bfloat16); the adapter stays fp32."}
     )

@@ -19,7 +19,14 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..data import CurriculumCollator
 from ..lora import merge_lora
 from .arguments import STAGES, CurriculumArguments, DataArguments, ModelArguments
-from .model_setup import build_initial_model, configure_trainable, fingerprint, load_model, trainable_parameter_names
+from .model_setup import (
+    apply_lora_settings,
+    build_initial_model,
+    configure_trainable,
+    fingerprint,
+    load_model,
+    trainable_parameter_names,
+)
 from .plots import save_loss_plot
 from .stage_data import example_texts, load_stage_examples
 from .trainer import LLMSRTTrainer, publish_directory
@@ -167,6 +174,7 @@ def run_curriculum(
             model, processor = build_initial_model(
                 model_args, example_texts(train_examples) if train_examples is not None else None
             )
+        apply_lora_settings(model, model_args)
         finished[stage] = run_stage(
             stage, model, processor, settings[stage], data_args, curriculum_args, training_args, single_stage,
             train_examples,
