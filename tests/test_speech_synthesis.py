@@ -18,6 +18,8 @@ def test_synthesis_speaks_at_16khz_with_voice_rate_and_pitch(espeak):
     assert np.abs(normal).max() > 0.05
     assert slow.size > 1.3 * normal.size  # slower speech lasts longer
     assert not np.array_equal(high[: normal.size], normal[: high.size])  # pitch changes the signal
+    other_voice = espeak.synthesize(text, "en-us+f2", rate=175, pitch=50)
+    assert not np.array_equal(other_voice[:16000], normal[:16000])
     german = espeak.synthesize("Der Zug fährt um neun Uhr ab.", "de")
     pinyin = espeak.synthesize("wo3 xi3 huan1 he1 cha2", "cmn-latn-pinyin")
     assert german.size > 8000 and pinyin.size > 8000
@@ -26,3 +28,5 @@ def test_synthesis_speaks_at_16khz_with_voice_rate_and_pitch(espeak):
 def test_unknown_voice_is_a_value_error(espeak):
     with pytest.raises(ValueError, match="no voice 'klingon'"):
         espeak.synthesize("hello", "klingon")
+    with pytest.raises(ValueError, match="no voice 'en-us\\+zz9'"):
+        espeak.synthesize("hello", "en-us+zz9")

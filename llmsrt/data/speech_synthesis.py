@@ -45,7 +45,8 @@ class ESpeak:
                    sampling_rate: int = 16000) -> np.ndarray:
         """Speak `text` with `voice` (e.g. "en-us", "de", "cmn-latn-pinyin"), `rate` in words per minute and
         `pitch` 0-100; returns mono float32 at `sampling_rate`."""
-        if voice.lower() not in self.voices:
+        base, _, variant = voice.lower().partition("+")  # "en-us+f2": a voice and a variant (f1-f5, m1-m8...)
+        if base not in self.voices or (variant and variant not in self.voices):
             raise ValueError(f"eSpeak NG has no voice {voice!r}; e.g. en-us, de, fr, es, cmn-latn-pinyin "
                              f"({len(self.voices)} voices in all).")
         with self._lock:

@@ -1,0 +1,47 @@
+import json
+import time
+
+import pytest
+
+from llmsrt.data import load_manifest
+from llmsrt.demo import VOICES, build_demo_corpus
+from llmsrt.demo.corpus import read_sentences, split_of
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo-corpus")
+    return out, build_demo_corpus(out, languages=["eng", "deu", "zho"], targets_per_clip=None)
+
+
+def test_sentences_are_parallel_in_eight_languages():
+    rows = read_sentences()
+    assert len(VOICES) >= 8 and {"eng", "deu", "fra", "spa", "zho"} <= set(VOICES)
+    assert all(row[code].strip() for row in rows for code in VOICES) and len({row["id"] for row in rows}) == len(rows)
+
+
+def test_corpus_splits_by_sentence_with_held_out_voices(corpus):
+    out, manifests = corpus
+    rows = {split: [json.loads(line) for line in path.read_text().splitlines()] for split, path in manifests.items()}
+    sentence = {split: {row["id"].split("-")[0] for row in split_rows} for split, split_rows in rows.items()}
+    assert sentence["train"] and sentence["test"]
+    assert not sentence["train"] & sentence["test"] and not sentence["train"] & sentence["dev"]
+    voices = {split: {row["voice"] for row in split_rows} for split, split_rows in rows.items()}
+    assert not voices["train"] & voices["test"]
+    assert {row["src_lang"] + "-" + row["tgt_lang"] for row in rows["test"]} == {
+        f"{s}-{t}" for s in ("eng", "deu", "zho") for t in ("eng", "deu", "zho") if s != t}
+    chinese = next(row for row in rows["train"] if row["src_lang"] == "zho")
+    assert not chinese["transcript"].isascii()  # written in characters, spoken from pinyin
+    examples = load_manifest(manifests["test"])
+    assert len(examples) == len(rows["test"]) and examples[0]["audio"]["path"].endswith(".wav")
+    assert all(split_of(s) == "test" for s in sentence["test"])
+
+
+def test_rebuild_is_cached(corpus):
+    out, manifests = corpus
+    before = {path: path.stat().st_mtime_ns for path in manifests.values()}
+    started = time.time()
+    assert build_demo_corpus(out, languages=["eng", "deu", "zho"], targets_per_clip=None) == manifests
+    assert time.time() - started < 1 and before == {path: path.stat().st_mtime_ns for path in manifests.values()}
+    with pytest.raises(ValueError, match="No demo voice"):
+        build_demo_corpus(out, languages=["eng", "tlh"])
