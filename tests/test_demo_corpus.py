@@ -17,7 +17,8 @@ def corpus(tmp_path_factory):
 def test_sentences_are_parallel_in_eight_languages():
     rows = read_sentences()
     assert len(VOICES) >= 8 and {"eng", "deu", "fra", "spa", "zho"} <= set(VOICES)
-    assert all(row[code].strip() for row in rows for code in VOICES) and len({row["id"] for row in rows}) == len(rows)
+    assert len(rows) >= 300 and len({row["id"] for row in rows}) == len({row["eng"] for row in rows}) == len(rows)
+    assert all(row[code].strip() for row in rows for code in VOICES)
 
 
 def test_corpus_splits_by_sentence_with_held_out_voices(corpus):
