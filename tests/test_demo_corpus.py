@@ -46,3 +46,16 @@ def test_rebuild_is_cached(corpus):
     assert time.time() - started < 1 and before == {path: path.stat().st_mtime_ns for path in manifests.values()}
     with pytest.raises(ValueError, match="No demo voice"):
         build_demo_corpus(out, languages=["eng", "tlh"])
+
+
+def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
+    from llmsrt.training.arguments import DataArguments
+    from llmsrt.training.stage_data import load_stage_examples
+
+    data_args = DataArguments(dataset="demo", languages=["eng", "spa", "jpn"])  # no demo voice for jpn
+    train = load_stage_examples(data_args, "srt", str(tmp_path))
+    test = load_stage_examples(data_args, "srt", str(tmp_path), split="test")
+    assert {row["src_lang"] for row in train} == {"eng", "spa"} and len(test) > 0
+    assert not {row["id"].split("-")[0] for row in train} & {row["id"].split("-")[0] for row in test}
+    with pytest.raises(ValueError, match="splits"):
+        load_stage_examples(data_args, "srt", str(tmp_path), split="validation")

