@@ -197,3 +197,15 @@ def test_manifest_training_with_evaluation_loss(tmp_path):
     state = json.loads((tmp_path / "run" / "asr" / "trainer_state.json").read_text())
     assert [entry["step"] for entry in state["log_history"] if "eval_loss" in entry] == [2, 4]
     assert (tmp_path / "run" / "asr" / "loss.png").is_file()
+
+
+def test_offline_mirrors_only_stand_in_for_the_demo_models():
+    from llmsrt.training.arguments import ModelArguments
+    from llmsrt.training.model_setup import resolve_offline_mirrors
+
+    with pytest.raises(ValueError, match="Offline mirrors exist for openai/whisper-base"):
+        resolve_offline_mirrors(ModelArguments(whisper="openai/whisper-large-v3", llm="Qwen/Qwen2.5-3B",
+                                               offline_mirrors="/tmp/x"))
+    demo = str(ROOT / "recipes" / "demo.yaml")
+    model_args, data_args, *_ = parse_train_args([demo])
+    assert model_args.offline_mirrors and data_args.dataset == "demo" and len(data_args.languages) == 8
