@@ -15,12 +15,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 
-def encoder_fingerprint(encoder: torch.nn.Module) -> str:
+def fingerprint(module: torch.nn.Module) -> str:
+    """A hash of every weight (names and values): equal fingerprints mean identical modules."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(encoder.state_dict().items()):
+    for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 class EncoderCache:
@@ -28,7 +29,7 @@ class EncoderCache:
     (the Q-Former masks them)."""
 
     def __init__(self, directory: str | os.PathLike, encoder: torch.nn.Module):
-        self.directory = Path(directory) / encoder_fingerprint(encoder)
+        self.directory = Path(directory) / fingerprint(encoder)[:16]
         self.directory.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 

@@ -12,8 +12,8 @@ import pytest
 from transformers import pipeline
 
 from llmsrt import LLMSRTForConditionalGeneration
+from llmsrt.encoder_cache import fingerprint
 from llmsrt.training import main, parse_train_args
-from llmsrt.training.model_setup import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = str(ROOT / "recipes" / "tiny.yaml")

@@ -17,13 +17,13 @@ from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import CurriculumCollator
+from ..encoder_cache import fingerprint
 from ..lora import merge_lora
 from .arguments import STAGES, CurriculumArguments, DataArguments, ModelArguments
 from .model_setup import (
     apply_lora_settings,
     build_initial_model,
     configure_trainable,
-    fingerprint,
     load_model,
     trainable_parameter_names,
 )

@@ -1,9 +1,6 @@
 """Where a stage's model comes from, and which of its parts train."""
 
-import hashlib
 import logging
-
-import torch
 
 from ..lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
@@ -90,12 +87,3 @@ def configure_trainable(model: LLMSRTForConditionalGeneration, parts: list[str])
 
 def trainable_parameter_names(model) -> list[str]:
     return [name for name, parameter in model.named_parameters() if parameter.requires_grad]
-
-
-def fingerprint(model: torch.nn.Module) -> str:
-    """A hash of every weight (names and values): equal fingerprints mean identical models."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
