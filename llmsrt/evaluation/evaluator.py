@@ -24,7 +24,7 @@ class EvalArguments:
     model: str = field(metadata={"help": "A saved LLM-SRT folder or Hub id."})
     output_dir: str = field(metadata={"help": "Where predictions, results, matrix and heatmap are written."})
     manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest with translations."})
-    dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2 or toy."})
+    dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2, demo or toy."})
     dataset_path: str | None = field(default=None, metadata={"help": "Hub id or local folder of the dataset."})
     data_dir: str | None = field(default=None)
     split: str = field(default="test")
@@ -114,7 +114,7 @@ def generate_predictions(model, processor, examples, batch_size: int, decoding: 
                                                             src, tgt)
         for example, output in zip(batch_examples, outputs):
             records.append({
-                "id": example["id"], "direction": f"{example['src_lang']}-{example['tgt_lang']}",
+                "id": example["id"], "direction": direction_of(example),
                 "src_lang": example["src_lang"], "tgt_lang": example["tgt_lang"],
                 "ref_transcription": example["transcript"], "hyp_transcription": output["transcription"],
                 "ref_translation": example["translation"], "hyp_translation": output["translation"],
