@@ -25,11 +25,15 @@ def fingerprint(module: torch.nn.Module) -> str:
 
 
 class EncoderCache:
-    """`encode(encoder, features, mask) -> (B, T_enc, D)` with cached real frames; padded frames come back as 0
-    (the Q-Former masks them)."""
+    """`encode(run_encoder, features, mask) -> (B, T_enc, D)` with cached real frames; padded frames come back
+    as 0 (the Q-Former masks them).
 
-    def __init__(self, directory: str | os.PathLike, encoder: torch.nn.Module):
-        self.directory = Path(directory) / fingerprint(encoder)[:16]
+    `variant` names how the encoder is run (`"window"`: the 30-s window; `"variable-length"`: the clip's own
+    length): the two give different frames, so each has its own entries.
+    """
+
+    def __init__(self, directory: str | os.PathLike, encoder: torch.nn.Module, variant: str = "window"):
+        self.directory = Path(directory) / f"{fingerprint(encoder)[:16]}-{variant}"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.hits = self.misses = 0
 
@@ -44,7 +48,8 @@ class EncoderCache:
         save_file({"frames": frames.detach().cpu().contiguous()}, temporary)
         os.replace(temporary, path)
 
-    def encode(self, encoder: torch.nn.Module, input_features: torch.Tensor, input_features_mask: torch.Tensor):
+    def encode(self, run_encoder, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> torch.Tensor:
+        """`run_encoder(features, mask) -> (b, T_enc, D)` encodes the clips missing from the cache."""
         mel_lengths = input_features_mask.sum(-1).tolist()
         frame_lengths = [(length + 1) // 2 for length in mel_lengths]
         paths = [self._path(features, length) for features, length in zip(input_features, mel_lengths)]
@@ -53,7 +58,7 @@ class EncoderCache:
         self.hits += len(cached)
         self.misses += len(missing)
         if missing:
-            encoded = encoder(input_features[missing]).last_hidden_state
+            encoded = run_encoder(input_features[missing], input_features_mask[missing])
             for row, i in enumerate(missing):
                 cached[i] = encoded[row, : frame_lengths[i]]
                 self._store(paths[i], cached[i])

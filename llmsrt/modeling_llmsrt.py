@@ -133,6 +133,19 @@ class LLMSRTPreTrainedModel(PreTrainedModel):
             init.normal_(module.query_tokens, mean=0.0, std=1.0)
 
 
+def without_quantizer(language_model: nn.Module) -> nn.Module:
+    """The same weights in a plain model of the same class (built on the meta device: no random initialisation)."""
+    with torch.device("meta"):
+        plain_model = AutoModelForCausalLM.from_config(language_model.config, dtype=language_model.dtype)
+    plain_model.load_state_dict(language_model.state_dict(), assign=True)
+    for name, buffer in language_model.named_buffers():  # non-persistent buffers (rotary frequencies)
+        module_name, _, buffer_name = name.rpartition(".")
+        plain_model.get_submodule(module_name)._buffers[buffer_name] = buffer
+    if plain_model.config.tie_word_embeddings:
+        plain_model.tie_weights()
+    return plain_model
+
+
 class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
     """Speech in, text out: transcription, translation or both, selected by the prompt's language tags.
 
@@ -195,12 +208,11 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         )
         if gguf_file is not None:
             # A GGUF-loaded model keeps its quantizer and refuses `save_pretrained`: copy it into a plain model.
-            plain_model = AutoModelForCausalLM.from_config(language_model.config, dtype=language_model.dtype)
-            plain_model.load_state_dict(language_model.state_dict())
-            language_model = plain_model
+            language_model = without_quantizer(language_model)
         with torch.device("meta"):
             model = cls(config)
-        model.audio_encoder = whisper_model.get_encoder()
+        # Whisper's weights in llmsrt's encoder class (which can also read clips shorter than the window).
+        model.audio_encoder.load_state_dict(whisper_model.get_encoder().state_dict(), assign=True)
         model.language_model = language_model
         model.speech_adapter = LLMSRTSpeechAdapter(config)
         for module in model.speech_adapter.modules():
@@ -262,16 +274,23 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             # The encoder's second convolution has stride 2: one encoder frame per two mel frames.
             frame_mask = input_features_mask[:, ::2].to(input_features.device)
         encoder_trains = torch.is_grad_enabled() and any(p.requires_grad for p in self.audio_encoder.parameters())
-        encoder_dtype = self.audio_encoder.conv1.weight.dtype
+        input_features = input_features.to(self.audio_encoder.conv1.weight.dtype)
         cache = getattr(self, "encoder_cache", None)
         if cache is not None and input_features_mask is not None and not encoder_trains:
             with torch.no_grad():
-                frames = cache.encode(self.audio_encoder, input_features.to(encoder_dtype), input_features_mask)
-            return self.speech_adapter(frames.to(encoder_dtype), frame_mask)
-        with torch.set_grad_enabled(encoder_trains):
-            encoder_mask = frame_mask if self.config.variable_length_encoding else None
-            frames = self.audio_encoder(input_features.to(encoder_dtype), attention_mask=encoder_mask)
-        return self.speech_adapter(frames.last_hidden_state, frame_mask)
+                frames = cache.encode(self._run_audio_encoder, input_features, input_features_mask)
+        else:
+            with torch.set_grad_enabled(encoder_trains):
+                frames = self._run_audio_encoder(input_features, input_features_mask)
+        return self.speech_adapter(frames.to(input_features.dtype), frame_mask)
+
+    def _run_audio_encoder(self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None):
+        """`(B, n_mels, T_mel)` -> `(B, T_mel / 2, D_audio)`; with variable-length encoding, padded frames are
+        masked out of self-attention (a clip encodes the same in any batch)."""
+        encoder_mask = None
+        if self.config.variable_length_encoding and input_features_mask is not None:
+            encoder_mask = input_features_mask[:, ::2].to(input_features.device)
+        return self.audio_encoder(input_features, attention_mask=encoder_mask).last_hidden_state
 
     def enable_encoder_cache(self, directory: str | None):
         """Read the frozen encoder's outputs from (and write them to) an on-disk cache in `directory`; `None`
@@ -279,11 +298,10 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         if directory is None:
             self.encoder_cache = None
             return
-        if self.config.variable_length_encoding:
-            raise ValueError("The encoder cache stores full-window encodings: use it without variable_length_encoding.")
         from .encoder_cache import EncoderCache
 
-        self.encoder_cache = EncoderCache(directory, self.audio_encoder)
+        variant = "variable-length" if self.config.variable_length_encoding else "window"
+        self.encoder_cache = EncoderCache(directory, self.audio_encoder, variant)
 
     def embed_inputs(
         self,

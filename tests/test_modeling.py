@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import SAMPLING_RATE, make_clip
@@ -167,10 +168,12 @@ def test_variable_length_encoding(lively):
     assert generated.shape[0] == 2
 
 
-def test_encoder_cache_reproduces_the_encoder_and_is_reused(lively, tmp_path):
+@pytest.mark.parametrize("variable_length", [False, True], ids=["window", "variable-length"])
+def test_encoder_cache_reproduces_the_encoder_and_is_reused(lively, tmp_path, variable_length):
     model, processor = lively
     batch = processor(audio=[make_clip(1.0, 0), make_clip(2.5, 1)], sampling_rate=SAMPLING_RATE,
                       src_lang="eng", tgt_lang="deu", targets=["a<|eng|><|deu|>b", "c<|eng|><|deu|>d"])
+    model.config.variable_length_encoding = variable_length
     with torch.no_grad():
         expected = model(**batch)
         model.enable_encoder_cache(tmp_path)
@@ -185,6 +188,7 @@ def test_encoder_cache_reproduces_the_encoder_and_is_reused(lively, tmp_path):
             assert (cache.hits, cache.misses) == (2, 2) and calls == []  # read back, not recomputed
         finally:
             model.enable_encoder_cache(None)
+            model.config.variable_length_encoding = False
     for output in (first, second):
         torch.testing.assert_close(output.logits, expected.logits, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(output.loss, expected.loss)
@@ -196,3 +200,33 @@ def test_encoder_cache_reproduces_the_encoder_and_is_reused(lively, tmp_path):
 
     other, _ = build_tiny_model_and_processor(["x y"], seed=5)
     assert EncoderCache(tmp_path, other.audio_encoder).directory != cache.directory
+    # Window and variable-length encodings of the same clip differ: they never share entries.
+    other_variant = "window" if variable_length else "variable-length"
+    assert EncoderCache(tmp_path, model.audio_encoder, other_variant).directory != cache.directory
+
+
+def test_from_pretrained_parts_keeps_the_weights_in_llmsrt_classes(tiny, tmp_path):
+    """Parts saved as a plain Whisper and a plain causal LM come back as llmsrt's encoder (which can read clips
+    shorter than the window) and the same LLM weights."""
+    from transformers import AutoModelForCausalLM, WhisperConfig, WhisperModel
+
+    from llmsrt.modeling_llmsrt import LLMSRTWhisperEncoder
+
+    model, processor = tiny
+    whisper = WhisperModel(WhisperConfig(**model.config.audio_config.to_dict()))
+    whisper.save_pretrained(tmp_path / "whisper")
+    model.language_model.save_pretrained(tmp_path / "llm")
+    built = LLMSRTForConditionalGeneration.from_pretrained_parts(
+        str(tmp_path / "whisper"), str(tmp_path / "llm"), audio_token_id=processor.audio_token_id,
+        num_query_tokens=model.config.num_query_tokens, variable_length_encoding=True,
+    )
+    assert isinstance(built.audio_encoder, LLMSRTWhisperEncoder)
+    for name, tensor in whisper.get_encoder().state_dict().items():
+        torch.testing.assert_close(built.audio_encoder.state_dict()[name], tensor, rtol=0, atol=0)
+    for name, tensor in AutoModelForCausalLM.from_pretrained(tmp_path / "llm").state_dict().items():
+        torch.testing.assert_close(built.language_model.state_dict()[name], tensor, rtol=0, atol=0)
+    assert not any(p.requires_grad for p in built.audio_encoder.parameters())
+    batch = processor(audio=make_clip(1.0, 0), sampling_rate=SAMPLING_RATE)
+    with torch.no_grad():  # variable-length encoding reads fewer frames than the window
+        features = built.get_audio_features(batch["input_features"], batch["input_features_mask"])
+    assert features.shape == (1, model.config.num_query_tokens, model.config.text_config.hidden_size)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import pipeline
 
 from llmsrt import LLMSRTForConditionalGeneration
@@ -209,3 +210,24 @@ def test_offline_mirrors_only_stand_in_for_the_demo_models():
     demo = str(ROOT / "recipes" / "demo.yaml")
     model_args, data_args, *_ = parse_train_args([demo])
     assert model_args.offline_mirrors and data_args.dataset == "demo" and len(data_args.languages) == 8
+
+
+def test_trainer_loss_projects_answer_positions_only(lively):
+    """`LLMSRTTrainer.compute_loss` skips the output layer on audio and prompt positions: same loss, fewer logits."""
+    from transformers import TrainingArguments
+
+    from llmsrt.training.trainer import LLMSRTTrainer
+    from conftest import SAMPLING_RATE, make_clip
+
+    model, processor = lively
+    batch = processor(audio=[make_clip(1.0, 0), make_clip(2.0, 1)], sampling_rate=SAMPLING_RATE,
+                      src_lang="eng", tgt_lang=["deu", "fra"], task="srt",
+                      targets=[{"transcription": "a b", "translation": "c"},
+                               {"transcription": "d", "translation": "e f g"}]).data
+    trainer = LLMSRTTrainer(model=model, args=TrainingArguments("unused", report_to="none", use_cpu=True))
+    with torch.no_grad():
+        expected = model(**batch)
+        loss, output = trainer.compute_loss(model, batch, return_outputs=True)
+    torch.testing.assert_close(loss, expected.loss, rtol=1e-5, atol=1e-6)
+    prompt = int((batch["labels"] != -100).any(0).nonzero()[0])
+    assert output.logits.shape[1] == batch["labels"].shape[1] - prompt + 1 < expected.logits.shape[1]

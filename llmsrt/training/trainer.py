@@ -39,6 +39,21 @@ class LLMSRTTrainer(Trainer):
             retire_old_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The loss needs the LLM's output layer on answer positions only: skip the rest (audio and prompt).
+
+        The vocabulary projection (`(L, D) x (D, vocab)`, 151,936 entries for Qwen2.5) is a large share of a
+        training step; it is computed from the position before the batch's first answer token on, with the labels
+        cut to match, which gives the same loss.
+        """
+        labels = inputs.get("labels")
+        if labels is not None and "logits_to_keep" not in inputs:
+            answer_positions = (labels != -100).any(dim=0).nonzero()
+            if len(answer_positions):
+                first = max(int(answer_positions[0]) - 1, 0)
+                inputs = {**inputs, "labels": labels[:, first:], "logits_to_keep": labels.shape[1] - first}
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
     def train(self, *args, **kwargs):
         if self.args.should_save:  # drop whatever a killed run left half-written
             shutil.rmtree(os.path.join(self.args.output_dir, STAGING_DIR), ignore_errors=True)
