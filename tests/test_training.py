@@ -214,10 +214,10 @@ def test_offline_mirrors_only_stand_in_for_the_demo_models():
 
 def test_trainer_loss_projects_answer_positions_only(lively):
     """`LLMSRTTrainer.compute_loss` skips the output layer on audio and prompt positions: same loss, fewer logits."""
+    from conftest import SAMPLING_RATE, make_clip
     from transformers import TrainingArguments
 
     from llmsrt.training.trainer import LLMSRTTrainer
-    from conftest import SAMPLING_RATE, make_clip
 
     model, processor = lively
     batch = processor(audio=[make_clip(1.0, 0), make_clip(2.0, 1)], sampling_rate=SAMPLING_RATE,
