@@ -14,7 +14,7 @@ from ..data.schema import SAMPLING_RATE
 from ..modeling_llmsrt import PAPER_DECODING
 from .metrics import comet_scorer
 from .report import delta_markdown, matrix_markdown, read_reference, save_heatmap
-from .scoring import direction_of, score_records
+from .scoring import direction_of, prediction_record, score_records
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +112,8 @@ def generate_predictions(model, processor, examples, batch_size: int, decoding: 
         generated = model.generate(**inputs, **decoding)
         outputs = processor.post_process_speech_translation(generated[:, inputs["input_ids"].shape[1] :], "srt",
                                                             src, tgt)
-        for example, output in zip(batch_examples, outputs):
-            records.append({
-                "id": example["id"], "direction": direction_of(example),
-                "src_lang": example["src_lang"], "tgt_lang": example["tgt_lang"],
-                "ref_transcription": example["transcript"], "hyp_transcription": output["transcription"],
-                "ref_translation": example["translation"], "hyp_translation": output["translation"],
-            })
+        records += [prediction_record(example, output["transcription"], output["translation"])
+                    for example, output in zip(batch_examples, outputs)]
         progress.update(len(batch_examples))
     progress.close()
     return records

@@ -10,6 +10,16 @@ def direction_of(record: dict) -> str:
     return f"{record['src_lang']}-{record['tgt_lang']}"
 
 
+def prediction_record(example: dict, transcription: str, translation: str) -> dict:
+    """One line of predictions.jsonl: the example's references beside a system's outputs."""
+    return {
+        "id": example["id"], "direction": direction_of(example),
+        "src_lang": example["src_lang"], "tgt_lang": example["tgt_lang"],
+        "ref_transcription": example["transcript"], "hyp_transcription": transcription,
+        "ref_translation": example["translation"], "hyp_translation": translation,
+    }
+
+
 def score_records(records: list[dict], tokenizer_overrides: dict | None = None, comet=None) -> dict:
     """Score prediction records (`src_lang`, `tgt_lang`, `ref_transcription`, `hyp_transcription`,
     `ref_translation`, `hyp_translation`) per direction; returns `{"directions": {...}, "averages": {...}}`."""

@@ -33,6 +33,10 @@ class ModelArguments:
     )
     num_query_tokens: int = field(default=80, metadata={"help": "Audio embeddings per clip."})
     qformer_num_layers: int = field(default=8, metadata={"help": "Q-Former layers of a new adapter."})
+    variable_length_encoding: bool = field(
+        default=False,
+        metadata={"help": "A new model encodes each clip at its own length, not the 30-s window (faster; see README)."},
+    )
     lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default: the model config's, 8)."})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
     lora_target_modules: list[str] | None = field(
@@ -53,7 +57,11 @@ class DataArguments:
     asr_manifest: str | None = field(
         default=None, metadata={"help": "Manifest for the ASR stage (default: the training manifest)."}
     )
-    dataset_path: str | None = field(default=None, metadata={"help": "Hub id or local folder of a Hub dataset."})
+    dataset_path: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or local folder of a Hub dataset; for `demo`, where the corpus is built "
+                          "(default: OUTPUT_DIR/demo-data)."},
+    )
     data_dir: str | None = field(default=None, metadata={"help": "Manual data folder (CoVoST-2's Common Voice)."})
     directions: list[str] = field(
         default_factory=list,
@@ -75,6 +83,11 @@ class DataArguments:
 @dataclass
 class CurriculumArguments:
     stage: str = field(default="all", metadata={"help": "Stage to run: asr, smt, srt or all (in that order)."})
+    curriculum_stages: list[str] = field(
+        default_factory=lambda: list(STAGES),
+        metadata={"help": "The stages that make up the curriculum, in order; each starts from the one before it. "
+                          "`srt` alone trains SRT from the pretrained parts (the paper's no-curriculum ablation)."},
+    )
     smt_share: float = field(
         default=0.0, metadata={"help": "Share of SMT samples mixed into the SRT stage (the later recipe: 0.5)."}
     )
@@ -89,3 +102,9 @@ class CurriculumArguments:
     def __post_init__(self):
         if self.stage not in STAGES + ("all",):
             raise ValueError(f"--stage must be one of {', '.join(STAGES)} or all, got {self.stage!r}.")
+        unknown = [stage for stage in self.curriculum_stages if stage not in STAGES]
+        if unknown or not self.curriculum_stages or len(set(self.curriculum_stages)) < len(self.curriculum_stages):
+            raise ValueError(f"--curriculum_stages takes distinct stages among {', '.join(STAGES)}, got "
+                             f"{self.curriculum_stages}.")
+        if self.stage != "all" and self.stage not in self.curriculum_stages:
+            raise ValueError(f"--stage {self.stage} is not in --curriculum_stages {self.curriculum_stages}.")

@@ -19,7 +19,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..data import CurriculumCollator
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
-from .arguments import STAGES, CurriculumArguments, DataArguments, ModelArguments
+from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .model_setup import (
     apply_lora_settings,
     build_initial_model,
@@ -147,7 +147,8 @@ def run_curriculum(
 ) -> dict[str, Path]:
     """Run `curriculum_args.stage` (or all three stages in order). Returns the finished stage folders."""
     output_dir = Path(training_args.output_dir)
-    stages = STAGES if curriculum_args.stage == "all" else (curriculum_args.stage,)
+    curriculum = list(curriculum_args.curriculum_stages)
+    stages = curriculum if curriculum_args.stage == "all" else [curriculum_args.stage]
     single_stage = len(stages) == 1
     resuming = bool(training_args.resume_from_checkpoint)
     finished: dict[str, Path] = {}
@@ -158,7 +159,8 @@ def run_curriculum(
             finished[stage] = stage_dir
             continue
         set_seed(training_args.seed)
-        previous = STAGES[STAGES.index(stage) - 1] if stage != STAGES[0] else None
+        position = curriculum.index(stage)
+        previous = curriculum[position - 1] if position else None
         train_examples = None
         if previous and is_complete(output_dir / previous):
             model, processor = load_model(str(output_dir / previous))

