@@ -20,7 +20,8 @@ def _average(results: dict, metric: str) -> float | None:
 
 
 def _asr_average(results: dict) -> float | None:
-    rates = [scores["asr_error_rate"] for scores in results["directions"].values() if scores["asr_error_rate"] is not None]
+    rates = [scores["asr_error_rate"] for scores in results["directions"].values()
+             if scores["asr_error_rate"] is not None]
     return sum(rates) / len(rates) if rates else None
 
 

@@ -58,9 +58,10 @@ class Timings:
 def read_recipe(path: str | Path) -> tuple[dict, DemoSettings]:
     recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     block = recipe.pop("demo", None) or {}
-    unknown = set(block) - {f.name for f in fields(DemoSettings)}
+    accepted = [f.name for f in fields(DemoSettings)]
+    unknown = set(block) - set(accepted)
     if unknown:
-        raise ValueError(f"Unknown demo settings {sorted(unknown)}; accepted: {[f.name for f in fields(DemoSettings)]}.")
+        raise ValueError(f"Unknown demo settings {sorted(unknown)}; accepted: {accepted}.")
     return recipe, DemoSettings(**block)
 
 
