@@ -12,6 +12,7 @@ import time
 import datasets
 import numpy as np
 import torch
+from peak_memory import PeakMemory
 
 from llmsrt.evaluation import generate_predictions
 from llmsrt.tiny import build_tiny_model_and_processor
@@ -38,11 +39,13 @@ def main():
                 "min_new_tokens": args.new_tokens, "no_repeat_ngram_size": 0}
     rates = {}
     for batch_size in args.batch_sizes:
-        start = time.perf_counter()
-        generate_predictions(model, processor, examples, batch_size, decoding)
-        rates[batch_size] = args.clips / (time.perf_counter() - start)
+        with PeakMemory() as peak:
+            start = time.perf_counter()
+            generate_predictions(model, processor, examples, batch_size, decoding)
+            rates[batch_size] = args.clips / (time.perf_counter() - start)
         ratio = rates[batch_size] / rates[args.batch_sizes[0]]
-        print(f"batch {batch_size:>3}: {rates[batch_size]:.1f} clips/s ({ratio:.1f}x)")
+        print(f"batch {batch_size:>3}: {rates[batch_size]:.1f} clips/s ({ratio:.1f}x), peak memory added "
+              f"{peak.gib * 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from peak_memory import PeakMemory
 from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
@@ -77,15 +78,14 @@ def inputs_for(seconds: float, batch: int, mels: int, num_queries: int, device, 
 
 
 def timed(function, device) -> tuple[float, float]:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    function()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return time.perf_counter() - start, peak
+    """Seconds and peak memory (GiB: the CUDA allocator's peak, or on the CPU the resident memory added)."""
+    with PeakMemory(device) as peak:
+        start = time.perf_counter()
+        function()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return seconds, peak.gib
 
 
 @torch.no_grad()

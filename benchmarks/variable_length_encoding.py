@@ -12,6 +12,7 @@ import time
 
 import librosa
 import torch
+from peak_memory import PeakMemory
 from transformers import WhisperFeatureExtractor, WhisperModel
 
 from llmsrt.modeling_llmsrt import LLMSRTWhisperEncoder
@@ -29,6 +30,7 @@ def main():
     encoder.eval()
     extractor = WhisperFeatureExtractor.from_pretrained(args.whisper)
     full_times, short_times, drifts, cosines = [], [], [], []
+    peaks = {"window": 0.0, "variable-length": 0.0}
     for path in args.clips:
         audio, _ = librosa.load(path, sr=16000)
         inputs = extractor(audio, sampling_rate=16000, return_attention_mask=True, return_tensors="pt")
@@ -37,19 +39,24 @@ def main():
         frames = (int(inputs["attention_mask"].sum()) + 1) // 2
         with torch.no_grad():
             for _ in range(args.repeats):
-                start = time.perf_counter()
-                full = encoder(inputs["input_features"]).last_hidden_state[0, :frames]
-                full_times.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                short = encoder(inputs["input_features"][..., :real]).last_hidden_state[0, :frames]
-                short_times.append(time.perf_counter() - start)
+                with PeakMemory() as peak:
+                    start = time.perf_counter()
+                    full = encoder(inputs["input_features"]).last_hidden_state[0, :frames]
+                    full_times.append(time.perf_counter() - start)
+                peaks["window"] = max(peaks["window"], peak.gib)
+                with PeakMemory() as peak:
+                    start = time.perf_counter()
+                    short = encoder(inputs["input_features"][..., :real]).last_hidden_state[0, :frames]
+                    short_times.append(time.perf_counter() - start)
+                peaks["variable-length"] = max(peaks["variable-length"], peak.gib)
         drifts.append(float((short - full).norm() / full.norm()))
         cosines.append(float(torch.nn.functional.cosine_similarity(short, full, dim=-1).mean()))
         print(f"{path}: {len(audio) / 16000:.1f} s, relative L2 drift {drifts[-1]:.3f}, "
               f"mean cosine {cosines[-1]:.3f}")
     ratio = statistics.median(full_times) / statistics.median(short_times)
     print(f"encoder speed-up on real length: {ratio:.1f}x (median over {len(full_times)} runs); "
-          f"drift mean {statistics.mean(drifts):.3f}, cosine mean {statistics.mean(cosines):.3f}")
+          f"drift mean {statistics.mean(drifts):.3f}, cosine mean {statistics.mean(cosines):.3f}; peak memory added "
+          f"{peaks['window'] * 1024:.0f} MiB (window) vs {peaks['variable-length'] * 1024:.0f} MiB (variable length)")
 
 
 if __name__ == "__main__":

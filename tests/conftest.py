@@ -1,10 +1,16 @@
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 import llmsrt  # noqa: F401  (registers the Auto classes and the pipeline)
+from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import SPEC, state_dict_to_ctranslate2
+from llmsrt.conversion.ctranslate2_format import write_model_bin
 from llmsrt.tiny import build_tiny_model_and_processor
 
 SAMPLING_RATE = 16000
@@ -107,3 +113,37 @@ def qwen_gguf(tmp_path_factory):
     from llmsrt.demo.models import offline_qwen_gguf
 
     return _offline(offline_qwen_gguf, tmp_path_factory)
+
+
+# A tiny Whisper in CTranslate2's format (as faster-whisper ships it), for the converter and the demo tests.
+SPECIAL = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|fr|>", "<|translate|>",
+           "<|transcribe|>", "<|notimestamps|>"]
+
+
+def make_tiny_whisper() -> WhisperForConditionalGeneration:
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=64, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, max_source_positions=1500, max_target_positions=32,
+                           pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=1)
+    model = WhisperForConditionalGeneration(config).eval()
+    with torch.no_grad():  # the k-projection has no bias; every other weight gets a value to carry over
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.2)
+    return model
+
+
+def write_checkpoint(folder, model, dtype):
+    folder.mkdir(parents=True, exist_ok=True)
+    variables = state_dict_to_ctranslate2(model.state_dict(), model.config, dtype=dtype)
+    variables.pop("decoder/embeddings/weight")
+    aliases = {"decoder/embeddings/weight": "decoder/projection/weight"}  # as faster-whisper ties them
+    variables["decoder/projection/weight"] = model.proj_out.weight.detach().numpy().astype(dtype)
+    write_model_bin(folder / "model.bin", SPEC, variables, aliases)
+    vocab = {token: index for index, token in enumerate(SPECIAL + [f"t{i}" for i in range(64 - len(SPECIAL))])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.add_special_tokens(SPECIAL)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "config.json").write_text(json.dumps({"suppress_ids": [9, 10], "suppress_ids_begin": [0]}))
+    return folder

@@ -81,9 +81,11 @@ def test_subset(manifest: Path, clips_per_direction: int, out_path: Path) -> Pat
 def srt_only_overrides(stage_settings: dict) -> list[str]:
     """The SRT-only baseline: the SRT stage alone, from the pretrained parts, for as many steps as the whole
     curriculum (same batch size, so the same number of training examples)."""
-    steps = sum(int(settings.get("max_steps", 0)) for settings in stage_settings.values())
-    if steps <= 0:
-        raise ValueError("The demo recipe must give every stage a max_steps: the SRT-only baseline matches their sum.")
+    missing = [stage for stage, settings in stage_settings.items() if int(settings.get("max_steps", 0)) <= 0]
+    if missing:
+        raise ValueError(f"The demo recipe gives no max_steps to {missing}: every stage needs one, since the SRT-only "
+                         "baseline trains for their sum.")
+    steps = sum(int(settings["max_steps"]) for settings in stage_settings.values())
     return ["--curriculum_stages", "srt", "--stage_overrides", f"srt.max_steps={steps}"]
 
 

@@ -64,7 +64,12 @@ class CascadeTranslator:
         generated = self.llm.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=self.max_new_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id)
         answers = self.tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        return [answer.strip() for answer in answers]
+        return [first_line(answer) for answer in answers]
+
+
+def first_line(answer: str) -> str:
+    """The translation, without the comment a chat model often adds after it ("This translation keeps...")."""
+    return next((line.strip() for line in answer.splitlines() if line.strip()), "")
 
 
 def generate_cascade_predictions(cascade: CascadeTranslator, examples, batch_size: int) -> list[dict]:

@@ -1,0 +1,109 @@
+"""`recipes/demo.yaml` end to end on tiny parts: a tiny Whisper converted from a CTranslate2 file the test writes
+and a tiny chat LLM stand in for Whisper-base and Qwen2.5-0.5B; everything else (corpus, curriculum, SRT-only
+baseline, eval.py's evaluation, cascade, report) is the demo's own code."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import make_tiny_whisper, write_checkpoint
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
+from llmsrt.demo.corpus import read_sentences
+from llmsrt.demo.run import main, read_recipe, srt_only_overrides
+from llmsrt.tiny import build_tiny_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def tiny_chat_llm(folder: Path) -> Path:
+    texts = [row[code] for row in read_sentences()[:100] for code in ("eng", "deu")]
+    tokenizer = build_tiny_tokenizer(texts)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    whisper = convert_ctranslate2_whisper(write_checkpoint(root / "ct2", make_tiny_whisper(), np.float16),
+                                          root / "whisper")
+    del whisper
+    recipe, _ = read_recipe(ROOT / "recipes" / "demo.yaml")
+    recipe.pop("offline_mirrors")
+    recipe.update(whisper=str(root / "whisper"), llm=str(tiny_chat_llm(root / "llm")), languages=["eng", "deu"],
+                  encoder_cache_dir=str(root / "encoder-cache"), per_device_train_batch_size=2, logging_steps=1)
+    for stage in recipe["stages"].values():
+        stage["max_steps"] = 2
+    recipe["demo"] = {"test_clips_per_direction": 2, "eval_batch_size": 4, "max_new_tokens": 6,
+                      "corpus_dir": str(root / "corpus")}
+    (root / "demo.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    main([str(root / "demo.yaml"), "--output_dir", str(root / "run"), "--started_at", "0"])
+    return root / "run"
+
+
+def test_demo_report_compares_three_systems_on_the_same_directions(demo_run):
+    summary = json.loads((demo_run / "report" / "summary.json").read_text())
+    assert set(summary["systems"]) == {"curriculum", "srt-only", "cascade"}
+    assert set(summary["bleu_per_direction"]) == {"eng-deu", "deu-eng"}
+    for system, row in summary["systems"].items():
+        assert 0.0 <= row["average_bleu"] <= 100.0 and row["test_clips"] == 4
+        predictions = (demo_run / "report" / system / "predictions.jsonl").read_text().splitlines()
+        assert len(predictions) == 4 and (demo_run / "report" / system / "bleu_heatmap.png").is_file()
+    # The SRT-only baseline spends the curriculum's budget (same examples) on the SRT stage alone.
+    curriculum, baseline = summary["systems"]["curriculum"]["training"], summary["systems"]["srt-only"]["training"]
+    assert set(curriculum["stages"]) == {"asr", "smt", "srt"} and set(baseline["stages"]) == {"srt"}
+    assert curriculum["examples"] == baseline["examples"] == 3 * 2 * 2
+    assert not (demo_run / "srt-only" / "asr").exists()
+    timed = set(summary["timings_seconds"])
+    assert {"setup (make)", "models", "corpus", "evaluate: cascade", "evaluate: curriculum"} <= timed
+    readme = (demo_run / "report" / "README.md").read_text()
+    assert "## Verdict" in readme and "Curriculum vs cascade" in readme
+    for name in ("loss-curriculum-asr.png", "loss-curriculum-srt.png", "loss-srt-only-srt.png"):
+        assert (demo_run / "report" / name).is_file() and f"]({name})" in readme
+
+
+def test_cascade_transcribes_then_translates_with_the_chat_prompt(demo_run):
+    rows = [json.loads(line) for line in (demo_run / "report" / "cascade" / "predictions.jsonl").read_text()
+            .splitlines()]
+    assert {row["direction"] for row in rows} == {"eng-deu", "deu-eng"}
+    results = json.loads((demo_run / "report" / "cascade" / "results.json").read_text())
+    assert results["model"].startswith("cascade:") and results["examples"] == 4
+
+
+def test_srt_only_budget_matches_the_curriculum():
+    settings = {"asr": {"max_steps": 5}, "smt": {"max_steps": 2}, "srt": {"max_steps": 3}}
+    assert srt_only_overrides(settings) == ["--curriculum_stages", "srt", "--stage_overrides", "srt.max_steps=10"]
+    with pytest.raises(ValueError, match="max_steps"):
+        srt_only_overrides({"asr": {}, "smt": {}, "srt": {"max_steps": 3}})
+
+
+def test_unknown_demo_setting_is_named(tmp_path):
+    (tmp_path / "r.yaml").write_text("demo: {test_clips: 3}\n")
+    with pytest.raises(ValueError, match="test_clips"):
+        read_recipe(tmp_path / "r.yaml")
+
+
+def test_cascade_prompt_names_the_languages_and_keeps_the_first_line(tmp_path):
+    from llmsrt.evaluation.cascade import CascadeTranslator, first_line
+
+    whisper = tmp_path / "whisper"
+    convert_ctranslate2_whisper(write_checkpoint(tmp_path / "ct2", make_tiny_whisper(), np.float16), whisper)
+    cascade = CascadeTranslator(str(whisper), str(tiny_chat_llm(tmp_path / "llm")))
+    prompt = cascade.prompt("Guten Morgen.", "deu", "zho")
+    assert "Translate the following German text into Chinese (Mandarin)" in prompt and "Guten Morgen." in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert first_line("\n Bonjour.\n\nThis translation keeps the tone.") == "Bonjour."
+    with pytest.raises(ValueError, match="no language code"):
+        cascade.transcribe([np.zeros(16000, dtype=np.float32)], ["ast"])  # Asturian: no Whisper language
