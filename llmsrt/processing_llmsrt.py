@@ -22,6 +22,7 @@ TASKS = ("asr", "smt", "srt")
 AUDIO_TOKEN = "<|audio|>"
 IGNORE_INDEX = -100
 _TAG_PAIR = re.compile(r"<\|([a-z]{3})\|><\|([a-z]{3})\|>")
+_TAG = re.compile(r"<\|[a-z]{3}\|>")
 
 
 def check_task(task: str) -> str:
@@ -72,18 +73,20 @@ def format_answer(
 def split_answer(text: str, src_lang: str | None = None, tgt_lang: str | None = None) -> tuple[str, str]:
     """Split an SRT answer into (transcription, translation) on its tag pair.
 
-    The expected pair `<|src|><|tgt|>` is tried first, then any pair of tags; without a pair the whole text is the
-    transcription and the translation is empty.
+    The expected pair `<|src|><|tgt|>` is tried first, then any pair of tags, then a single tag (a weakly trained
+    model may write one tag only; other tags after it are dropped from the translation); without any tag the whole
+    text is the transcription and the translation is empty.
     """
     if src_lang and tgt_lang:
         separator = get_language(src_lang).tag + get_language(tgt_lang).tag
         if separator in text:
             transcription, translation = text.split(separator, 1)
             return transcription.strip(), translation.strip()
-    match = _TAG_PAIR.search(text)
+    match = _TAG_PAIR.search(text) or _TAG.search(text)
     if match is None:
         return text.strip(), ""
-    return text[: match.start()].strip(), text[match.end() :].strip()
+    translation = " ".join(_TAG.sub(" ", text[match.end() :]).split())
+    return text[: match.start()].strip(), translation
 
 
 def _per_clip(value, count: int, name: str) -> list:

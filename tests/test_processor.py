@@ -97,5 +97,8 @@ def test_post_process_splits_on_tag_pair(tiny):
     assert results[1] == {"transcription": "hello", "translation": "bonjour"}
     assert results[2] == {"transcription": "no pair here", "translation": ""}
     assert split_answer("a<|eng|><|spa|>b", "eng", "deu") == ("a", "b")
+    # One tag only (a weakly trained model): split on it, later tags dropped from the translation.
+    assert split_answer("Ich bin da.<|deu|>I am here.<|eng|>Me too.", "deu", "eng") == ("Ich bin da.",
+                                                                                       "I am here. Me too.")
     asr = processor.post_process_speech_translation(ids[:1], "asr", "eng")
     assert asr == [{"transcription": "the train<|eng|><|deu|>der zug", "translation": None}]

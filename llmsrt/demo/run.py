@@ -131,7 +131,9 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
                                           {"model": name, "generation_seconds": round(time.time() - started, 2),
                                            "examples": len(records)})
     del cascade
-    return write_demo_report(report, results, {"curriculum": finished, "srt-only": baseline}, timings.seconds)
+    train_rows = sum(1 for _ in manifests["train"].open(encoding="utf-8"))
+    return write_demo_report(report, results, {"curriculum": finished, "srt-only": baseline}, timings.seconds,
+                             train_rows)
 
 
 def eval_arguments(model: str, output_dir: Path, manifest: Path, settings: DemoSettings) -> EvalArguments:
