@@ -123,7 +123,7 @@ def write_demo_report(report_dir: Path, results: dict[str, dict], stage_dirs: di
     systems = summary["systems"]
     lines = [
         "# llmsrt demo report", "",
-        "| system | avg BLEU | avg chrF++ | avg WER/CER | test clips | training examples | training s |",
+        "| system | avg BLEU | avg chrF++ | avg WER/CER (%) | test clips | training examples | training s |",
         "|---|---|---|---|---|---|---|",
     ]
     for system, row in systems.items():
