@@ -71,6 +71,7 @@ def parse_train_args(argv: list[str]):
         recipe = yaml.safe_load(Path(argv[0]).read_text(encoding="utf-8")) or {}
         argv = argv[1:]
     recipe_stages = recipe.pop("stages", None)
+    recipe.pop("demo", None)  # settings of `python -m llmsrt.demo` (evaluation of the demo), not of training
     parser = HfArgumentParser((ModelArguments, DataArguments, CurriculumArguments, TrainingArguments))
     model_args, data_args, curriculum_args, training_args = parser.parse_args_into_dataclasses(
         args=_as_cli(recipe) + list(argv)
