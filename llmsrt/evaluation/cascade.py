@@ -5,12 +5,10 @@ same scoring and report apply."""
 from collections import defaultdict
 
 import torch
-from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, WhisperForConditionalGeneration, WhisperProcessor
 
 from ..data.schema import SAMPLING_RATE
 from ..languages import get_language
-from .scoring import prediction_record
 
 TRANSLATION_INSTRUCTION = "Translate the following {source} text into {target}. Reply with the translation only.\n\n"
 
@@ -74,18 +72,10 @@ def first_line(answer: str) -> str:
 
 def generate_cascade_predictions(cascade: CascadeTranslator, examples, batch_size: int) -> list[dict]:
     """Transcribe then translate every example; records as `generate_predictions` writes them."""
-    from .evaluator import length_sorted_batches
+    from .evaluator import predict_all
 
-    records = []
-    total = len(examples) if hasattr(examples, "__len__") else None
-    progress = tqdm(total=total, desc="cascade", unit="clip")
-    for batch_examples, waveforms in length_sorted_batches(examples, batch_size):
-        sources = [example["src_lang"] for example in batch_examples]
-        targets = [example["tgt_lang"] for example in batch_examples]
+    def translate_batch(waveforms, sources, targets):
         transcripts = cascade.transcribe(waveforms, sources)
-        translations = cascade.translate(transcripts, sources, targets)
-        records += [prediction_record(example, transcript, translation)
-                    for example, transcript, translation in zip(batch_examples, transcripts, translations)]
-        progress.update(len(batch_examples))
-    progress.close()
-    return records
+        return list(zip(transcripts, cascade.translate(transcripts, sources, targets)))
+
+    return predict_all(examples, batch_size, translate_batch, "cascade")

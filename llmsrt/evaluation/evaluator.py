@@ -98,25 +98,36 @@ def _sorted(buffer, batch_size):
         yield [example for example, _ in chunk], [waveform for _, waveform in chunk]
 
 
-@torch.no_grad()
-def generate_predictions(model, processor, examples, batch_size: int, decoding: dict) -> list[dict]:
-    """Speech -> transcription + translation for every example, as prediction records."""
+def predict_all(examples, batch_size: int, translate_batch, description: str = "translating") -> list[dict]:
+    """Run `translate_batch(waveforms, src_langs, tgt_langs) -> [(transcription, translation), ...]` over
+    length-sorted batches of `examples`, returning prediction records."""
     records = []
     total = len(examples) if hasattr(examples, "__len__") else None
-    progress = tqdm(total=total, desc="translating", unit="clip")
+    progress = tqdm(total=total, desc=description, unit="clip")
     for batch_examples, waveforms in length_sorted_batches(examples, batch_size):
         src = [example["src_lang"] for example in batch_examples]
         tgt = [example["tgt_lang"] for example in batch_examples]
+        outputs = translate_batch(waveforms, src, tgt)
+        records += [prediction_record(example, transcription, translation)
+                    for example, (transcription, translation) in zip(batch_examples, outputs)]
+        progress.update(len(batch_examples))
+    progress.close()
+    return records
+
+
+@torch.no_grad()
+def generate_predictions(model, processor, examples, batch_size: int, decoding: dict) -> list[dict]:
+    """Speech -> transcription + translation for every example, as prediction records."""
+
+    def translate_batch(waveforms, src, tgt):
         inputs = processor(audio=waveforms, sampling_rate=SAMPLING_RATE, src_lang=src, tgt_lang=tgt, task="srt")
         inputs = inputs.to(model.device)
         generated = model.generate(**inputs, **decoding)
         outputs = processor.post_process_speech_translation(generated[:, inputs["input_ids"].shape[1] :], "srt",
                                                             src, tgt)
-        records += [prediction_record(example, output["transcription"], output["translation"])
-                    for example, output in zip(batch_examples, outputs)]
-        progress.update(len(batch_examples))
-    progress.close()
-    return records
+        return [(output["transcription"], output["translation"]) for output in outputs]
+
+    return predict_all(examples, batch_size, translate_batch)
 
 
 def write_report(records: list[dict], output_dir: Path, args: EvalArguments, extra: dict | None = None) -> dict:
