@@ -23,9 +23,10 @@ GGUF_NAME = "qwen2.5-0.5b-instruct-q.gguf"
 
 @dataclass
 class DemoParts:
+    """Hub ids or local transformers folders of the two pretrained parts."""
+
     whisper: str
     llm: str
-    gguf_file: str | None = None
 
 
 def _hub_reachable(repo_id: str) -> bool:

@@ -61,7 +61,7 @@ def resolve_offline_mirrors(model_args: ModelArguments) -> None:
     if (model_args.whisper, model_args.llm) != (WHISPER_HUB, LLM_HUB):
         raise ValueError(f"Offline mirrors exist for {WHISPER_HUB} and {LLM_HUB} only.")
     parts = demo_parts(model_args.offline_mirrors)
-    model_args.whisper, model_args.llm, model_args.gguf_file = parts.whisper, parts.llm, parts.gguf_file
+    model_args.whisper, model_args.llm = parts.whisper, parts.llm
 
 
 def load_model(path: str):
