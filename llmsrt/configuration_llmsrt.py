@@ -14,6 +14,9 @@ SPEECH_TRANSLATION_PIPELINE = {
     }
 }
 
+# Initial gains of the adapter's final LayerNorm: the paper's ones, or the LLM's input-embedding scale.
+ADAPTER_NORM_INITS = ("ones", "embedding")
+
 
 def paper_adapter_hidden_size(llm_hidden_size: int) -> int | None:
     """The width of the adapter MLP's hidden layer chosen by the paper from the LLM width `d`.
@@ -56,6 +59,16 @@ class LLMSRTConfig(PreTrainedConfig):
         variable_length_encoding (`bool`, *optional*, defaults to `False`):
             Run the encoder on the longest clip of the batch (padded frames masked) instead of the paper's full 30-s
             window: faster for short clips; off by default until its quality cost is measured on real weights.
+        query_time_window (`int`, *optional*):
+            `None` (the paper): every query cross-attends to all real frames of the clip. An integer `k`: query `i`
+            of `Q` attends only to its own slice of the clip's real frames (the `i`-th of `Q` equal slices) and the
+            `k` slices on either side: the queries are ordered in time from the first step of training, which
+            helps a new adapter align with little compute (a departure from the paper; used in training and
+            inference alike, saved with the model).
+        adapter_norm_init (`str`, *optional*, defaults to `"ones"`):
+            Initial gain of the adapter's final LayerNorm in a new adapter. `"ones"` (the paper): audio embeddings of
+            norm ~sqrt(D_llm). `"embedding"`: the root-mean-square of the LLM's input-embedding matrix, so audio
+            embeddings start at the scale of the token embeddings the LLM was trained on.
     """
 
     model_type = "llmsrt"
@@ -106,6 +119,8 @@ class LLMSRTConfig(PreTrainedConfig):
     audio_model_name: str | None = None
     text_model_name: str | None = None
     variable_length_encoding: bool = False
+    query_time_window: int | None = None
+    adapter_norm_init: str = "ones"
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -116,8 +131,12 @@ class LLMSRTConfig(PreTrainedConfig):
             self.adapter_hidden_size = paper_adapter_hidden_size(self.text_config.hidden_size) or 0
         if self.custom_pipelines is None:
             self.custom_pipelines = SPEECH_TRANSLATION_PIPELINE
+        if self.query_time_window is not None and self.query_time_window < 0:
+            raise ValueError(f"query_time_window must be None or >= 0 slices, got {self.query_time_window}.")
+        if self.adapter_norm_init not in ADAPTER_NORM_INITS:
+            raise ValueError(f"adapter_norm_init must be one of {ADAPTER_NORM_INITS}, got {self.adapter_norm_init!r}.")
         if self.num_query_tokens < 1:
             raise ValueError(f"num_query_tokens must be a positive integer, got {self.num_query_tokens}.")
 
 
-__all__ = ["LLMSRTConfig", "paper_adapter_hidden_size"]
+__all__ = ["ADAPTER_NORM_INITS", "LLMSRTConfig", "paper_adapter_hidden_size"]

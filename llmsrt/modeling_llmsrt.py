@@ -11,18 +11,29 @@ Data flow for a batch of `B` clips:
 """
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, Blip2QFormerModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.generation import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
+)
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_llmsrt import LLMSRTConfig
 
 # The paper's decoding settings: the defaults of `generate` for a new model (a saved generation_config wins).
+# `no_repeat_ngram_size` and `repetition_penalty` read the generated answer only, as in the paper's reference
+# (which generates from embeddings): see `LLMSRTForConditionalGeneration._get_logits_processor`.
 PAPER_DECODING = {"num_beams": 5, "max_new_tokens": 400, "no_repeat_ngram_size": 5, "repetition_penalty": 1.0}
 
 AUTO_MAP = {
@@ -94,6 +105,27 @@ class LLMSRTSpeechAdapter(nn.Module):
         self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_config.hidden_size))
         self.qformer = Blip2QFormerModel(config.qformer_config)
         self.projector = LLMSRTProjector(config)
+        self.query_time_window = config.query_time_window
+
+    def time_window_mask(self, frame_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The cross-attention mask of `config.query_time_window = k`: query `i` of `Q` sees the `i`-th of `Q`
+        equal slices of its clip's real frames, widened by `k` slices on each side (never empty).
+
+        Args:
+            frame_mask: `(B, T_enc)`, 1 on real frames and 0 on padding.
+
+        Returns:
+            `(B, 1, Q, T_enc)` additive mask: 0 where a query may attend, the dtype's minimum elsewhere.
+        """
+        num_queries = self.query_tokens.shape[1]
+        lengths = frame_mask.sum(-1, keepdim=True).long()  # (B, 1)
+        query_index = torch.arange(num_queries, device=frame_mask.device)[None, :]  # (1, Q)
+        first = torch.div((query_index - self.query_time_window) * lengths, num_queries, rounding_mode="floor")
+        end = -torch.div(-(query_index + 1 + self.query_time_window) * lengths, num_queries, rounding_mode="floor")
+        frames = torch.arange(frame_mask.shape[1], device=frame_mask.device)[None, None, :]  # (1, 1, T)
+        allowed = (frames >= first[..., None]) & (frames < end[..., None]) & frame_mask[:, None, :].bool()
+        blocked = torch.zeros(allowed.shape, dtype=dtype, device=frame_mask.device)
+        return blocked.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
     def forward(
         self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: torch.Tensor | None = None
@@ -102,17 +134,59 @@ class LLMSRTSpeechAdapter(nn.Module):
         Args:
             encoder_hidden_states: `(B, T_enc, D_whisper)` Whisper encoder output.
             encoder_attention_mask: `(B, T_enc)`, 1 on real frames and 0 on padding; `None` attends to all.
+                With `config.query_time_window` set, it becomes the queries' time windows (`time_window_mask`).
 
         Returns:
             `(B, num_query_tokens, D_llm)` audio embeddings.
         """
         queries = self.query_tokens.expand(encoder_hidden_states.shape[0], -1, -1)
+        if self.query_time_window is not None:
+            if encoder_attention_mask is None:
+                encoder_attention_mask = torch.ones(encoder_hidden_states.shape[:2], device=queries.device)
+            encoder_attention_mask = self.time_window_mask(encoder_attention_mask, queries.dtype)
         query_output = self.qformer(
             query_embeds=queries,
             encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask,
         ).last_hidden_state
         return self.projector(query_output.to(self.projector.layer_norm.weight.dtype))
+
+
+class LLMSRTAnswerLogitsProcessor(LogitsProcessor):
+    r"""
+    Runs a [`LogitsProcessor`] on the generated answer only: the first `prompt_length` columns of `input_ids` (left
+    padding, audio placeholders and prompt tags) are cut off before `processor` reads them.
+
+    The paper's reference generates from `inputs_embeds`, so its `no_repeat_ngram_size` only sees generated tokens.
+    Given the prompt as `input_ids`, transformers would ban n-grams of the prompt too, and an SRT answer
+    (`transcript<|eng|><|deu|>translation`) must repeat the prompt's tag pair (about 10 BPE tokens for Qwen).
+
+    Args:
+        processor (`LogitsProcessor`):
+            A processor that reads past tokens, such as [`NoRepeatNGramLogitsProcessor`].
+        prompt_length (`int`):
+            Length of the prompt given to `generate` (`input_ids.shape[1]`, padding included).
+    """
+
+    supports_continuous_batching = False
+
+    def __init__(self, processor: LogitsProcessor, prompt_length: int):
+        if not isinstance(prompt_length, int) or prompt_length < 0:
+            raise ValueError(f"`prompt_length` has to be a non-negative integer, but is {prompt_length}")
+        self.processor = processor
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """
+        Args:
+            input_ids: `(batch_size * num_beams, prompt_length + generated)` the prompt and the tokens generated so far.
+            scores: `(batch_size * num_beams, vocab_size)` next-token scores.
+
+        Returns:
+            `(batch_size * num_beams, vocab_size)` the scores as `processor` leaves them given
+            `input_ids[:, prompt_length:]`, `(batch_size * num_beams, generated)`.
+        """
+        return self.processor(input_ids[:, self.prompt_length :], scores)
 
 
 class LLMSRTPreTrainedModel(PreTrainedModel):
@@ -217,6 +291,8 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         model.speech_adapter = LLMSRTSpeechAdapter(config)
         for module in model.speech_adapter.modules():
             model._init_weights(module)
+        if config.adapter_norm_init == "embedding":
+            model.scale_adapter_output_to_embeddings()
         if audio_token_id >= model.get_input_embeddings().num_embeddings:
             # The placeholder's own rows are never used: placeholders are embedded as id 0 and then replaced, and
             # generation suppresses the id. Zero them rather than leave whatever the resize put there.
@@ -228,6 +304,15 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             model.config.text_config.vocab_size = model.language_model.config.vocab_size
         model.freeze_audio_encoder()
         return model
+
+    @torch.no_grad()
+    def scale_adapter_output_to_embeddings(self):
+        """Set the gain of the adapter's final LayerNorm to the root-mean-square of the LLM's input embeddings
+        (`config.adapter_norm_init="embedding"`): audio embeddings then start at the norm of a token embedding
+        (~0.5 for Qwen2.5-0.5B) instead of ~sqrt(D_llm) (~30), the paper's gain of one."""
+        embeddings = self.get_input_embeddings().weight
+        scale = embeddings.float().pow(2).mean().sqrt()
+        self.speech_adapter.projector.layer_norm.weight.fill_(scale.item())
 
     def freeze_audio_encoder(self):
         """Freeze the Whisper encoder: no gradients, and eval mode (no dropout) whatever `train()` is called with."""
@@ -372,6 +457,52 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             logits_to_keep=logits_to_keep,
             **kwargs,
         )
+
+    def _get_logits_processor(
+        self,
+        generation_config: GenerationConfig,
+        input_ids_seq_length: int | None = None,
+        encoder_input_ids: torch.LongTensor | None = None,
+        prefix_allowed_tokens_fn: Callable[[int, torch.Tensor], list[int]] | None = None,
+        logits_processor: LogitsProcessorList | None = None,
+        device: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        negative_prompt_ids: torch.Tensor | None = None,
+        negative_prompt_attention_mask: torch.Tensor | None = None,
+    ) -> LogitsProcessorList:
+        """`GenerationMixin._get_logits_processor`, with `no_repeat_ngram_size` and `repetition_penalty` applied to
+        the generated answer only, at their usual places in the list: `generate` then decodes as the paper's
+        reference, which generates from `inputs_embeds`. An SRT answer repeats the prompt's tag pair, which a ban
+        over the prompt ids `(B, input_ids_seq_length)` would forbid.
+
+        The settings themselves are left as they are (a saved generation config still records
+        `no_repeat_ngram_size=5`), and processors given to `generate` in `logits_processor` are kept as given.
+        """
+        processors = super()._get_logits_processor(
+            generation_config=generation_config,
+            input_ids_seq_length=input_ids_seq_length,
+            encoder_input_ids=encoder_input_ids,
+            prefix_allowed_tokens_fn=prefix_allowed_tokens_fn,
+            logits_processor=logits_processor,
+            device=device,
+            model_kwargs=model_kwargs,
+            negative_prompt_ids=negative_prompt_ids,
+            negative_prompt_attention_mask=negative_prompt_attention_mask,
+        )
+        if not input_ids_seq_length:
+            return processors  # no prompt ids (generation from `inputs_embeds`, continuous batching): nothing to cut
+        given = list(logits_processor or [])
+        for index, processor in enumerate(processors):
+            if any(processor is custom for custom in given):
+                continue
+            if type(processor) is NoRepeatNGramLogitsProcessor:
+                processors[index] = LLMSRTAnswerLogitsProcessor(processor, input_ids_seq_length)
+            elif type(processor) is RepetitionPenaltyLogitsProcessor:
+                # transformers skips the left padding only; skip the whole prompt.
+                processors[index] = RepetitionPenaltyLogitsProcessor(
+                    processor.penalty, prompt_ignore_length=input_ids_seq_length
+                )
+        return processors
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save weights and config; with the classes registered for Auto (as `import llmsrt` does), also the code

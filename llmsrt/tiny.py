@@ -35,9 +35,11 @@ def build_tiny_model_and_processor(
     num_layers: int = 2,
     vocab_size: int = 512,
     seed: int = 0,
+    **config_kwargs,
 ) -> tuple[LLMSRTForConditionalGeneration, LLMSRTProcessor]:
     """A randomly initialised LLM-SRT with a Whisper encoder window of `chunk_seconds` and a tokenizer trained on
-    `corpus`. Same module classes as the real model, a few hundred thousand parameters."""
+    `corpus`. Same module classes as the real model, a few hundred thousand parameters. `config_kwargs` are further
+    `LLMSRTConfig` fields (`query_time_window`, `adapter_norm_init`, ...)."""
     import torch
 
     tokenizer = build_tiny_tokenizer(corpus, vocab_size)
@@ -82,9 +84,12 @@ def build_tiny_model_and_processor(
         audio_token_id=processor.audio_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        **config_kwargs,
     )
     torch.manual_seed(seed)
     model = LLMSRTForConditionalGeneration(config)
+    if config.adapter_norm_init == "embedding":
+        model.scale_adapter_output_to_embeddings()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, processor

@@ -3,7 +3,9 @@
 import hashlib
 from dataclasses import dataclass
 
-from ..processing_llmsrt import TASKS, LLMSRTProcessor, check_task
+import torch
+
+from ..processing_llmsrt import IGNORE_INDEX, TASKS, LLMSRTProcessor, check_task
 from .schema import SAMPLING_RATE
 
 
@@ -64,3 +66,33 @@ class CurriculumCollator:
                 for example in examples
             ],
         ).data
+
+
+@dataclass
+class AlignmentCollator:
+    """Batches for the `align` stage: the audio, and the transcript as the LLM's token ids (the CTC targets).
+
+    Returns `input_features` `(B, n_mels, T_mel)`, `input_features_mask` `(B, T_mel)` and `ctc_labels` `(B, L)`:
+    the transcript's token ids (no special tokens), right-padded with `-100`.
+    """
+
+    processor: LLMSRTProcessor
+
+    def __call__(self, examples: list[dict]) -> dict:
+        batch = self.processor(
+            audio=[example["audio"] for example in examples],
+            sampling_rate=SAMPLING_RATE,
+            src_lang=[example["src_lang"] for example in examples],
+            task="asr",
+        )
+        token_ids = self.processor.tokenizer(
+            [example["transcript"] for example in examples], add_special_tokens=False
+        )["input_ids"]
+        ctc_labels = torch.full((len(examples), max(map(len, token_ids))), IGNORE_INDEX, dtype=torch.long)
+        for row, ids in enumerate(token_ids):
+            ctc_labels[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return {
+            "input_features": batch["input_features"],
+            "input_features_mask": batch["input_features_mask"],
+            "ctc_labels": ctc_labels,
+        }

@@ -38,6 +38,7 @@ class DemoSettings:
     eval_batch_size: int = 16
     max_new_tokens: int = 64  # per answer (LLM-SRT: transcript + translation; cascade: each of the two)
     corpus_dir: str = ".cache/demo-corpus"
+    dev_clips: int = 16  # dev clips (one per direction, first directions first) scored after each curriculum stage
 
 
 class Timings:
@@ -65,28 +66,34 @@ def read_recipe(path: str | Path) -> tuple[dict, DemoSettings]:
     return recipe, DemoSettings(**block)
 
 
-def test_subset(manifest: Path, clips_per_direction: int, out_path: Path) -> Path:
-    """The first `clips_per_direction` test rows of every direction, with absolute audio paths."""
+def test_subset(manifest: Path, clips_per_direction: int, out_path: Path, max_clips: int | None = None) -> Path:
+    """The first `clips_per_direction` rows of every direction (at most `max_clips` in all), with absolute audio
+    paths."""
     kept, seen = [], {}
     for line in manifest.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         direction = f"{row['src_lang']}-{row['tgt_lang']}"
-        if seen.get(direction, 0) < clips_per_direction:
+        if seen.get(direction, 0) < clips_per_direction and (max_clips is None or len(kept) < max_clips):
             seen[direction] = seen.get(direction, 0) + 1
             kept.append({**row, "audio": str((manifest.parent / row["audio"]).resolve())})
     out_path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept), encoding="utf-8")
     return out_path
 
 
-def srt_only_overrides(stage_settings: dict) -> list[str]:
-    """The SRT-only baseline: the SRT stage alone, from the pretrained parts, for as many steps as the whole
-    curriculum (same batch size, so the same number of training examples)."""
-    missing = [stage for stage, settings in stage_settings.items() if int(settings.get("max_steps", 0)) <= 0]
+def srt_only_overrides(stage_settings: dict, curriculum: list[str], curriculum_dir: Path) -> list[str]:
+    """The SRT-only baseline: the SRT stage alone for as many steps as the curriculum's paper stages (ASR, SMT,
+    SRT; same batch size, so the same number of training examples), from the same starting point as the
+    curriculum's ASR stage: the pretrained parts, or the curriculum's `align` folder when the curriculum aligns
+    first (the alignment is a property of the adapter's start, not of the curriculum under test, so both systems
+    get it, and it runs once)."""
+    paper_stages = [stage for stage in curriculum if stage != "align"]
+    missing = [stage for stage in paper_stages if int(stage_settings[stage].get("max_steps", 0)) <= 0]
     if missing:
         raise ValueError(f"The demo recipe gives no max_steps to {missing}: every stage needs one, since the SRT-only "
                          "baseline trains for their sum.")
-    steps = sum(int(settings["max_steps"]) for settings in stage_settings.values())
-    return ["--curriculum_stages", "srt", "--stage_overrides", f"srt.max_steps={steps}"]
+    steps = sum(int(stage_settings[stage]["max_steps"]) for stage in paper_stages)
+    start = ["--model_name_or_path", str(curriculum_dir / "align")] if "align" in curriculum else []
+    return [*start, "--curriculum_stages", "srt", "--stage_overrides", f"srt.max_steps={steps}"]
 
 
 def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None) -> dict:
@@ -103,19 +110,27 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     def train_args(system: str, extra: list[str]):
         return parse_train_args([str(train_recipe), "--output_dir", str(output / system), *extra])
 
-    model_args, data_args, *_ , stage_settings = train_args("curriculum", [])
+    model_args, data_args, curriculum_args, _, stage_settings = train_args("curriculum", [])
+    curriculum = list(curriculum_args.curriculum_stages)
     with timings.part("models"):
         if model_args.offline_mirrors:
             resolve_offline_mirrors(model_args)
     parts = ["--whisper", model_args.whisper, "--llm", model_args.llm]
     with timings.part("corpus"):
         manifests = build_demo_corpus(settings.corpus_dir, languages=data_args.languages)
-    with timings.part("train: curriculum (asr, smt, srt)"):
+    with timings.part(f"train: curriculum ({', '.join(curriculum)})"):
         finished = run_curriculum(*train_args("curriculum", parts))
     with timings.part("train: srt-only baseline"):
-        baseline = run_curriculum(*train_args("srt-only", parts + srt_only_overrides(stage_settings)))
-    subset = test_subset(manifests["test"], settings.test_clips_per_direction, output / "test-subset.jsonl")
+        overrides = srt_only_overrides(stage_settings, curriculum, output / "curriculum")
+        baseline = run_curriculum(*train_args("srt-only", parts + overrides))
+        if "align" in finished:
+            baseline = {"align": finished["align"], **baseline}
     report = output / "report"
+    dev = test_subset(manifests["dev"], 1, output / "dev-subset.jsonl", settings.dev_clips)
+    with timings.part("evaluate: curriculum after each stage (dev)"):
+        curve = {stage: evaluate_model(eval_arguments(str(folder), report / "dev" / stage, dev, settings))
+                 for stage, folder in finished.items()}
+    subset = test_subset(manifests["test"], settings.test_clips_per_direction, output / "test-subset.jsonl")
     results = {}
     for system, model_dir in (("curriculum", finished["srt"]), ("srt-only", baseline["srt"])):
         with timings.part(f"evaluate: {system}"):
@@ -133,7 +148,7 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     del cascade
     train_rows = sum(1 for _ in manifests["train"].open(encoding="utf-8"))
     return write_demo_report(report, results, {"curriculum": finished, "srt-only": baseline}, timings.seconds,
-                             train_rows)
+                             train_rows, curve)
 
 
 def eval_arguments(model: str, output_dir: Path, manifest: Path, settings: DemoSettings) -> EvalArguments:

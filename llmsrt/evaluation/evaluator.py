@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..audio_gain import audio_gain_on_examples
 from ..audio_utils import prepare_audio
+from ..data import CurriculumCollator
 from ..data.schema import SAMPLING_RATE
 from ..modeling_llmsrt import PAPER_DECODING
 from .metrics import comet_scorer
-from .report import delta_markdown, matrix_markdown, read_reference, save_heatmap
+from .report import audio_gain_markdown, delta_markdown, matrix_markdown, read_reference, save_heatmap
 from .scoring import direction_of, prediction_record, score_records
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ class EvalArguments:
     )
     device: str | None = field(default=None, metadata={"help": "cuda, cpu... (default: cuda when available)."})
     skip_invalid_rows: bool = field(default=False)
+    audio_gain: bool = field(
+        default=True, metadata={"help": "Measure the audio gain (teacher-forced loss with swapped vs own audio)."}
+    )
 
     def tokenizer_overrides(self) -> dict[str, str]:
         return {"zho": self.chinese_tokenizer, "yue": self.chinese_tokenizer, "jpn": self.japanese_tokenizer}
@@ -147,8 +152,10 @@ def write_report(records: list[dict], output_dir: Path, args: EvalArguments, ext
     results["settings"] = {key: value for key, value in asdict(args).items()}
     results.update(extra or {})
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    (output_dir / "matrix.md").write_text(matrix_markdown(results["directions"], results["averages"]),
-                                          encoding="utf-8")
+    matrix = matrix_markdown(results["directions"], results["averages"])
+    if results.get("audio_gain"):
+        matrix += "\n" + audio_gain_markdown(results["audio_gain"])
+    (output_dir / "matrix.md").write_text(matrix, encoding="utf-8")
     if results["directions"]:
         save_heatmap(results["directions"], output_dir / "bleu_heatmap.png")
     if args.reference_csv:
@@ -173,4 +180,21 @@ def evaluate_model(args: EvalArguments) -> dict:
     seconds = time.time() - started
     extra = {"model": args.model, "generation_seconds": round(seconds, 2), "examples": len(records),
              "directions_evaluated": sorted({direction_of(r) for r in records})}
+    if args.audio_gain:
+        extra["audio_gain"] = evaluation_audio_gain(model, processor, examples, args.batch_size)
     return write_report(records, Path(args.output_dir), args, extra)
+
+
+def evaluation_audio_gain(model, processor, examples, batch_size: int) -> dict | None:
+    """The audio gain (see `llmsrt.audio_gain`) of SRT teacher forcing on `examples`, per source language too."""
+    gain = audio_gain_on_examples(model, examples, CurriculumCollator(processor, task="srt"), batch_size)
+    if gain is None:
+        logger.warning("Audio gain skipped: it needs two examples or more.")
+        return None
+    logger.info("Audio gain %s (loss %.4f with own audio, %.4f with another clip's)", _format(gain.overall),
+                gain.own_audio_loss, gain.other_audio_loss)
+    return gain.as_dict("per_source_language")
+
+
+def _format(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -45,6 +45,26 @@ def matrix_markdown(directions: dict, averages: dict, metric_name: str = "BLEU")
     return "\n".join(lines) + "\n"
 
 
+def audio_gain_markdown(gain: dict) -> str:
+    """The audio gain (loss with another clip's audio / loss with its own - 1; 0 = the audio is ignored), overall
+    and per source language."""
+
+    def fmt(value) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    lines = [
+        (
+            f"Audio gain: **{fmt(gain.get('overall'))}** (answer loss {fmt(gain.get('own_audio_loss'))} with its "
+            f"own audio, {fmt(gain.get('other_audio_loss'))} with another clip's; 0 = the audio is ignored)"
+        ),
+    ]
+    per_language = gain.get("per_source_language") or {}
+    if per_language:
+        lines += ["", "| source | audio gain |", "|---|---|"]
+        lines += [f"| {language} | {fmt(value)} |" for language, value in per_language.items()]
+    return "\n".join(lines) + "\n"
+
+
 def save_heatmap(directions: dict, path: str | Path, title: str = "BLEU by direction") -> Path:
     sources, targets, cells = bleu_matrix(directions)
     grid = np.array([[cells.get((s, t), np.nan) for t in targets] for s in sources], dtype=float)

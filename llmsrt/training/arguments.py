@@ -4,11 +4,14 @@ from dataclasses import dataclass, field
 
 from ..languages import PAPER_LANGUAGES
 
-STAGES = ("asr", "smt", "srt")
+STAGES = ("align", "asr", "smt", "srt")
+PAPER_CURRICULUM = ("asr", "smt", "srt")
 TRAINABLE_PARTS = ("adapter", "lora", "llm")
 
 # The paper's per-stage settings; a recipe's `stages:` block and `--stage_overrides` change them.
 PAPER_STAGE_SETTINGS = {
+    # Not in the paper: the optional CTC alignment of the adapter before ASR (`llmsrt.training.alignment`).
+    "align": {"train": ["adapter"], "learning_rate": 5e-4, "warmup_steps": 100},
     "asr": {"train": ["adapter"], "learning_rate": 1e-4, "warmup_steps": 500},
     "smt": {"train": ["adapter"], "learning_rate": 1e-5, "warmup_steps": 500},
     "srt": {"train": ["adapter", "lora"], "learning_rate": 1e-4, "warmup_steps": 200},
@@ -36,6 +39,16 @@ class ModelArguments:
     variable_length_encoding: bool = field(
         default=False,
         metadata={"help": "A new model encodes each clip at its own length, not the 30-s window (faster; see README)."},
+    )
+    query_time_window: int | None = field(
+        default=None,
+        metadata={"help": "A new adapter's queries attend to their own time slice of the clip +- this many slices "
+                          "(default: all frames, the paper)."},
+    )
+    adapter_norm_init: str = field(
+        default="ones",
+        metadata={"help": "Initial gain of a new adapter's final LayerNorm: ones (the paper) or embedding (the "
+                          "LLM's input-embedding scale)."},
     )
     lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default: the model config's, 8)."})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
@@ -82,11 +95,15 @@ class DataArguments:
 
 @dataclass
 class CurriculumArguments:
-    stage: str = field(default="all", metadata={"help": "Stage to run: asr, smt, srt or all (in that order)."})
+    stage: str = field(
+        default="all", metadata={"help": "Stage to run: align, asr, smt, srt or all (those of the curriculum)."}
+    )
     curriculum_stages: list[str] = field(
-        default_factory=lambda: list(STAGES),
+        default_factory=lambda: list(PAPER_CURRICULUM),
         metadata={"help": "The stages that make up the curriculum, in order; each starts from the one before it. "
-                          "`srt` alone trains SRT from the pretrained parts (the paper's no-curriculum ablation)."},
+                          "`srt` alone trains SRT from the pretrained parts (the paper's no-curriculum ablation); "
+                          "`align asr smt srt` first aligns the adapter with the LLM's embeddings (CTC, no LLM "
+                          "forward)."},
     )
     smt_share: float = field(
         default=0.0, metadata={"help": "Share of SMT samples mixed into the SRT stage (the later recipe: 0.5)."}
@@ -106,5 +123,7 @@ class CurriculumArguments:
         if unknown or not self.curriculum_stages or len(set(self.curriculum_stages)) < len(self.curriculum_stages):
             raise ValueError(f"--curriculum_stages takes distinct stages among {', '.join(STAGES)}, got "
                              f"{self.curriculum_stages}.")
+        if "align" in self.curriculum_stages[1:]:
+            raise ValueError("The align stage prepares a new adapter: it can only come first in --curriculum_stages.")
         if self.stage != "all" and self.stage not in self.curriculum_stages:
             raise ValueError(f"--stage {self.stage} is not in --curriculum_stages {self.curriculum_stages}.")

@@ -16,10 +16,12 @@ from pathlib import Path
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..data import CurriculumCollator
+from ..data import AlignmentCollator, CurriculumCollator
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
+from .alignment import LLMSRTForCTCAlignment, alignment_vocabulary, unreachable_transcripts, unwrap_alignment
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
+from .audio_gain_info import audio_gain_info
 from .model_setup import (
     apply_lora_settings,
     build_initial_model,
@@ -91,24 +93,40 @@ def run_stage(
         eval_examples = None
         if data_args.eval_split or data_args.eval_manifest:
             eval_examples = load_stage_examples(data_args, stage, str(output_dir), split=data_args.eval_split or "eval")
-    collator = CurriculumCollator(
-        processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0, seed=stage_args.seed
-    )
+    stage_notes = {}
+    if stage == "align":
+        # The CTC head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
+        # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
+        vocabulary = alignment_vocabulary(train_examples, processor.tokenizer)
+        unreachable = unreachable_transcripts(train_examples, processor.tokenizer, model.config.num_query_tokens)
+        if unreachable:
+            logger.warning("align: %d transcripts need more than num_query_tokens=%d CTC outputs and add no loss.",
+                           unreachable, model.config.num_query_tokens)
+        stage_notes = {"ctc_vocabulary_size": len(vocabulary), "ctc_unreachable_transcripts": unreachable}
+        model = LLMSRTForCTCAlignment(model, vocabulary)
+        train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
+    else:
+        collator = CurriculumCollator(
+            processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0,
+            seed=stage_args.seed,
+        )
+        train_collator = collator
     trainer = LLMSRTTrainer(
         model=model,
         args=stage_args,
         train_dataset=train_examples,
         eval_dataset=eval_examples,
-        data_collator=collator,
+        data_collator=train_collator,
         processing_class=processor,
     )
     trainable = trainable_parameter_names(model)
     logger.info("Stage %s trains %d tensors (%s)", stage, len(trainable), ", ".join(settings["train"]))
     resume_from = resume_point(training_args, stage_args, single_stage)
     trainer.train(resume_from_checkpoint=resume_from)
-    final_model = merge_lora(trainer.model)
+    final_model = merge_lora(unwrap_alignment(trainer.model))
     final_model.enable_encoder_cache(None)
     final_dir = output_dir / stage
+    gain = audio_gain_info(stage, final_model, collator, eval_examples, stage_args.per_device_eval_batch_size)
     if stage_args.should_save:
         info = {
             "stage": stage,
@@ -120,7 +138,9 @@ def run_stage(
             "resumed_from": resume_from,
             "train_seconds": round(time.time() - started, 2),
             "settings": {k: v for k, v in settings.items()},
+            **stage_notes,
         }
+        info.update(gain)
         save_stage_folder(final_model, processor, trainer, final_dir, info)
     trainer.accelerator.wait_for_everyone()
     return final_dir

@@ -30,6 +30,8 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             num_query_tokens=model_args.num_query_tokens,
             qformer_config={"num_hidden_layers": model_args.qformer_num_layers},
             variable_length_encoding=model_args.variable_length_encoding,
+            query_time_window=model_args.query_time_window,
+            adapter_norm_init=model_args.adapter_norm_init,
         )
         return model, processor
     if model_args.tiny_model:
@@ -37,7 +39,12 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
 
         if not texts:
             raise ValueError("tiny_model trains its tokenizer on the training texts, but none were found.")
-        return build_tiny_model_and_processor(texts, num_query_tokens=min(model_args.num_query_tokens, 16))
+        return build_tiny_model_and_processor(
+            texts,
+            num_query_tokens=min(model_args.num_query_tokens, 16),
+            query_time_window=model_args.query_time_window,
+            adapter_norm_init=model_args.adapter_norm_init,
+        )
     raise ValueError(
         "No starting model: give --model_name_or_path (an LLM-SRT folder), or --whisper and --llm "
         "(pretrained parts), or --tiny_model true."

@@ -10,6 +10,7 @@ from ..data.toy import build_toy_corpus
 from .arguments import DataArguments
 
 logger = logging.getLogger(__name__)
+TRANSCRIPT_STAGES = ("align", "asr")  # stages that need transcripts only (the others need translations too)
 
 
 def _directions(data_args: DataArguments) -> list[tuple[str, str]]:
@@ -35,7 +36,7 @@ def _concatenate(parts: list):
 
 
 def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, split: str | None = None):
-    """Examples for `stage` (`asr` needs transcripts; `smt`/`srt` need translations), or None without data.
+    """Examples for `stage` (`align`/`asr` need transcripts; `smt`/`srt` need translations), or None without data.
 
     Rows without a translation are removed from the translation stages, and the count is logged.
     """
@@ -54,7 +55,7 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
         if kind == "toy":
             manifest = build_toy_corpus(Path(output_dir) / "toy-data")
         elif training:
-            manifest = (data_args.asr_manifest if stage == "asr" else None) or data_args.train_manifest
+            manifest = (data_args.asr_manifest if stage in TRANSCRIPT_STAGES else None) or data_args.train_manifest
         else:
             manifest = data_args.eval_manifest
         if manifest is None:
@@ -64,7 +65,7 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
         examples = load_manifest(manifest, streaming=data_args.streaming, skip_invalid=data_args.skip_invalid_rows)
     elif kind == "fleurs":
         path = data_args.dataset_path or "google/fleurs"
-        if stage == "asr":
+        if stage in TRANSCRIPT_STAGES:
             sources = dict.fromkeys(source for source, _ in _directions(data_args))
             parts = [load_fleurs(source, None, split, path, data_args.streaming) for source in sources]
         else:
@@ -78,7 +79,7 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
         ]
         examples = _concatenate(parts)
     elif kind == "common_voice":
-        if stage != "asr":
+        if stage not in TRANSCRIPT_STAGES:
             raise ValueError("Common Voice has transcripts only: use it for the asr stage (--asr_manifest or a "
                              "translation source for smt/srt).")
         path = data_args.dataset_path or "mozilla-foundation/common_voice_17_0"
@@ -88,7 +89,7 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
         raise ValueError(
             f"Unknown --dataset {kind!r}: use manifest, fleurs, covost2, common_voice, demo or toy."
         )
-    if stage != "asr":
+    if stage not in TRANSCRIPT_STAGES:
         examples = _keep_translations(examples)
     if training and data_args.max_train_samples:
         if isinstance(examples, datasets.IterableDataset):

@@ -1,0 +1,149 @@
+"""The optional `align` stage: the speech adapter learns to write the transcript in the LLM's own embedding space.
+
+A new adapter fed straight into a frozen LLM needs on the order of 10^4 steps before the LLM's loss depends on the
+audio (SLAM-ASR, arXiv 2402.08846): the LLM first learns to answer from the prompt alone. The `align` stage gives the
+adapter a direct signal instead, without the LLM's forward pass (LegoSLM arXiv 2505.11352, Soundwave arXiv
+2502.12900): each of the `Q` audio embeddings is scored against the LLM's frozen input-embedding rows of the
+training transcripts' tokens (cosine similarity, a learned scale) plus a learned blank, and CTC makes the sequence
+of `Q` embeddings spell the transcript's tokens in order. The head (blank vector, scale) is for training only: the
+stage's folder is a plain LLM-SRT model, and the next stage starts from its adapter.
+"""
+
+import logging
+import math
+
+import torch
+from torch import nn
+
+from ..modeling_llmsrt import LLMSRTForConditionalGeneration
+
+logger = logging.getLogger(__name__)
+
+
+def alignment_vocabulary(examples, tokenizer) -> list[int]:
+    """The sorted token ids of every transcript in `examples` (what the CTC head can write)."""
+    ids: set[int] = set()
+    for row in tokenizer(list(examples["transcript"]), add_special_tokens=False)["input_ids"]:
+        ids.update(row)
+    return sorted(ids)
+
+
+def unreachable_transcripts(examples, tokenizer, num_query_tokens: int) -> int:
+    """How many transcripts CTC cannot spell with `num_query_tokens` outputs: a path needs one output per token
+    plus a blank between two equal neighbours."""
+    count = 0
+    for row in tokenizer(list(examples["transcript"]), add_special_tokens=False)["input_ids"]:
+        repeats = sum(1 for left, right in zip(row, row[1:]) if left == right)
+        count += len(row) + repeats > num_query_tokens
+    return count
+
+
+class CTCAlignmentHead(nn.Module):
+    """Cosine logits of audio embeddings against a frozen slice of the LLM's input embeddings, blank first.
+
+    Args:
+        embeddings: `(V, D_llm)` the LLM's input-embedding matrix (read, never trained).
+        vocabulary_ids: the token ids the head can write (`alignment_vocabulary`).
+    """
+
+    def __init__(self, embeddings: torch.Tensor, vocabulary_ids: list[int], initial_scale: float = 10.0):
+        super().__init__()
+        self.register_buffer("vocabulary_ids", torch.tensor(vocabulary_ids, dtype=torch.long))
+        position = torch.full((embeddings.shape[0],), -1, dtype=torch.long)
+        position[self.vocabulary_ids] = torch.arange(1, len(vocabulary_ids) + 1)
+        self.register_buffer("class_of_token", position)  # token id -> CTC class (0 = blank, -1 = not writable)
+        generator = torch.Generator().manual_seed(0)
+        self.blank = nn.Parameter(torch.randn(embeddings.shape[1], generator=generator))
+        self.log_scale = nn.Parameter(torch.tensor(math.log(initial_scale)))
+
+    def forward(self, audio_embeds: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """`(B, Q, D_llm)` audio embeddings -> `(B, Q, 1 + len(vocabulary_ids))` logits (class 0: blank)."""
+        table = torch.cat([self.blank[None], embeddings[self.vocabulary_ids].detach().to(self.blank.dtype)])
+        cosine = nn.functional.normalize(audio_embeds, dim=-1) @ nn.functional.normalize(table, dim=-1).T
+        return cosine * self.log_scale.exp()
+
+    def targets(self, ctc_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(B, L)` token ids (-100 padded) -> (concatenated CTC classes, `(B,)` lengths); tokens the head cannot
+        write (outside the training transcripts' vocabulary) are left out."""
+        known = ctc_labels >= 0
+        classes = self.class_of_token[ctc_labels.clamp(min=0)]
+        keep = known & (classes > 0)
+        return classes[keep], keep.sum(-1)
+
+
+# What the align stage trains, and so what its checkpoints hold.
+TRAINED_PREFIXES = ("model.speech_adapter.", "head.")
+
+
+class LLMSRTForCTCAlignment(nn.Module):
+    """An LLM-SRT model with a CTC head on its audio embeddings: what the Trainer trains in the `align` stage.
+
+    Its `state_dict` holds the trainable parts only (the speech adapter and the head): checkpoints stay small and
+    the frozen Whisper encoder and LLM come back from the stage's starting point on resume.
+    """
+
+    _keys_to_ignore_on_save = None  # read by the Trainer when it loads a checkpoint
+
+    def __init__(self, model: LLMSRTForConditionalGeneration, vocabulary_ids: list[int]):
+        super().__init__()
+        self.model = model
+        self.head = CTCAlignmentHead(model.get_input_embeddings().weight, vocabulary_ids)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor,
+        ctc_labels: torch.Tensor | None = None,
+    ) -> dict:
+        """
+        Args:
+            input_features: `(B, n_mels, T_mel)` log-mel features.
+            input_features_mask: `(B, T_mel)` 1 on real mel frames.
+            ctc_labels: `(B, L)` the transcripts' token ids, `-100` on padding.
+
+        Returns:
+            `{"logits": (B, Q, 1 + V_align), "loss": mean CTC loss per target token}` (loss only with labels).
+        """
+        audio_embeds = self.model.get_audio_features(input_features, input_features_mask)
+        logits = self.head(audio_embeds, self.model.get_input_embeddings().weight)
+        output = {"logits": logits}
+        if ctc_labels is not None:
+            targets, target_lengths = self.head.targets(ctc_labels.to(logits.device))
+            log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (Q, B, C)
+            input_lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device=logits.device)
+            output["loss"] = nn.functional.ctc_loss(
+                log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=True
+            )
+        return output
+
+    def state_dict(self, *args, **kwargs):
+        full = super().state_dict(*args, **kwargs)
+        return {name: value for name, value in full.items() if name.startswith(TRAINED_PREFIXES)}
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load a `state_dict()` of this class: the trained parts must all be there; the frozen ones stay."""
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        missing = [name for name in result.missing_keys if name.startswith(TRAINED_PREFIXES)]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(f"Alignment checkpoint mismatch: missing {missing}, unexpected {result.unexpected_keys}.")
+        return nn.modules.module._IncompatibleKeys(missing, result.unexpected_keys)
+
+    @torch.no_grad()
+    def greedy_transcripts(self, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> list[list[int]]:
+        """Best-path CTC decoding: the token ids each clip's audio embeddings spell (repeats merged, blanks
+        dropped)."""
+        classes = self(input_features, input_features_mask)["logits"].argmax(-1)
+        decoded = []
+        for row in classes.tolist():
+            merged = [c for i, c in enumerate(row) if c and (i == 0 or c != row[i - 1])]
+            decoded.append(self.head.vocabulary_ids[torch.tensor(merged, dtype=torch.long)].tolist() if merged else [])
+        return decoded
+
+
+def unwrap_alignment(model: nn.Module) -> nn.Module:
+    """The LLM-SRT model inside an `LLMSRTForCTCAlignment` (any other model is returned as is)."""
+    return model.model if isinstance(model, LLMSRTForCTCAlignment) else model

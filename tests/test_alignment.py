@@ -1,0 +1,133 @@
+"""The `align` stage (CTC through the LLM's frozen embeddings), the queries' time windows and the adapter's
+output-scale initialisation."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from llmsrt import LLMSRTForConditionalGeneration
+from llmsrt.data.toy import toy_texts
+from llmsrt.encoder_cache import fingerprint
+from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.training import main, parse_train_args
+from llmsrt.training.alignment import CTCAlignmentHead, unreachable_transcripts
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = str(ROOT / "recipes" / "tiny.yaml")
+ALIGN_SETTINGS = ["align.learning_rate=1e-2", "align.warmup_steps=2", "align.max_steps=24",
+                  "align.per_device_train_batch_size=12"]
+ALIGN = [RECIPE, "--num_query_tokens", "16", "--query_time_window", "1", "--disable_tqdm", "true"]
+
+
+def info(stage_dir: Path) -> dict:
+    return json.loads((stage_dir / "stage_info.json").read_text())
+
+
+def losses(stage_dir: Path) -> list[float]:
+    state = json.loads((stage_dir / "trainer_state.json").read_text())
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+@pytest.fixture(scope="module")
+def aligned_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("align-run")
+    finished = main([*ALIGN, "--curriculum_stages", "align", "asr", "--output_dir", str(output),
+                     "--stage_overrides", *ALIGN_SETTINGS, "asr.max_steps=2", "--logging_steps", "4",
+                     "--save_strategy", "no"])
+    return output, finished
+
+
+def test_align_loss_falls_and_its_folder_is_a_plain_model(aligned_run):
+    output, finished = aligned_run
+    assert list(finished) == ["align", "asr"]
+    align = losses(output / "align")
+    assert align[-1] < 0.7 * align[0], align
+    stage = info(output / "align")
+    assert stage["trained_parts"] == ["adapter"] and stage["ctc_vocabulary_size"] > 20
+    assert stage["ctc_unreachable_transcripts"] == 0
+    assert any(name.startswith("head.") for name in stage["trainable_parameters"])  # the head trains...
+    weights = load_file(output / "align" / "model.safetensors")
+    assert not any(name.startswith("head.") for name in weights)  # ...but the folder holds the model alone
+    model = LLMSRTForConditionalGeneration.from_pretrained(output / "align")
+    assert model.config.query_time_window == 1
+    assert fingerprint(model) == stage["final_fingerprint"]
+
+
+def test_the_next_stage_starts_from_the_aligned_adapter(aligned_run):
+    output, _ = aligned_run
+    assert info(output / "asr")["initial_fingerprint"] == info(output / "align")["final_fingerprint"]
+    assert info(output / "align")["initial_fingerprint"] != info(output / "align")["final_fingerprint"]
+
+
+def test_align_resumes_exactly_from_a_checkpoint(tmp_path):
+    common = [*ALIGN, "--curriculum_stages", "align", "--stage_overrides", *ALIGN_SETTINGS,
+              "--save_strategy", "steps", "--save_steps", "8", "--logging_steps", "4"]
+    main([*common, "--output_dir", str(tmp_path / "whole")])
+    checkpoint = tmp_path / "whole" / "checkpoints" / "align" / "checkpoint-16"
+    weights = load_file(checkpoint / "model.safetensors")
+    assert {"head.blank", "head.log_scale"} <= set(weights) and not any("language_model" in k for k in weights)
+    interrupted = tmp_path / "interrupted" / "checkpoints" / "align" / "checkpoint-16"
+    shutil.copytree(checkpoint, interrupted)  # what a run killed after step 16 leaves
+    main([*common, "--output_dir", str(tmp_path / "interrupted"), "--resume_from_checkpoint", "true"])
+    resumed, whole = info(tmp_path / "interrupted" / "align"), info(tmp_path / "whole" / "align")
+    assert resumed["resumed_from"] == str(interrupted)
+    assert resumed["final_fingerprint"] == whole["final_fingerprint"]
+
+
+def test_align_must_come_first_and_trains_the_adapter_only():
+    with pytest.raises(ValueError, match="only come first"):
+        parse_train_args([RECIPE, "--curriculum_stages", "asr", "align"])
+    with pytest.raises(ValueError, match="adapter only"):
+        parse_train_args([RECIPE, "--stage_overrides", "align.train=adapter,lora"])
+
+
+def test_ctc_targets_and_reachability():
+    embeddings = torch.randn(10, 4)
+    head = CTCAlignmentHead(embeddings, [2, 5, 7])
+    classes, lengths = head.targets(torch.tensor([[5, 2, 9, -100], [7, 7, -100, -100]]))
+    assert classes.tolist() == [2, 1, 3, 3] and lengths.tolist() == [2, 2]  # token 9 is not writable
+    _, processor = build_tiny_model_and_processor(toy_texts())
+    longest = max(len(processor.tokenizer(text)["input_ids"]) for text in toy_texts())
+    examples = {"transcript": toy_texts()}
+    assert unreachable_transcripts(examples, processor.tokenizer, 64) == 0
+    assert unreachable_transcripts(examples, processor.tokenizer, longest - 1) >= 1
+
+
+def test_time_window_mask_orders_the_queries_in_time():
+    model, _ = build_tiny_model_and_processor(toy_texts(), num_query_tokens=5, query_time_window=0)
+    frame_mask = torch.tensor([[1] * 10 + [0] * 2, [1] * 5 + [0] * 7])
+    allowed = model.speech_adapter.time_window_mask(frame_mask, torch.float32)[:, 0] == 0  # (B, Q, T)
+    assert [row.nonzero().flatten().tolist() for row in allowed[0]] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert [row.nonzero().flatten().tolist() for row in allowed[1]] == [[0], [1], [2], [3], [4]]
+    assert not allowed[:, :, 10:].any()  # padding is never attended
+    widened = model.speech_adapter
+    widened.query_time_window = 1
+    allowed = widened.time_window_mask(frame_mask, torch.float32)[0, 0] == 0
+    assert allowed[2].nonzero().flatten().tolist() == [2, 3, 4, 5, 6, 7]
+
+
+def test_a_window_as_wide_as_the_clip_equals_global_attention():
+    model, processor = build_tiny_model_and_processor(toy_texts(), num_query_tokens=4, query_time_window=4)
+    frames = torch.randn(2, 30, model.config.audio_config.d_model)
+    frame_mask = torch.ones(2, 30, dtype=torch.long)
+    frame_mask[1, 20:] = 0
+    windowed = model.speech_adapter(frames, frame_mask)
+    model.speech_adapter.query_time_window = None
+    assert torch.allclose(windowed, model.speech_adapter(frames, frame_mask), atol=1e-5)
+
+
+def test_adapter_output_starts_at_the_llm_embedding_scale_on_request():
+    frames = torch.randn(2, 30, 32)
+    norms = {}
+    for init in ("ones", "embedding"):
+        model, _ = build_tiny_model_and_processor(toy_texts(), adapter_norm_init=init)
+        norms[init] = model.speech_adapter(frames).norm(dim=-1).mean().item()
+        token_norm = model.get_input_embeddings().weight.norm(dim=-1).mean().item()
+    assert norms["ones"] == pytest.approx(model.config.text_config.hidden_size**0.5, rel=0.05)
+    assert norms["embedding"] == pytest.approx(token_norm, rel=0.1)
+    with pytest.raises(ValueError, match="adapter_norm_init"):
+        build_tiny_model_and_processor(toy_texts(), adapter_norm_init="large")

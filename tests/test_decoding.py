@@ -1,0 +1,154 @@
+"""The paper's decoding (beam 5, no-repeat 5) reads the generated answer only, as the paper's reference (which generates
+from `inputs_embeds`) does: an SRT answer repeats the prompt's tag pair, which a ban over the prompt would forbid."""
+
+import copy
+import json
+
+import pytest
+import torch
+from conftest import CORPUS, SAMPLING_RATE, make_clip
+from transformers import GenerationMixin
+
+from llmsrt import LLMSRTForConditionalGeneration
+from llmsrt.tiny import build_tiny_model_and_processor
+
+# The tag pair is 6 tokens of the tiny tokenizer (`<| eng |> <| deu |>`, as Qwen splits it into several too): the
+# prompt's last 5-gram ends in `deu`, which a ban over the whole sequence forbids after `...nine <| eng |> <|`.
+TAGGED = {"transcription": "the train leaves at nine", "translation": "der zug fährt um neun ab"}
+# A 5-gram (`morning my friend good morning`) that the answer itself repeats: still banned.
+REPEATING = "good morning my friend good morning my friend good morning<|eng|><|deu|>guten morgen"
+# The answers are about 20 tokens: a shorter limit than the paper's 400 keeps broken (never-ending) answers cheap.
+MAX_NEW_TOKENS = 32
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny matrices: on a shared CPU, a second thread mostly waits for the first."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def memorized(_one_thread):
+    """A tiny model trained until it writes one answer per clip: clip 0 -> `TAGGED`, clip 1 -> `REPEATING`."""
+    model, processor = build_tiny_model_and_processor(CORPUS, seed=1)
+    clips = [make_clip(1.0, 0), make_clip(1.5, 1)]
+    batch = processor(
+        audio=clips, sampling_rate=SAMPLING_RATE, src_lang="eng", tgt_lang="deu", targets=[TAGGED, REPEATING]
+    )
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for _ in range(100):
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    assert loss.item() < 0.05
+    prompts = processor(audio=clips, sampling_rate=SAMPLING_RATE, src_lang="eng", tgt_lang="deu")
+    answers = [row[row != -100].tolist() for row in batch["labels"]]  # answer ids + eos
+    return model, processor, prompts, answers
+
+
+def _answers(model, prompts, **kwargs) -> list[list[int]]:
+    """Generated answer ids (prompt cut off, padding after eos dropped) per clip."""
+    with torch.no_grad():
+        generated = model.generate(**prompts, **{"max_new_tokens": MAX_NEW_TOKENS, **kwargs})[:, prompts["input_ids"].shape[1] :]
+    return [_until_eos(row.tolist(), model.generation_config.eos_token_id) for row in generated]
+
+
+def _until_eos(ids: list[int], eos: int) -> list[int]:
+    return ids[: ids.index(eos) + 1] if eos in ids else ids
+
+
+def _from_embeddings(model, prompts, **kwargs) -> list[list[int]]:
+    """The paper's reference: the LLM generates from the prompt's embeddings, with no prompt ids to read."""
+    config = copy.deepcopy(model.generation_config)
+    config.update(**{"max_new_tokens": MAX_NEW_TOKENS, **kwargs})
+    with torch.no_grad():
+        embeds = model.embed_inputs(prompts["input_ids"], prompts["input_features"], prompts["input_features_mask"])
+        generated = model.language_model.generate(
+            inputs_embeds=embeds, attention_mask=prompts["attention_mask"], generation_config=config
+        )
+    return [_until_eos(row.tolist(), config.eos_token_id) for row in generated]
+
+
+def _repeated_ngrams(ids: list[int], n: int) -> set[tuple[int, ...]]:
+    ngrams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+    return {ngram for ngram in ngrams if ngrams.count(ngram) > 1}
+
+
+def test_srt_answer_repeats_the_prompt_tags_under_paper_decoding(memorized, monkeypatch, tmp_path):
+    model, processor, prompts, answers = memorized
+    assert (model.generation_config.num_beams, model.generation_config.no_repeat_ngram_size) == (5, 5)
+    tag_pair = processor.tokenizer("<|eng|><|deu|>", add_special_tokens=False)["input_ids"]
+    prompt = prompts["input_ids"][0].tolist()
+    assert len(tag_pair) >= 5 and prompt[-len(tag_pair) :] == tag_pair  # a 5-gram of the prompt...
+    assert any(answers[0][i : i + len(tag_pair)] == tag_pair for i in range(len(answers[0])))  # ...in the answer
+
+    generated = _answers(model, prompts)
+    assert generated[0] == answers[0]
+    result = processor.post_process_speech_translation(generated[:1], "srt", "eng", "deu")
+    assert result == [TAGGED]
+    assert generated == _from_embeddings(model, prompts)  # exactly the reference's beam search
+
+    # The ban stays a user-visible setting: the model and its saved generation config keep it.
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "generation_config.json").read_text())
+    assert saved["no_repeat_ngram_size"] == model.generation_config.no_repeat_ngram_size == 5
+
+    # transformers' own rule (the ban reads the prompt too) breaks the answer at the tag pair.
+    monkeypatch.setattr(LLMSRTForConditionalGeneration, "_get_logits_processor", GenerationMixin._get_logits_processor)
+    broken = _answers(model, prompts)
+    assert broken[0][: len(answers[0])] != answers[0]
+    assert processor.post_process_speech_translation(broken[:1], "srt", "eng", "deu") != [TAGGED]
+
+
+def test_ngram_repeated_inside_the_answer_is_still_banned(memorized):
+    model, processor, prompts, answers = memorized
+    repeated = _repeated_ngrams(answers[1], 5)
+    assert repeated  # what the model learnt to write repeats a 5-gram of its own...
+    assert _answers(model, prompts, no_repeat_ngram_size=0)[1] == answers[1]  # ...and writes it without the ban
+
+    generated = _answers(model, prompts)[1]
+    assert generated != answers[1]
+    assert not _repeated_ngrams(generated, 5)
+    assert generated == _from_embeddings(model, prompts)[1]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"repetition_penalty": 1.5}, {"repetition_penalty": 1.5, "num_beams": 1, "do_sample": True, "top_k": 5}],
+    ids=["beam", "sample"],
+)
+def test_decoding_rules_match_generation_from_embeddings(memorized, options):
+    """Same processors in the same order as the reference: beam search and sampling give the same tokens."""
+    model, _, prompts, _ = memorized
+    torch.manual_seed(1)
+    ours = _answers(model, prompts, **options)
+    torch.manual_seed(1)
+    assert ours == _from_embeddings(model, prompts, **options)
+
+
+def test_repetition_rules_skip_the_prompt(memorized):
+    model, _, _, _ = memorized
+    config = copy.deepcopy(model.generation_config)
+    config.update(no_repeat_ngram_size=5, repetition_penalty=2.0)
+    prompt = [10, 11, 12, 13, 14, 15]
+    processors = model._get_logits_processor(config, input_ids_seq_length=len(prompt))
+    vocab = model.config.text_config.vocab_size
+
+    def scores_after(generated: list[int]) -> torch.Tensor:
+        return processors(torch.tensor([prompt + generated]), torch.ones(1, vocab))[0]
+
+    # The answer starts like the prompt: 14 (which ends the prompt's 5-gram 10..14) stays allowed, and only the
+    # tokens generated so far are penalised (15 appears in the prompt only).
+    scores = scores_after([10, 11, 12, 13])
+    assert scores[14] == 1.0 and scores[15] == 1.0 and scores[20] == 1.0
+    assert all(scores[token] == 0.5 for token in (10, 11, 12, 13))
+    # A 5-gram of the answer itself is banned.
+    scores = scores_after([10, 11, 12, 13, 14, 20, 10, 11, 12, 13])
+    assert scores[14] == -float("inf") and scores[20] == 0.5 and scores[15] == 1.0
