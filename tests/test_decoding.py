@@ -12,6 +12,9 @@ from transformers import GenerationMixin
 from llmsrt import LLMSRTForConditionalGeneration
 from llmsrt.tiny import build_tiny_model_and_processor
 
+# transformers warns that generation from `inputs_embeds` (the reference below) reads no prompt ids: the point here.
+pytestmark = pytest.mark.filterwarnings("ignore:Passing `.*` with `inputs_embeds`:UserWarning")
+
 # The tag pair is 6 tokens of the tiny tokenizer (`<| eng |> <| deu |>`, as Qwen splits it into several too): the
 # prompt's last 5-gram ends in `deu`, which a ban over the whole sequence forbids after `...nine <| eng |> <|`.
 TAGGED = {"transcription": "the train leaves at nine", "translation": "der zug fährt um neun ab"}
@@ -56,7 +59,8 @@ def memorized(_one_thread):
 def _answers(model, prompts, **kwargs) -> list[list[int]]:
     """Generated answer ids (prompt cut off, padding after eos dropped) per clip."""
     with torch.no_grad():
-        generated = model.generate(**prompts, **{"max_new_tokens": MAX_NEW_TOKENS, **kwargs})[:, prompts["input_ids"].shape[1] :]
+        generated = model.generate(**prompts, **{"max_new_tokens": MAX_NEW_TOKENS, **kwargs})
+    generated = generated[:, prompts["input_ids"].shape[1] :]
     return [_until_eos(row.tolist(), model.generation_config.eos_token_id) for row in generated]
 
 
@@ -108,7 +112,7 @@ def test_srt_answer_repeats_the_prompt_tags_under_paper_decoding(memorized, monk
 
 
 def test_ngram_repeated_inside_the_answer_is_still_banned(memorized):
-    model, processor, prompts, answers = memorized
+    model, _, prompts, answers = memorized
     repeated = _repeated_ngrams(answers[1], 5)
     assert repeated  # what the model learnt to write repeats a 5-gram of its own...
     assert _answers(model, prompts, no_repeat_ngram_size=0)[1] == answers[1]  # ...and writes it without the ban
