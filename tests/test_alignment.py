@@ -83,6 +83,23 @@ def test_align_must_come_first_and_trains_the_adapter_only():
         parse_train_args([RECIPE, "--curriculum_stages", "asr", "align"])
     with pytest.raises(ValueError, match="adapter only"):
         parse_train_args([RECIPE, "--stage_overrides", "align.train=adapter,lora"])
+    with pytest.raises(ValueError, match="--align_loss"):
+        parse_train_args([RECIPE, "--align_loss", "mse"])
+
+
+def test_proportional_targets_split_the_clip_by_letters():
+    head = CTCAlignmentHead(torch.randn(10, 4), [2, 5, 7], character_lengths=[1, 3, 2])
+    targets = head.proportional_targets(torch.tensor([[2, 5, -100], [7, 9, -100]]), 4)
+    # "a" + "bcd": the first quarter is token 2 (class 1), the rest token 5 (class 2); token 9 is not writable.
+    assert targets.tolist() == [[1, 2, 2, 2], [3, 3, 3, -100]]
+
+
+def test_proportional_align_loss_falls(tmp_path):
+    main([*ALIGN, "--curriculum_stages", "align", "--align_loss", "proportional", "--stage_overrides",
+          *ALIGN_SETTINGS, "--logging_steps", "4", "--save_strategy", "no", "--output_dir", str(tmp_path)])
+    align = losses(tmp_path / "align")
+    assert info(tmp_path / "align")["align_loss"] == "proportional"
+    assert align[-1] < 0.85 * align[0] and align == sorted(align, reverse=True), align
 
 
 def test_ctc_targets_and_reachability():

@@ -45,9 +45,9 @@ def demo_run(tmp_path_factory):
     recipe.update(whisper=str(root / "whisper"), llm=str(tiny_chat_llm(root / "llm")), languages=["eng", "deu"],
                   encoder_cache_dir=str(root / "encoder-cache"), per_device_train_batch_size=2, logging_steps=1)
     for stage in recipe["stages"].values():
-        stage["max_steps"] = 2
+        stage.update(max_steps=2, per_device_train_batch_size=2)
     recipe["demo"] = {"test_clips_per_direction": 2, "eval_batch_size": 4, "max_new_tokens": 6,
-                      "corpus_dir": str(root / "corpus")}
+                      "corpus_dir": str(root / "corpus"), "dev_clips": 3}
     (root / "demo.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
     main([str(root / "demo.yaml"), "--output_dir", str(root / "run"), "--started_at", "0"])
     return root / "run"
@@ -61,15 +61,26 @@ def test_demo_report_compares_three_systems_on_the_same_directions(demo_run):
         assert 0.0 <= row["average_bleu"] <= 100.0 and row["test_clips"] == 4
         predictions = (demo_run / "report" / system / "predictions.jsonl").read_text().splitlines()
         assert len(predictions) == 4 and (demo_run / "report" / system / "bleu_heatmap.png").is_file()
-    # The SRT-only baseline spends the curriculum's budget (same examples) on the SRT stage alone.
+    # The SRT-only baseline starts from the same aligned adapter as the curriculum's ASR stage and spends the
+    # budget of the three paper stages (same examples) on the SRT stage alone.
     curriculum, baseline = summary["systems"]["curriculum"]["training"], summary["systems"]["srt-only"]["training"]
-    assert set(curriculum["stages"]) == {"asr", "smt", "srt"} and set(baseline["stages"]) == {"srt"}
-    assert curriculum["examples"] == baseline["examples"] == 3 * 2 * 2
-    assert not (demo_run / "srt-only" / "asr").exists()
+    assert list(curriculum["stages"]) == ["align", "asr", "smt", "srt"] and list(baseline["stages"]) == ["align", "srt"]
+    assert curriculum["examples"] == baseline["examples"] == 4 * 2 * 2
+    assert curriculum["stages"]["align"] == baseline["stages"]["align"]
+    srt_only_info = json.loads((demo_run / "srt-only" / "srt" / "stage_info.json").read_text())
+    align_info = json.loads((demo_run / "curriculum" / "align" / "stage_info.json").read_text())
+    assert srt_only_info["initial_fingerprint"] == align_info["final_fingerprint"]
+    assert not (demo_run / "srt-only" / "asr").exists() and not (demo_run / "srt-only" / "align").exists()
+    for system in ("curriculum", "srt-only"):
+        assert isinstance(summary["systems"][system]["audio_gain"], float)
+    assert summary["systems"]["cascade"]["audio_gain"] is None
+    assert [point["stage"] for point in summary["learning_curve"]] == ["align", "asr", "smt", "srt"]
+    assert [point["examples_seen"] for point in summary["learning_curve"]] == [4, 8, 12, 16]
+    assert (demo_run / "report" / "learning_curve.png").is_file()
     timed = set(summary["timings_seconds"])
     assert {"setup (make)", "models", "corpus", "evaluate: cascade", "evaluate: curriculum"} <= timed
     readme = (demo_run / "report" / "README.md").read_text()
-    assert "## Verdict" in readme and "Curriculum vs cascade" in readme
+    assert "## Verdict" in readme and "Curriculum vs cascade" in readme and "Curriculum audio gain" in readme
     for name in ("loss-curriculum-asr.png", "loss-curriculum-srt.png", "loss-srt-only-srt.png"):
         assert (demo_run / "report" / name).is_file() and f"]({name})" in readme
 
@@ -83,10 +94,15 @@ def test_cascade_transcribes_then_translates_with_the_chat_prompt(demo_run):
 
 
 def test_srt_only_budget_matches_the_curriculum():
-    settings = {"asr": {"max_steps": 5}, "smt": {"max_steps": 2}, "srt": {"max_steps": 3}}
-    assert srt_only_overrides(settings) == ["--curriculum_stages", "srt", "--stage_overrides", "srt.max_steps=10"]
+    settings = {"align": {"max_steps": 50}, "asr": {"max_steps": 5}, "smt": {"max_steps": 2}, "srt": {"max_steps": 3}}
+    paper = ["asr", "smt", "srt"]
+    assert srt_only_overrides(settings, paper, Path("c")) == ["--curriculum_stages", "srt", "--stage_overrides",
+                                                              "srt.max_steps=10"]
+    assert srt_only_overrides(settings, ["align", *paper], Path("c")) == [
+        "--model_name_or_path", str(Path("c") / "align"), "--curriculum_stages", "srt", "--stage_overrides",
+        "srt.max_steps=10"]
     with pytest.raises(ValueError, match="max_steps"):
-        srt_only_overrides({"asr": {}, "smt": {}, "srt": {"max_steps": 3}})
+        srt_only_overrides({"align": {}, "asr": {}, "smt": {}, "srt": {"max_steps": 3}}, paper, Path("c"))
 
 
 def test_unknown_demo_setting_is_named(tmp_path):

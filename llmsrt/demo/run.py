@@ -39,6 +39,8 @@ class DemoSettings:
     max_new_tokens: int = 64  # per answer (LLM-SRT: transcript + translation; cascade: each of the two)
     corpus_dir: str = ".cache/demo-corpus"
     dev_clips: int = 16  # dev clips (one per direction, first directions first) scored after each curriculum stage
+    resume: bool = False  # run again after an interruption: finished stages are kept, unfinished ones resume from
+    #                       their last checkpoint (give the recipe a save_strategy)
 
 
 class Timings:
@@ -108,7 +110,8 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     train_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
 
     def train_args(system: str, extra: list[str]):
-        return parse_train_args([str(train_recipe), "--output_dir", str(output / system), *extra])
+        resume = ["--resume_from_checkpoint", "true"] if settings.resume else []
+        return parse_train_args([str(train_recipe), "--output_dir", str(output / system), *resume, *extra])
 
     model_args, data_args, curriculum_args, _, stage_settings = train_args("curriculum", [])
     curriculum = list(curriculum_args.curriculum_stages)

@@ -28,6 +28,11 @@ def alignment_vocabulary(examples, tokenizer) -> list[int]:
     return sorted(ids)
 
 
+def token_character_lengths(tokenizer, token_ids: list[int]) -> list[int]:
+    """The length in characters of each token's text (at least 1): how long it roughly lasts when spoken."""
+    return [max(len(tokenizer.decode([token_id]).strip()), 1) for token_id in token_ids]
+
+
 def unreachable_transcripts(examples, tokenizer, num_query_tokens: int) -> int:
     """How many transcripts CTC cannot spell with `num_query_tokens` outputs: a path needs one output per token
     plus a blank between two equal neighbours."""
@@ -46,9 +51,19 @@ class CTCAlignmentHead(nn.Module):
         vocabulary_ids: the token ids the head can write (`alignment_vocabulary`).
     """
 
-    def __init__(self, embeddings: torch.Tensor, vocabulary_ids: list[int], initial_scale: float = 10.0):
+    def __init__(
+        self,
+        embeddings: torch.Tensor,
+        vocabulary_ids: list[int],
+        initial_scale: float = 10.0,
+        character_lengths: list[int] | None = None,
+    ):
         super().__init__()
         self.register_buffer("vocabulary_ids", torch.tensor(vocabulary_ids, dtype=torch.long))
+        lengths = torch.ones(embeddings.shape[0])
+        if character_lengths is not None:
+            lengths[self.vocabulary_ids] = torch.tensor(character_lengths, dtype=torch.float)
+        self.register_buffer("character_length", lengths, persistent=False)  # token id -> characters
         position = torch.full((embeddings.shape[0],), -1, dtype=torch.long)
         position[self.vocabulary_ids] = torch.arange(1, len(vocabulary_ids) + 1)
         self.register_buffer("class_of_token", position)  # token id -> CTC class (0 = blank, -1 = not writable)
@@ -71,12 +86,36 @@ class CTCAlignmentHead(nn.Module):
         return classes[keep], keep.sum(-1)
 
 
+    def proportional_targets(self, ctc_labels: torch.Tensor, num_queries: int) -> torch.Tensor:
+        """A fixed alignment: `(B, L)` token ids (-100 padded) -> `(B, Q)` the class of the token whose share of the
+        transcript's characters covers the centre of each query's time slice (-100 where the token cannot be
+        written). Speech lasts roughly in proportion to its letters, and the queries split the clip evenly."""
+        centres = (torch.arange(num_queries, device=ctc_labels.device) + 0.5) / num_queries
+        rows = []
+        for labels in ctc_labels:
+            token_ids = labels[labels >= 0]
+            if not len(token_ids):
+                rows.append(torch.full((num_queries,), -100, device=ctc_labels.device))
+                continue
+            boundaries = self.character_length[token_ids].cumsum(0)
+            covering = torch.searchsorted(boundaries / boundaries[-1], centres).clamp(max=len(token_ids) - 1)
+            classes = self.class_of_token[token_ids][covering]
+            rows.append(classes.masked_fill(classes <= 0, -100))
+        return torch.stack(rows)
+
+
+ALIGN_LOSSES = ("ctc", "proportional")
+
 # What the align stage trains, and so what its checkpoints hold.
 TRAINED_PREFIXES = ("model.speech_adapter.", "head.")
 
 
-class LLMSRTForCTCAlignment(nn.Module):
-    """An LLM-SRT model with a CTC head on its audio embeddings: what the Trainer trains in the `align` stage.
+class LLMSRTForAlignment(nn.Module):
+    """An LLM-SRT model with a head on its audio embeddings: what the Trainer trains in the `align` stage.
+
+    `loss="ctc"`: the `Q` audio embeddings spell the transcript's tokens in order (CTC, learned blank);
+    `loss="proportional"`: each query is classified as the token its time slice covers under a fixed alignment
+    (`CTCAlignmentHead.proportional_targets`): no blank plateau to escape, at the price of a rough alignment.
 
     Its `state_dict` holds the trainable parts only (the speech adapter and the head): checkpoints stay small and
     the frozen Whisper encoder and LLM come back from the stage's starting point on resume.
@@ -84,10 +123,22 @@ class LLMSRTForCTCAlignment(nn.Module):
 
     _keys_to_ignore_on_save = None  # read by the Trainer when it loads a checkpoint
 
-    def __init__(self, model: LLMSRTForConditionalGeneration, vocabulary_ids: list[int]):
+    def __init__(
+        self,
+        model: LLMSRTForConditionalGeneration,
+        vocabulary_ids: list[int],
+        loss: str = "ctc",
+        character_lengths: list[int] | None = None,
+    ):
         super().__init__()
+        if loss not in ALIGN_LOSSES:
+            raise ValueError(f"Unknown align loss {loss!r}; accepted: {', '.join(ALIGN_LOSSES)}.")
+        if loss == "proportional" and character_lengths is None:
+            raise ValueError("The proportional align loss needs the character length of each vocabulary token.")
         self.model = model
-        self.head = CTCAlignmentHead(model.get_input_embeddings().weight, vocabulary_ids)
+        self.loss = loss
+        self.head = CTCAlignmentHead(model.get_input_embeddings().weight, vocabulary_ids,
+                                     character_lengths=character_lengths)
 
     @property
     def config(self):
@@ -106,12 +157,16 @@ class LLMSRTForCTCAlignment(nn.Module):
             ctc_labels: `(B, L)` the transcripts' token ids, `-100` on padding.
 
         Returns:
-            `{"logits": (B, Q, 1 + V_align), "loss": mean CTC loss per target token}` (loss only with labels).
+            `{"logits": (B, Q, 1 + V_align), "loss": ...}` (loss only with labels): `ctc`, the mean CTC loss per
+            target token; `proportional`, the mean cross entropy per query against `proportional_targets`.
         """
         audio_embeds = self.model.get_audio_features(input_features, input_features_mask)
         logits = self.head(audio_embeds, self.model.get_input_embeddings().weight)
         output = {"logits": logits}
-        if ctc_labels is not None:
+        if ctc_labels is not None and self.loss == "proportional":
+            targets = self.head.proportional_targets(ctc_labels.to(logits.device), logits.shape[1])
+            output["loss"] = nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+        elif ctc_labels is not None:
             targets, target_lengths = self.head.targets(ctc_labels.to(logits.device))
             log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (Q, B, C)
             input_lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device=logits.device)
@@ -145,5 +200,5 @@ class LLMSRTForCTCAlignment(nn.Module):
 
 
 def unwrap_alignment(model: nn.Module) -> nn.Module:
-    """The LLM-SRT model inside an `LLMSRTForCTCAlignment` (any other model is returned as is)."""
-    return model.model if isinstance(model, LLMSRTForCTCAlignment) else model
+    """The LLM-SRT model inside an `LLMSRTForAlignment` (any other model is returned as is)."""
+    return model.model if isinstance(model, LLMSRTForAlignment) else model

@@ -108,6 +108,12 @@ class CurriculumArguments:
     smt_share: float = field(
         default=0.0, metadata={"help": "Share of SMT samples mixed into the SRT stage (the later recipe: 0.5)."}
     )
+    align_loss: str = field(
+        default="ctc",
+        metadata={"help": "Loss of the align stage: ctc (the audio embeddings spell the transcript's tokens) or "
+                          "proportional (each query is the token its time slice covers, tokens lasting in "
+                          "proportion to their letters)."},
+    )
     encoder_cache_dir: str | None = field(
         default=None,
         metadata={"help": "Cache the frozen encoder's outputs on disk here, reused across epochs and stages."},
@@ -123,6 +129,8 @@ class CurriculumArguments:
         if unknown or not self.curriculum_stages or len(set(self.curriculum_stages)) < len(self.curriculum_stages):
             raise ValueError(f"--curriculum_stages takes distinct stages among {', '.join(STAGES)}, got "
                              f"{self.curriculum_stages}.")
+        if self.align_loss not in ("ctc", "proportional"):
+            raise ValueError(f"--align_loss takes ctc or proportional, got {self.align_loss!r}.")
         if "align" in self.curriculum_stages[1:]:
             raise ValueError("The align stage prepares a new adapter: it can only come first in --curriculum_stages.")
         if self.stage != "all" and self.stage not in self.curriculum_stages:

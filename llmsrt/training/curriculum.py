@@ -19,7 +19,13 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..data import AlignmentCollator, CurriculumCollator
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
-from .alignment import LLMSRTForCTCAlignment, alignment_vocabulary, unreachable_transcripts, unwrap_alignment
+from .alignment import (
+    LLMSRTForAlignment,
+    alignment_vocabulary,
+    token_character_lengths,
+    unreachable_transcripts,
+    unwrap_alignment,
+)
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .audio_gain_info import audio_gain_info
 from .model_setup import (
@@ -102,8 +108,10 @@ def run_stage(
         if unreachable:
             logger.warning("align: %d transcripts need more than num_query_tokens=%d CTC outputs and add no loss.",
                            unreachable, model.config.num_query_tokens)
-        stage_notes = {"ctc_vocabulary_size": len(vocabulary), "ctc_unreachable_transcripts": unreachable}
-        model = LLMSRTForCTCAlignment(model, vocabulary)
+        stage_notes = {"align_loss": curriculum_args.align_loss, "ctc_vocabulary_size": len(vocabulary),
+                       "ctc_unreachable_transcripts": unreachable}
+        model = LLMSRTForAlignment(model, vocabulary, curriculum_args.align_loss,
+                                   token_character_lengths(processor.tokenizer, vocabulary))
         train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
     else:
         collator = CurriculumCollator(
