@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch is installed first: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test test-all demo clean
+.PHONY: setup test test-all demo demo-long clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,13 @@ demo:
 	@mkdir -p runs && date +%s > runs/.demo-started
 	$(MAKE) setup
 	$(PY) -m llmsrt.demo recipes/demo.yaml --output_dir runs/demo --started_at $$(cat runs/.demo-started)
+
+# The long demo: about six times the training of `make demo`, at most 3 hours on 2 CPU cores, same report layout under
+# runs/demo-long/report. Run it again after an interruption: it resumes.
+demo-long:
+	@mkdir -p runs && date +%s > runs/.demo-long-started
+	$(MAKE) setup
+	$(PY) -m llmsrt.demo recipes/demo-long.yaml --output_dir runs/demo-long --started_at $$(cat runs/.demo-long-started)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -147,3 +147,12 @@ def write_checkpoint(folder, model, dtype):
     tokenizer.save(str(folder / "tokenizer.json"))
     (folder / "config.json").write_text(json.dumps({"suppress_ids": [9, 10], "suppress_ids_begin": [0]}))
     return folder
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: on a CPU shared with other jobs, one thread is several times faster than two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -128,7 +128,7 @@ def test_time_window_mask_orders_the_queries_in_time():
 
 
 def test_a_window_as_wide_as_the_clip_equals_global_attention():
-    model, processor = build_tiny_model_and_processor(toy_texts(), num_query_tokens=4, query_time_window=4)
+    model, _ = build_tiny_model_and_processor(toy_texts(), num_query_tokens=4, query_time_window=4)
     frames = torch.randn(2, 30, model.config.audio_config.d_model)
     frame_mask = torch.ones(2, 30, dtype=torch.long)
     frame_mask[1, 20:] = 0

@@ -44,13 +44,7 @@ def fresh_model(seed: int = 0):
     return build_tiny_model_and_processor(toy_texts(), chunk_seconds=1, seed=seed)  # 1-s window: fast steps
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is several times faster than two on a CPU shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,17 +24,11 @@ REPEATING = "good morning my friend good morning my friend good morning<|eng|><|
 MAX_NEW_TOKENS = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny matrices: on a shared CPU, a second thread mostly waits for the first."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def memorized(_one_thread):
+def memorized(one_thread):
     """A tiny model trained until it writes one answer per clip: clip 0 -> `TAGGED`, clip 1 -> `REPEATING`."""
     model, processor = build_tiny_model_and_processor(CORPUS, seed=1)
     clips = [make_clip(1.0, 0), make_clip(1.5, 1)]

@@ -123,3 +123,15 @@ def test_cascade_prompt_names_the_languages_and_keeps_the_first_line(tmp_path):
     assert first_line("\n Bonjour.\n\nThis translation keeps the tone.") == "Bonjour."
     with pytest.raises(ValueError, match="no language code"):
         cascade.transcribe([np.zeros(16000, dtype=np.float32)], ["ast"])  # Asturian: no Whisper language
+
+
+def test_long_demo_recipe_resumes_and_trains_more():
+    from llmsrt.training import parse_train_args
+
+    _, settings = read_recipe(ROOT / "recipes" / "demo-long.yaml")
+    assert settings.resume and settings.time_budget_minutes == 180
+    *_, training, stages = parse_train_args([str(ROOT / "recipes" / "demo-long.yaml")])
+    *_, short = parse_train_args([str(ROOT / "recipes" / "demo.yaml")])
+    assert training.save_strategy == "steps"  # checkpoints to resume from
+    for stage in ("align", "asr", "smt", "srt"):
+        assert stages[stage]["max_steps"] > short[stage]["max_steps"]

@@ -39,6 +39,7 @@ class DemoSettings:
     max_new_tokens: int = 64  # per answer (LLM-SRT: transcript + translation; cascade: each of the two)
     corpus_dir: str = ".cache/demo-corpus"
     dev_clips: int = 16  # dev clips (one per direction, first directions first) scored after each curriculum stage
+    time_budget_minutes: float = 45  # the whole command, setup included, on 2 CPU cores (reported against)
     resume: bool = False  # run again after an interruption: finished stages are kept, unfinished ones resume from
     #                       their last checkpoint (give the recipe a save_strategy)
 
@@ -151,7 +152,7 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     del cascade
     train_rows = sum(1 for _ in manifests["train"].open(encoding="utf-8"))
     return write_demo_report(report, results, {"curriculum": finished, "srt-only": baseline}, timings.seconds,
-                             train_rows, curve)
+                             train_rows, curve, settings.time_budget_minutes)
 
 
 def eval_arguments(model: str, output_dir: Path, manifest: Path, settings: DemoSettings) -> EvalArguments:

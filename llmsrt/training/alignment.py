@@ -9,6 +9,7 @@ of `Q` embeddings spell the transcript's tokens in order. The head (blank vector
 stage's folder is a plain LLM-SRT model, and the next stage starts from its adapter.
 """
 
+import itertools
 import logging
 import math
 
@@ -38,7 +39,7 @@ def unreachable_transcripts(examples, tokenizer, num_query_tokens: int) -> int:
     plus a blank between two equal neighbours."""
     count = 0
     for row in tokenizer(list(examples["transcript"]), add_special_tokens=False)["input_ids"]:
-        repeats = sum(1 for left, right in zip(row, row[1:]) if left == right)
+        repeats = sum(1 for left, right in itertools.pairwise(row) if left == right)
         count += len(row) + repeats > num_query_tokens
     return count
 
