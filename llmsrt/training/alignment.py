@@ -200,6 +200,20 @@ class LLMSRTForAlignment(nn.Module):
         return decoded
 
 
+def prepare_alignment(
+    model: LLMSRTForConditionalGeneration, tokenizer, train_examples, loss: str
+) -> tuple["LLMSRTForAlignment", dict]:
+    """The align stage's trainable model (`model` with its head over the training transcripts' tokens) and the
+    notes for `stage_info.json` (loss, vocabulary size, transcripts longer than the queries can spell)."""
+    vocabulary = alignment_vocabulary(train_examples, tokenizer)
+    unreachable = unreachable_transcripts(train_examples, tokenizer, model.config.num_query_tokens)
+    if unreachable:
+        logger.warning("align: %d transcripts need more than num_query_tokens=%d CTC outputs and add no CTC loss.",
+                       unreachable, model.config.num_query_tokens)
+    notes = {"align_loss": loss, "ctc_vocabulary_size": len(vocabulary), "ctc_unreachable_transcripts": unreachable}
+    return LLMSRTForAlignment(model, vocabulary, loss, token_character_lengths(tokenizer, vocabulary)), notes
+
+
 def unwrap_alignment(model: nn.Module) -> nn.Module:
     """The LLM-SRT model inside an `LLMSRTForAlignment` (any other model is returned as is)."""
     return model.model if isinstance(model, LLMSRTForAlignment) else model

@@ -19,13 +19,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..data import AlignmentCollator, CurriculumCollator
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
-from .alignment import (
-    LLMSRTForAlignment,
-    alignment_vocabulary,
-    token_character_lengths,
-    unreachable_transcripts,
-    unwrap_alignment,
-)
+from .alignment import prepare_alignment, unwrap_alignment
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .audio_gain_info import audio_gain_info
 from .model_setup import (
@@ -101,17 +95,9 @@ def run_stage(
             eval_examples = load_stage_examples(data_args, stage, str(output_dir), split=data_args.eval_split or "eval")
     stage_notes = {}
     if stage == "align":
-        # The CTC head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
+        # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
         # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
-        vocabulary = alignment_vocabulary(train_examples, processor.tokenizer)
-        unreachable = unreachable_transcripts(train_examples, processor.tokenizer, model.config.num_query_tokens)
-        if unreachable:
-            logger.warning("align: %d transcripts need more than num_query_tokens=%d CTC outputs and add no loss.",
-                           unreachable, model.config.num_query_tokens)
-        stage_notes = {"align_loss": curriculum_args.align_loss, "ctc_vocabulary_size": len(vocabulary),
-                       "ctc_unreachable_transcripts": unreachable}
-        model = LLMSRTForAlignment(model, vocabulary, curriculum_args.align_loss,
-                                   token_character_lengths(processor.tokenizer, vocabulary))
+        model, stage_notes = prepare_alignment(model, processor.tokenizer, train_examples, curriculum_args.align_loss)
         train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
     else:
         collator = CurriculumCollator(
