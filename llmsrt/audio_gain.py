@@ -59,13 +59,20 @@ def swap_audio(batch: dict) -> dict:
     return {key: torch.roll(value, 1, dims=0) if key in AUDIO_KEYS else value for key, value in batch.items()}
 
 
+def first_answer_logit(labels: torch.Tensor) -> int | None:
+    """The position whose logits predict the batch's first answer token (`labels` `(B, L)`, -100 elsewhere): the
+    vocabulary projection is only needed from there on. None when no position has a label."""
+    answer_positions = (labels != -100).any(dim=0).nonzero()
+    return max(int(answer_positions[0]) - 1, 0) if len(answer_positions) else None
+
+
 @torch.no_grad()
 def answer_losses(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-example summed cross entropy over answer tokens (labels `-100` ignored) and answer token counts, both
     `(B,)`. The vocabulary projection runs from the position before the batch's first answer token on only."""
     labels = batch["labels"]
-    answer_positions = (labels != -100).any(dim=0).nonzero()
-    first = max(int(answer_positions[0]) - 1, 0) if len(answer_positions) else labels.shape[1] - 1
+    first = first_answer_logit(labels)
+    first = labels.shape[1] - 1 if first is None else first
     inputs = {
         key: value.to(model.device) if torch.is_tensor(value) else value
         for key, value in batch.items()

@@ -6,6 +6,8 @@ import shutil
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
+from ..audio_gain import first_answer_logit
+
 STAGING_DIR = ".staging"
 
 
@@ -48,9 +50,8 @@ class LLMSRTTrainer(Trainer):
         """
         labels = inputs.get("labels")
         if labels is not None and "logits_to_keep" not in inputs:
-            answer_positions = (labels != -100).any(dim=0).nonzero()
-            if len(answer_positions):
-                first = max(int(answer_positions[0]) - 1, 0)
+            first = first_answer_logit(labels)
+            if first is not None:
                 inputs = {**inputs, "labels": labels[:, first:], "logits_to_keep": labels.shape[1] - first}
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
