@@ -14,7 +14,7 @@ from llmsrt.data.toy import toy_texts
 from llmsrt.encoder_cache import fingerprint
 from llmsrt.tiny import build_tiny_model_and_processor
 from llmsrt.training import main, parse_train_args
-from llmsrt.training.alignment import CTCAlignmentHead, unreachable_transcripts
+from llmsrt.training.alignment import CTCAlignmentHead, transcript_token_ids, unreachable_transcripts
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = str(ROOT / "recipes" / "tiny.yaml")
@@ -109,9 +109,9 @@ def test_ctc_targets_and_reachability():
     assert classes.tolist() == [2, 1, 3, 3] and lengths.tolist() == [2, 2]  # token 9 is not writable
     _, processor = build_tiny_model_and_processor(toy_texts())
     longest = max(len(processor.tokenizer(text)["input_ids"]) for text in toy_texts())
-    examples = {"transcript": toy_texts()}
-    assert unreachable_transcripts(examples, processor.tokenizer, 64) == 0
-    assert unreachable_transcripts(examples, processor.tokenizer, longest - 1) >= 1
+    token_rows = transcript_token_ids({"transcript": toy_texts()}, processor.tokenizer)
+    assert unreachable_transcripts(token_rows, 64) == 0
+    assert unreachable_transcripts(token_rows, longest - 1) >= 1
 
 
 def test_time_window_mask_orders_the_queries_in_time():

@@ -4,8 +4,9 @@ A new adapter fed straight into a frozen LLM needs on the order of 10^4 steps be
 audio (SLAM-ASR, arXiv 2402.08846): the LLM first learns to answer from the prompt alone. The `align` stage gives the
 adapter a direct signal instead, without the LLM's forward pass (LegoSLM arXiv 2505.11352, Soundwave arXiv
 2502.12900): each of the `Q` audio embeddings is scored against the LLM's frozen input-embedding rows of the
-training transcripts' tokens (cosine similarity, a learned scale) plus a learned blank, and CTC makes the sequence
-of `Q` embeddings spell the transcript's tokens in order. The head (blank vector, scale) is for training only: the
+training transcripts' tokens (cosine similarity, a learned scale) plus a learned blank. With the `ctc` loss the
+sequence of `Q` embeddings spells the transcript's tokens in order; with the `proportional` loss each embedding is
+classified as the token its time slice covers under a fixed alignment. The head (blank vector, scale) is for training only: the
 stage's folder is a plain LLM-SRT model, and the next stage starts from its adapter.
 """
 
@@ -21,12 +22,9 @@ from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 logger = logging.getLogger(__name__)
 
 
-def alignment_vocabulary(examples, tokenizer) -> list[int]:
-    """The sorted token ids of every transcript in `examples` (what the CTC head can write)."""
-    ids: set[int] = set()
-    for row in tokenizer(list(examples["transcript"]), add_special_tokens=False)["input_ids"]:
-        ids.update(row)
-    return sorted(ids)
+def transcript_token_ids(examples, tokenizer) -> list[list[int]]:
+    """The LLM's token ids of every transcript in `examples` (no special tokens)."""
+    return tokenizer(list(examples["transcript"]), add_special_tokens=False)["input_ids"]
 
 
 def token_character_lengths(tokenizer, token_ids: list[int]) -> list[int]:
@@ -34,11 +32,11 @@ def token_character_lengths(tokenizer, token_ids: list[int]) -> list[int]:
     return [max(len(tokenizer.decode([token_id]).strip()), 1) for token_id in token_ids]
 
 
-def unreachable_transcripts(examples, tokenizer, num_query_tokens: int) -> int:
-    """How many transcripts CTC cannot spell with `num_query_tokens` outputs: a path needs one output per token
-    plus a blank between two equal neighbours."""
+def unreachable_transcripts(token_rows: list[list[int]], num_query_tokens: int) -> int:
+    """How many transcripts (token id rows) CTC cannot spell with `num_query_tokens` outputs: a path needs one output
+    per token plus a blank between two equal neighbours."""
     count = 0
-    for row in tokenizer(list(examples["transcript"]), add_special_tokens=False)["input_ids"]:
+    for row in token_rows:
         repeats = sum(1 for left, right in itertools.pairwise(row) if left == right)
         count += len(row) + repeats > num_query_tokens
     return count
@@ -49,7 +47,7 @@ class CTCAlignmentHead(nn.Module):
 
     Args:
         embeddings: `(V, D_llm)` the LLM's input-embedding matrix (read, never trained).
-        vocabulary_ids: the token ids the head can write (`alignment_vocabulary`).
+        vocabulary_ids: the token ids the head can write (those of the training transcripts).
     """
 
     def __init__(
@@ -188,25 +186,15 @@ class LLMSRTForAlignment(nn.Module):
             raise RuntimeError(f"Alignment checkpoint mismatch: missing {missing}, unexpected {result.unexpected_keys}.")
         return nn.modules.module._IncompatibleKeys(missing, result.unexpected_keys)
 
-    @torch.no_grad()
-    def greedy_transcripts(self, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> list[list[int]]:
-        """Best-path CTC decoding: the token ids each clip's audio embeddings spell (repeats merged, blanks
-        dropped)."""
-        classes = self(input_features, input_features_mask)["logits"].argmax(-1)
-        decoded = []
-        for row in classes.tolist():
-            merged = [c for i, c in enumerate(row) if c and (i == 0 or c != row[i - 1])]
-            decoded.append(self.head.vocabulary_ids[torch.tensor(merged, dtype=torch.long)].tolist() if merged else [])
-        return decoded
-
 
 def prepare_alignment(
     model: LLMSRTForConditionalGeneration, tokenizer, train_examples, loss: str
 ) -> tuple["LLMSRTForAlignment", dict]:
     """The align stage's trainable model (`model` with its head over the training transcripts' tokens) and the
     notes for `stage_info.json` (loss, vocabulary size, transcripts longer than the queries can spell)."""
-    vocabulary = alignment_vocabulary(train_examples, tokenizer)
-    unreachable = unreachable_transcripts(train_examples, tokenizer, model.config.num_query_tokens)
+    token_rows = transcript_token_ids(train_examples, tokenizer)  # tokenised once, for both
+    vocabulary = sorted({token_id for row in token_rows for token_id in row})
+    unreachable = unreachable_transcripts(token_rows, model.config.num_query_tokens)
     if unreachable:
         logger.warning("align: %d transcripts need more than num_query_tokens=%d CTC outputs and add no CTC loss.",
                        unreachable, model.config.num_query_tokens)
