@@ -37,8 +37,9 @@ setup(
         "gguf>=0.10",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4"],
-        "demo": ["espeakng-loader>=0.2.4"],  # speech synthesis for the demo corpus, from PyPI only
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
+        # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin
+        "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
         "comet": ["unbabel-comet>=2.2"],
     },
 )

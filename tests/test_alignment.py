@@ -14,7 +14,12 @@ from llmsrt.data.toy import toy_texts
 from llmsrt.encoder_cache import fingerprint
 from llmsrt.tiny import build_tiny_model_and_processor
 from llmsrt.training import main, parse_train_args
-from llmsrt.training.alignment import CTCAlignmentHead, transcript_token_ids, unreachable_transcripts
+from llmsrt.training.alignment import (
+    CTCAlignmentHead,
+    match_embedding_scale,
+    transcript_token_ids,
+    unreachable_transcripts,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = str(ROOT / "recipes" / "tiny.yaml")
@@ -55,6 +60,12 @@ def test_align_loss_falls_and_its_folder_is_a_plain_model(aligned_run):
     model = LLMSRTForConditionalGeneration.from_pretrained(output / "align")
     assert model.config.query_time_window == 1
     assert fingerprint(model) == stage["final_fingerprint"]
+    # the folder's adapter speaks at the scale of the LLM's tokens (--align_output_scale embedding, the default)
+    assert stage["output_scale_factor"] < 0.5
+    token_norm = model.get_input_embeddings().weight.norm(dim=-1).mean().item()
+    with torch.no_grad():
+        audio_norm = model.speech_adapter(torch.randn(3, 40, model.config.audio_config.d_model)).norm(dim=-1).mean()
+    assert audio_norm.item() == pytest.approx(token_norm, rel=0.15)
 
 
 def test_the_next_stage_starts_from_the_aligned_adapter(aligned_run):
@@ -135,6 +146,19 @@ def test_a_window_as_wide_as_the_clip_equals_global_attention():
     windowed = model.speech_adapter(frames, frame_mask)
     model.speech_adapter.query_time_window = None
     assert torch.allclose(windowed, model.speech_adapter(frames, frame_mask), atol=1e-5)
+
+
+def test_embedding_scale_keeps_directions_and_matches_the_token_norm():
+    model, _ = build_tiny_model_and_processor(toy_texts())
+    frames = torch.randn(2, 30, model.config.audio_config.d_model)
+    with torch.no_grad():
+        model.speech_adapter.projector.layer_norm.bias.normal_(0, 0.5)  # as after training: a bias too
+        before = model.speech_adapter(frames)
+        factor = match_embedding_scale(model)
+        after = model.speech_adapter(frames)
+    token_norm = model.get_input_embeddings().weight.norm(dim=-1).mean().item()
+    assert after.norm(dim=-1).mean().item() == pytest.approx(token_norm, rel=0.1)
+    assert torch.allclose(after, before * factor, atol=1e-5)  # a pure rescale: the aligned directions stay
 
 
 def test_adapter_output_starts_at_the_llm_embedding_scale_on_request():

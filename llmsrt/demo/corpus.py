@@ -1,7 +1,9 @@
 """The demo corpus: parallel sentences written for this project, spoken by eSpeak NG, split by sentence.
 
 Each sentence is spoken once per language; training clips use one set of voices, speeds and pitches, and
-dev/test clips another, so that test speech is never heard in training. Chinese is spoken from pinyin (eSpeak's
+dev/test clips another, so that test speech is never heard in training. The training split also gets filled
+templates (`templates.py`: names, numbers, cities, things chosen per sentence), whose content only the audio tells;
+dev and test keep the hand-written sentences only, all unseen in training. Chinese is spoken from pinyin (eSpeak's
 `cmn-latn-pinyin` voice) and transcribed in characters. The output is a manifest per split, read by
 `llmsrt.data.load_manifest` like any user data, and is cached: a rebuild with the same text and settings is a no-op.
 """
@@ -15,15 +17,18 @@ import soundfile
 
 from ..data.schema import SAMPLING_RATE
 from ..data.speech_synthesis import ESpeak
+from .templates import fill_templates
 
 SENTENCES = Path(__file__).with_name("sentences.tsv")
 VOICES = {"eng": "en-us", "deu": "de", "fra": "fr", "spa": "es", "ita": "it", "por": "pt", "nld": "nl",
           "zho": "cmn-latn-pinyin"}
 SPOKEN_COLUMN = {"zho": "zho_pinyin"}  # what the voice reads, where it differs from the written text
 # (voice variant, words per minute, pitch 0-100)
-TRAIN_STYLES = [("m1", 165, 45), ("f2", 175, 60), ("m3", 150, 35), ("f4", 185, 55), ("m2", 170, 50)]
+TRAIN_STYLES = [("m1", 165, 45), ("f2", 175, 60), ("m3", 150, 35), ("f4", 185, 55), ("m2", 170, 50),
+                ("f1", 160, 50), ("m4", 180, 40), ("f3", 155, 65), ("m6", 190, 30)]
 HELD_OUT_STYLES = [("m7", 145, 40), ("f5", 195, 70)]
 SPLITS = {"train": 0.8, "dev": 0.1, "test": 0.1}
+TEMPLATE_SENTENCES = 240  # filled templates added to the training split
 
 
 def _fraction(text: str) -> float:
@@ -51,12 +56,14 @@ def build_demo_corpus(
     sentences_path: str | Path = SENTENCES,
     targets_per_clip: int | None = 1,
     seed: int = 0,
+    template_sentences: int = TEMPLATE_SENTENCES,
 ) -> dict[str, Path]:
     """Synthesize the corpus into `out_dir` and return `{split: manifest path}`.
 
     Args:
         languages: ISO 639-3 codes among `VOICES` (default: all).
         targets_per_clip: target languages paired with each clip (rotating through the others; `None` = all).
+        template_sentences: filled templates added to the training split (`templates.fill_templates`).
     """
     out_dir = Path(out_dir)
     languages = list(languages or VOICES)
@@ -66,7 +73,7 @@ def build_demo_corpus(
     text = Path(sentences_path).read_bytes()
     settings = {"languages": languages, "targets_per_clip": targets_per_clip, "seed": seed,
                 "text_sha256": hashlib.sha256(text).hexdigest(), "train_styles": TRAIN_STYLES,
-                "held_out_styles": HELD_OUT_STYLES}
+                "held_out_styles": HELD_OUT_STYLES, "template_sentences": template_sentences}
     settings = json.loads(json.dumps(settings))  # as read back from corpus.json (tuples become lists)
     stamp = out_dir / "corpus.json"
     manifests = {split: out_dir / f"{split}.jsonl" for split in SPLITS}
@@ -74,12 +81,13 @@ def build_demo_corpus(
         return manifests
     engine = ESpeak()
     rows = {split: [] for split in SPLITS}
-    for sentence in read_sentences(sentences_path):
-        split = split_of(sentence["id"], seed)
+    sentences = [(sentence, split_of(sentence["id"], seed)) for sentence in read_sentences(sentences_path)]
+    sentences += [(sentence, "train") for sentence in fill_templates(template_sentences, languages, seed)]
+    for sentence, split in sentences:
         styles = TRAIN_STYLES if split == "train" else HELD_OUT_STYLES
         for index, source in enumerate(languages):
             variant, rate, pitch = styles[int(_fraction(f"style:{sentence['id']}:{source}") * len(styles))]
-            name = f"audio/{split}/{sentence['id']}-{source}.wav"
+            name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
             path = out_dir / name
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -202,6 +202,25 @@ def prepare_alignment(
     return LLMSRTForAlignment(model, vocabulary, loss, token_character_lengths(tokenizer, vocabulary)), notes
 
 
+@torch.no_grad()
+def match_embedding_scale(model: LLMSRTForConditionalGeneration) -> float:
+    """Scale the adapter's final LayerNorm (gain and bias) so that its outputs have the mean norm of the LLM's
+    input-embedding rows; returns the factor applied.
+
+    The align stage's cosine loss fixes the direction of each audio embedding (towards its token's embedding),
+    never its norm, which stays at the LayerNorm's initial scale (~sqrt(D_llm), ~30 for Qwen2.5-0.5B, against
+    ~0.5 for its tokens). At the tokens' scale the frozen LLM reads the aligned queries like the text they spell.
+    A LayerNorm output `gain * z + bias` (z: zero mean, unit variance per row) has expected squared norm
+    `sum(gain**2 + bias**2)`, so no data is needed.
+    """
+    norm = model.speech_adapter.projector.layer_norm
+    target = model.get_input_embeddings().weight.float().norm(dim=-1).mean()
+    factor = (target / (norm.weight.float().pow(2) + norm.bias.float().pow(2)).sum().sqrt()).item()
+    norm.weight.mul_(factor)
+    norm.bias.mul_(factor)
+    return factor
+
+
 def unwrap_alignment(model: nn.Module) -> nn.Module:
     """The LLM-SRT model inside an `LLMSRTForAlignment` (any other model is returned as is)."""
     return model.model if isinstance(model, LLMSRTForAlignment) else model

@@ -114,6 +114,11 @@ class CurriculumArguments:
                           "proportional (each query is the token its time slice covers, tokens lasting in "
                           "proportion to their letters)."},
     )
+    align_output_scale: str = field(
+        default="embedding",
+        metadata={"help": "At the end of the align stage: embedding (scale the adapter's outputs to the norm of the "
+                          "LLM's token embeddings, whose directions the stage aligned them with) or unchanged."},
+    )
     encoder_cache_dir: str | None = field(
         default=None,
         metadata={"help": "Cache the frozen encoder's outputs on disk here, reused across epochs and stages."},
@@ -131,6 +136,8 @@ class CurriculumArguments:
                              f"{self.curriculum_stages}.")
         if self.align_loss not in ("ctc", "proportional"):
             raise ValueError(f"--align_loss takes ctc or proportional, got {self.align_loss!r}.")
+        if self.align_output_scale not in ("embedding", "unchanged"):
+            raise ValueError(f"--align_output_scale takes embedding or unchanged, got {self.align_output_scale!r}.")
         if "align" in self.curriculum_stages[1:]:
             raise ValueError("The align stage prepares a new adapter: it can only come first in --curriculum_stages.")
         if self.stage != "all" and self.stage not in self.curriculum_stages:

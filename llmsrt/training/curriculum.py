@@ -19,7 +19,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..data import AlignmentCollator, CurriculumCollator
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
-from .alignment import prepare_alignment, unwrap_alignment
+from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .audio_gain_info import audio_gain_info
 from .model_setup import (
@@ -120,6 +120,11 @@ def run_stage(
     final_model = merge_lora(unwrap_alignment(trainer.model))
     final_model.enable_encoder_cache(None)
     final_dir = output_dir / stage
+    if stage == "align" and curriculum_args.align_output_scale == "embedding":
+        unscaled = audio_gain_info("align (before scaling)", final_model, collator, eval_examples,
+                                   stage_args.per_device_eval_batch_size)
+        stage_notes["output_scale_factor"] = match_embedding_scale(final_model)
+        stage_notes.update({f"{key}_before_output_scale": value for key, value in unscaled.items()})
     gain = audio_gain_info(stage, final_model, collator, eval_examples, stage_args.per_device_eval_batch_size)
     if stage_args.should_save:
         info = {
