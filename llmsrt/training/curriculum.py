@@ -30,7 +30,7 @@ from .model_setup import (
     trainable_parameter_names,
 )
 from .plots import save_loss_plot
-from .stage_data import example_texts, load_stage_examples
+from ..data.stage_data import example_texts, load_stage_examples
 from .trainer import LLMSRTTrainer, publish_directory
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import soundfile
 
-from ..data.schema import SAMPLING_RATE
-from ..data.speech_synthesis import ESpeak
+from .schema import SAMPLING_RATE
+from .speech_synthesis import ESpeak
 
 SENTENCES = Path(__file__).with_name("sentences.tsv")
 VOICES = {"eng": "en-us", "deu": "de", "fra": "fr", "spa": "es", "ita": "it", "por": "pt", "nld": "nl",
