@@ -76,3 +76,16 @@ def test_the_demo_departs_in_size_only():
     assert demo["num_query_tokens"] < 80 and demo["qformer_num_layers"] < 8
     assert (paper["whisper"], paper["llm"]) == ("openai/whisper-large-v3", "Qwen/Qwen2.5-3B")
     assert paper.get("num_query_tokens", 80) == 80 and paper.get("qformer_num_layers", 8) == 8
+
+
+def test_every_test_the_parity_table_names_exists():
+    import ast
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Parity with the reference", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(test_\w+\.py)(?:::(test_\w+))?", table)
+    assert len(named) >= 20
+    for file, test in named:
+        tree = ast.parse((ROOT / "tests" / file).read_text(encoding="utf-8"))
+        assert not test or test in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}, test
