@@ -27,8 +27,8 @@ from transformers.generation import (
     RepetitionPenaltyLogitsProcessor,
 )
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast
-from transformers.utils import torch_compilable_check
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
+from transformers.utils import torch_compilable_check
 
 from .configuration_llmsrt import LLMSRTConfig
 

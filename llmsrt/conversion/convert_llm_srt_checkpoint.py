@@ -61,7 +61,7 @@ def load_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a reference `.pt` file without running any pickled code (`weights_only=True`): a flat dict of tensors."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError (or others) for anything that is not plain weights
+    except Exception as error:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError...: not plain weights
         raise ValueError(
             f"{path} could not be read as plain weights (`torch.load(weights_only=True)`): {error}. Expected the "
             "reference's `torch.save` of a dict of tensors."
