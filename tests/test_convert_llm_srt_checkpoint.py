@@ -231,6 +231,7 @@ def test_shapes_that_disagree_with_the_given_parts_say_which(parts, tmp_path):
         _convert(tmp_path / "wide.pt", parts, tmp_path / "a")
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # plain pickle, as an attacker writes it
 def test_the_checkpoint_is_read_without_running_pickled_code(parts, tmp_path):
     marker = tmp_path / "ran"
 
