@@ -15,7 +15,7 @@ setup(
     package_dir={"llmsrt.model_cards": "model_cards"},
     include_package_data=True,
     package_data={
-        "llmsrt": ["metrics/*/*.py", "evaluation/reference/*.csv", "demo/*.tsv"],
+        "llmsrt": ["metrics/*/*.py", "evaluation/reference/*.csv", "data/*.tsv"],
         "llmsrt.model_cards": ["*.md"],
     },
     install_requires=[
@@ -37,7 +37,8 @@ setup(
         "gguf>=0.10",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5",
+                "grimp>=3.5"],  # grimp: the import-graph test
         # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin
         "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
         "comet": ["unbabel-comet>=2.2"],

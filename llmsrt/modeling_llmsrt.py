@@ -28,6 +28,7 @@ from transformers.generation import (
 )
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutputWithPast
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
+from transformers.utils import torch_compilable_check
 
 from .configuration_llmsrt import LLMSRTConfig
 
@@ -388,6 +389,31 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         variant = "variable-length" if self.config.variable_length_encoding else "window"
         self.encoder_cache = EncoderCache(directory, self.audio_encoder, variant)
 
+    def get_placeholder_mask(
+        self, input_ids: torch.LongTensor, inputs_embeds: torch.Tensor, audio_features: torch.Tensor | None
+    ) -> torch.BoolTensor:
+        """The audio placeholders of `input_ids` `(B, L)`, as a mask `(B, L, D_llm)` over `inputs_embeds`, after
+        checking that they are exactly as many as the audio embeddings `(num_clips, num_query_tokens, D_llm)`
+        (none without audio). The check is `torch_compilable_check`, as in transformers' audio and vision models:
+        no Python branch on a tensor value, and a compiler hint under `torch.compile`."""
+        placeholders = input_ids == self.config.audio_token_id
+        found = placeholders.sum()
+        if audio_features is None:
+            torch_compilable_check(
+                found == 0,
+                "input_ids contain audio placeholder tokens but no input_features were given: pass the "
+                "processor's `input_features` (and `input_features_mask`) with them.",
+            )
+        else:
+            clips, per_clip = audio_features.shape[:2]
+            torch_compilable_check(
+                found * inputs_embeds.shape[-1] == audio_features.numel(),
+                lambda: f"Found {int(found)} audio placeholder tokens for {clips} clip(s); expected {per_clip} per "
+                f"clip ({clips * per_clip} in all). Build inputs with LLMSRTProcessor, which writes "
+                "`num_query_tokens` placeholders per clip.",
+            )
+        return placeholders.unsqueeze(-1).expand_as(inputs_embeds).to(inputs_embeds.device)
+
     def embed_inputs(
         self,
         input_ids: torch.LongTensor,
@@ -395,26 +421,16 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         input_features_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Embed `input_ids` `(B, L)` and write the audio embeddings over its placeholder tokens: `(B, L, D_llm)`."""
-        audio_positions = input_ids == self.config.audio_token_id
-        inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(audio_positions, 0))
-        if input_features is None:
-            if audio_positions.any():
-                raise ValueError(
-                    "input_ids contain audio placeholder tokens but no input_features were given: pass the "
-                    "processor's `input_features` (and `input_features_mask`) with them."
-                )
+        # Placeholders are embedded as id 0 (their id may lie past the LLM's vocabulary) and then overwritten.
+        inputs_embeds = self.get_input_embeddings()(input_ids.masked_fill(input_ids == self.config.audio_token_id, 0))
+        audio_embeds = None
+        if input_features is not None:
+            audio_embeds = self.get_audio_features(input_features, input_features_mask)
+            audio_embeds = audio_embeds.to(inputs_embeds.device, inputs_embeds.dtype)
+        audio_mask = self.get_placeholder_mask(input_ids, inputs_embeds, audio_embeds)
+        if audio_embeds is None:
             return inputs_embeds
-        audio_embeds = self.get_audio_features(input_features, input_features_mask)
-        expected = audio_embeds.shape[0] * audio_embeds.shape[1]
-        found = int(audio_positions.sum())
-        if found != expected:
-            raise ValueError(
-                f"Found {found} audio placeholder tokens for {audio_embeds.shape[0]} clip(s); expected "
-                f"{audio_embeds.shape[1]} per clip ({expected} in all). Build inputs with LLMSRTProcessor, "
-                "which writes `num_query_tokens` placeholders per clip."
-            )
-        audio_embeds = audio_embeds.to(inputs_embeds.device, inputs_embeds.dtype)
-        return inputs_embeds.masked_scatter(audio_positions.unsqueeze(-1), audio_embeds)
+        return inputs_embeds.masked_scatter(audio_mask, audio_embeds)
 
     def forward(
         self,
@@ -435,7 +451,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             input_ids: `(B, L)` prompt (and, in training, answer) ids with `num_query_tokens` audio placeholders
                 per clip.
             input_features: `(B, n_mels, T_mel)` log-mel features; only needed when `input_ids` hold placeholders
-                (generation passes them at prefill only).
+                (generation passes them at prefill only). Not with `inputs_embeds` (a `ValueError`).
             input_features_mask: `(B, T_mel)` 1 on real mel frames: the Q-Former ignores padded frames.
             labels: `(B, L)` target ids aligned with `input_ids`, `-100` on audio, prompt and padding; the loss
                 covers answer tokens only.
@@ -445,6 +461,12 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        if inputs_embeds is not None and (input_features is not None or input_features_mask is not None):
+            raise ValueError(
+                "input_features were given with inputs_embeds, which would ignore them: pass input_ids with the "
+                "audio placeholders and input_features, or inputs_embeds that already hold the audio embeddings "
+                "(`embed_inputs`) without input_features."
+            )
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, input_features, input_features_mask)
         return self.language_model(

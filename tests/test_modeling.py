@@ -230,3 +230,35 @@ def test_from_pretrained_parts_keeps_the_weights_in_llmsrt_classes(tiny, tmp_pat
     with torch.no_grad():  # variable-length encoding reads fewer frames than the window
         features = built.get_audio_features(batch["input_features"], batch["input_features_mask"])
     assert features.shape == (1, model.config.num_query_tokens, model.config.text_config.hidden_size)
+
+
+def test_input_features_with_inputs_embeds_is_an_error(tiny):
+    """`inputs_embeds` already hold the audio: features given with them would be silently ignored."""
+    model, processor = tiny
+    batch = processor(audio=make_clip(1.0, 0), sampling_rate=SAMPLING_RATE)
+    with torch.no_grad():
+        embeds = model.embed_inputs(batch["input_ids"], batch["input_features"], batch["input_features_mask"])
+        with pytest.raises(ValueError, match="input_features were given with inputs_embeds"):
+            model(inputs_embeds=embeds, input_features=batch["input_features"])
+        logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits
+        torch.testing.assert_close(logits, model(**batch).logits)
+
+
+def test_placeholder_merge_traces_as_one_graph(tiny):
+    """`get_placeholder_mask` + `masked_scatter` trace without a graph break: the count check is a
+    `torch_compilable_check`, not a Python branch on a tensor value (a host-device sync)."""
+    model, processor = tiny
+    batch = processor(audio=[make_clip(1.0, 0), make_clip(0.6, 1)], sampling_rate=SAMPLING_RATE)
+    ids = batch["input_ids"]
+    embeds = model.get_input_embeddings()(ids.masked_fill(ids == processor.audio_token_id, 0)).detach()
+    audio = torch.randn(2, model.config.num_query_tokens, embeds.shape[-1])
+
+    def merge(ids, embeds, audio):
+        return embeds.masked_scatter(model.get_placeholder_mask(ids, embeds, audio), audio)
+
+    merged = torch.compile(merge, backend="eager", fullgraph=True)(ids, embeds, audio)
+    placeholders = ids == processor.audio_token_id
+    torch.testing.assert_close(merged[placeholders], audio.reshape(-1, embeds.shape[-1]))
+    torch.testing.assert_close(merged[~placeholders], embeds[~placeholders])
+    with pytest.raises(ValueError, match="Found 16 audio placeholder tokens for 3 clip"):
+        merge(ids, embeds, torch.randn(3, model.config.num_query_tokens, embeds.shape[-1]))

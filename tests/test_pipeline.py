@@ -43,3 +43,48 @@ def test_asr_and_smt_tasks(translator):
     assert smt["transcription"] == "the train" and isinstance(smt["translation"], str)
     with pytest.raises(ValueError, match="tgt_lang has 2 entries for 1 clip"):
         translator([clip], tgt_lang=["deu", "fra"])
+
+
+def test_preprocess_extracts_the_features_of_one_clip(translator):
+    """Feature extraction happens in `preprocess` (DataLoader workers run it), not in the model step."""
+    clip = {"array": make_clip(1.0, 5, 22050), "sampling_rate": 22050}
+    item = translator.preprocess({"audio": clip, "src_lang": "eng", "tgt_lang": "deu", "text": None})
+    expected = translator.processor(audio=clip, src_lang="eng", tgt_lang="deu")
+    for key in ("input_ids", "attention_mask", "input_features", "input_features_mask"):
+        assert item[key].equal(expected[key])
+    assert (item["task"], item["src_lang"], item["tgt_lang"]) == (["srt"], ["eng"], ["deu"])
+
+
+def test_a_generator_streams_clip_by_clip(translator):
+    clips = [{"array": make_clip(s, i), "sampling_rate": SAMPLING_RATE} for i, s in enumerate((1.0, 2.0, 1.5, 0.8))]
+    pulled = []
+
+    def stream():
+        for clip in clips:
+            pulled.append(clip)
+            yield clip
+
+    results = translator(stream(), src_lang="eng", tgt_lang=["deu", "fra", "spa", "ita"], generate_kwargs=GREEDY)
+    assert len(pulled) == 1  # before the first result is asked for, transformers peeks at the first clip only
+    results = iter(results)
+    first = next(results)
+    assert len(pulled) < len(clips)  # one result needs only the first clips, not the whole stream
+    rest = list(results)
+    listed = translator(clips, src_lang="eng", tgt_lang=["deu", "fra", "spa", "ita"], batch_size=2,
+                        num_workers=1, generate_kwargs=GREEDY)  # a DataLoader worker prepares the batches
+    assert [first, *rest] == listed and len(listed) == 4
+
+
+def test_a_dataset_streams_its_audio_column(translator):
+    import datasets
+
+    clips = [make_clip(s, i) for i, s in enumerate((1.0, 1.7))]
+    rows = datasets.Dataset.from_dict({"audio": [{"array": c, "sampling_rate": SAMPLING_RATE} for c in clips],
+                                       "id": ["a", "b"]})
+    results = translator(rows, src_lang="eng", tgt_lang="deu", generate_kwargs=GREEDY)
+    assert not isinstance(results, (list, dict))
+    expected = [translator({"array": c, "sampling_rate": SAMPLING_RATE}, src_lang="eng", tgt_lang="deu",
+                           generate_kwargs=GREEDY) for c in clips]
+    assert list(results) == expected
+    with pytest.raises(ValueError, match="tgt_lang has 3 entries for 2 clip"):
+        list(translator(rows, tgt_lang=["deu", "fra", "spa"], generate_kwargs=GREEDY))

@@ -64,8 +64,8 @@ class EvalArguments:
 
 
 def load_eval_examples(args: EvalArguments):
-    from ..training.arguments import DataArguments
-    from ..training.stage_data import load_stage_examples
+    from ..data.arguments import DataArguments
+    from ..data.stage_data import load_stage_examples
 
     data_args = DataArguments(
         dataset=args.dataset, train_manifest=args.manifest, dataset_path=args.dataset_path, data_dir=args.data_dir,

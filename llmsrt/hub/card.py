@@ -28,6 +28,12 @@ def _training_section(stage_infos: list[dict]) -> str:
     return "Each stage starts from the previous stage's final weights.\n\n" + "\n".join(lines)
 
 
+def _converted_section(source_checkpoint: str, license: str) -> str:
+    return (f"Trained by the LLM-SRT authors with the paper's curriculum, and converted from their checkpoint "
+            f"`{source_checkpoint}` (Hub: `yxdu/llm-srt`; licence `{license}`, which this folder keeps) with "
+            "`python -m llmsrt.conversion.convert_llm_srt_checkpoint`: LoRA merged into the LLM.")
+
+
 def stage_records(model_dir: Path) -> list[dict]:
     """stage_info.json of the folder and of its sibling stage folders (a curriculum output), in stage order."""
     records = {}
@@ -64,8 +70,10 @@ def render_model_card(
     dataset_type: str = "custom",
     datasets: list[str] | None = None,
     languages: list[str] | None = None,
+    source_checkpoint: str | None = None,
 ) -> ModelCard:
-    """Render the card of a saved LLM-SRT folder (results: the `results.json` of `eval.py`)."""
+    """Render the card of a saved LLM-SRT folder (results: the `results.json` of `eval.py`; `source_checkpoint`:
+    the authors' file a folder was converted from, named in the training section with its licence)."""
     model_dir = Path(model_dir)
     config = LLMSRTConfig.from_pretrained(model_dir)
     results = results or {}
@@ -107,7 +115,8 @@ def render_model_card(
         lora_rank=config.lora_rank,
         lora_alpha=config.lora_alpha,
         languages=languages or ["(see evaluation)"],
-        training=_training_section(stage_records(model_dir)),
+        training=_training_section(stage_records(model_dir)) if source_checkpoint is None
+        else _converted_section(source_checkpoint, license),
         evaluation=evaluation,
         max_seconds=feature_seconds,
     )

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from ..languages import PAPER_LANGUAGES
+from ..data.arguments import DataArguments  # noqa: F401  (re-exported: the data part of the arguments)
 
 STAGES = ("align", "asr", "smt", "srt")
 PAPER_CURRICULUM = ("asr", "smt", "srt")
@@ -58,39 +58,6 @@ class ModelArguments:
     model_dtype: str | None = field(
         default=None, metadata={"help": "dtype of the pretrained parts (float32, bfloat16); the adapter stays fp32."}
     )
-
-
-@dataclass
-class DataArguments:
-    dataset: str = field(
-        default="manifest", metadata={"help": "Source: manifest, fleurs, covost2, common_voice, demo or toy."}
-    )
-    train_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest of training rows."})
-    eval_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest for evaluation loss."})
-    asr_manifest: str | None = field(
-        default=None, metadata={"help": "Manifest for the ASR stage (default: the training manifest)."}
-    )
-    dataset_path: str | None = field(
-        default=None,
-        metadata={"help": "Hub id or local folder of a Hub dataset; for `demo`, where the corpus is built "
-                          "(default: OUTPUT_DIR/demo-data)."},
-    )
-    data_dir: str | None = field(default=None, metadata={"help": "Manual data folder (CoVoST-2's Common Voice)."})
-    directions: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Directions for Hub sources, e.g. eng-deu zho-eng; 'all' = every pair of --languages."},
-    )
-    languages: list[str] = field(
-        default_factory=lambda: list(PAPER_LANGUAGES),
-        metadata={"help": "Languages that '--directions all' pairs (default: the paper's 15, 210 directions)."},
-    )
-    train_split: str = field(default="train")
-    eval_split: str | None = field(default=None)
-    streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
-    skip_invalid_rows: bool = field(
-        default=False, metadata={"help": "Drop bad manifest rows (counted and logged) instead of stopping."}
-    )
-    max_train_samples: int | None = field(default=None)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import AlignmentCollator, CurriculumCollator
+from ..data.stage_data import example_texts, load_stage_examples
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
 from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
@@ -30,7 +31,6 @@ from .model_setup import (
     trainable_parameter_names,
 )
 from .plots import save_loss_plot
-from .stage_data import example_texts, load_stage_examples
 from .trainer import LLMSRTTrainer, publish_directory
 
 logger = logging.getLogger(__name__)

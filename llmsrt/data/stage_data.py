@@ -5,9 +5,10 @@ from pathlib import Path
 
 import datasets
 
-from ..data import load_common_voice, load_covost2, load_fleurs, load_manifest
-from ..data.toy import build_toy_corpus
 from .arguments import DataArguments
+from .hub import load_common_voice, load_covost2, load_fleurs
+from .manifest import load_manifest
+from .toy import build_toy_corpus
 
 logger = logging.getLogger(__name__)
 TRANSCRIPT_STAGES = ("align", "asr")  # stages that need transcripts only (the others need translations too)
@@ -44,7 +45,7 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
     training = split == data_args.train_split
     kind = data_args.dataset
     if kind == "demo":
-        from ..demo import VOICES, build_demo_corpus
+        from .demo_corpus import VOICES, build_demo_corpus
 
         languages = [code for code in data_args.languages if code in VOICES]
         manifests = build_demo_corpus(data_args.dataset_path or Path(output_dir) / "demo-data", languages=languages)
