@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from llmsrt.data.speech_synthesis import ESpeak
-from llmsrt.demo.corpus import HELD_OUT_STYLES, VOICES
+from llmsrt.data.demo_corpus import HELD_OUT_STYLES, VOICES
 
 pytestmark = pytest.mark.slow
 

@@ -71,7 +71,7 @@ def test_rebuild_is_cached(corpus):
 
 def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
     from llmsrt.training.arguments import DataArguments
-    from llmsrt.training.stage_data import load_stage_examples
+    from llmsrt.data.stage_data import load_stage_examples
 
     data_args = DataArguments(dataset="demo", languages=["eng", "spa", "jpn"])  # no demo voice for jpn
     train = load_stage_examples(data_args, "srt", str(tmp_path))

@@ -6,7 +6,7 @@ import torch
 from conftest import save_model
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
-from llmsrt.demo.models import GGUF_NAME as GGUF
+from llmsrt.offline import GGUF_NAME as GGUF
 
 pytestmark = pytest.mark.slow
 

@@ -155,7 +155,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
 def test_paper_recipe_and_accelerate_configs_parse():
     from accelerate.commands.config.config_args import load_config_from_file
 
-    from llmsrt.training.stage_data import _directions
+    from llmsrt.data.stage_data import _directions
 
     paper = str(ROOT / "recipes" / "paper-qwen2.5-3b-fleurs15.yaml")
     model_args, data_args, _, training, stages = parse_train_args([paper, "--bf16", "false"])  # no GPU here

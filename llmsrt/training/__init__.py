@@ -1,15 +1,9 @@
 """Curriculum training of LLM-SRT over transformers' Trainer."""
 
-import sys
-
-from ..data import stage_data
 from .arguments import PAPER_STAGE_SETTINGS, STAGES, CurriculumArguments, DataArguments, ModelArguments
 from .curriculum import push_final_stage, run_curriculum, run_stage
 from .recipes import parse_train_args
 from .trainer import LLMSRTTrainer
-
-# `llmsrt.training.stage_data` moved to `llmsrt.data.stage_data` (evaluation reads it too); the old path still works.
-sys.modules[f"{__name__}.stage_data"] = stage_data
 
 
 def main(argv: list[str] | None = None) -> dict:
