@@ -138,7 +138,10 @@ def _file_blocks(source, sampling_rate: int, block_seconds: float, name: str) ->
                 _check_finite(block, label, position)
                 position += block.size / sampling_rate
                 yield block
-            return
+            if position > 0:
+                return
+            errors.append(f"{reader.__name__.strip('_').split('_')[0]}: no audio samples decoded")
+            continue
         except ImportError:
             continue  # PyAV is optional
         except ValueError as error:

@@ -70,16 +70,21 @@ def translate_files(translator, files: list[str], args: argparse.Namespace, stde
     output_dir = Path(args.output_dir) if args.output_dir else None
     results = {}
     progress = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="audio", file=stderr)
-    segments = 0
+    segments, file_done = 0, 0.0
 
     def advance(chunks: list[dict]) -> None:
-        nonlocal segments
+        nonlocal segments, file_done
         segments += len(chunks)
-        progress.update(round(sum(end - start for start, end in (chunk["timestamp"] for chunk in chunks)), 1))
+        reached = max(chunk["timestamp"][1] for chunk in chunks)
+        progress.update(round(reached - file_done, 1))
         progress.set_postfix(segments=segments)
+        file_done = reached
 
     for name in files:
         progress.set_description(Path(name).name)
+        if file_done:
+            progress.update(round(durations[previous] - file_done, 1))  # the previous file's trailing silence
+        file_done, previous = 0.0, name
         try:
             result = translator(
                 name,
@@ -102,6 +107,8 @@ def translate_files(translator, files: list[str], args: argparse.Namespace, stde
             progress.write(f"{name}: no speech found (empty subtitle files written)", file=stderr)
         result["files"] = {track: str(path) for track, path in paths.items()}
         results[name] = result
+    if file_done:
+        progress.update(round(durations[previous] - file_done, 1))
     progress.close()
     return results
 
@@ -109,6 +116,11 @@ def translate_files(translator, files: list[str], args: argparse.Namespace, stde
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     translator = load_translator(args.model, args.device)
+    try:
+        translator._source_language(args.src_lang)  # a model that cannot detect needs --src_lang: say so once
+    except ValueError as error:
+        print(f"error: {error}".replace("src_lang='", "--src_lang '"), file=sys.stderr)
+        return 2
     results = translate_files(translator, args.files, args)
     for name, result in results.items():
         if "files" in result:

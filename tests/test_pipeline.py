@@ -42,4 +42,4 @@ def test_asr_and_smt_tasks(translator):
     smt = translator(clip, src_lang="eng", tgt_lang="deu", task="smt", text="the train", generate_kwargs=GREEDY)
     assert smt["transcription"] == "the train" and isinstance(smt["translation"], str)
     with pytest.raises(ValueError, match="tgt_lang has 2 entries for 1 clip"):
-        translator([clip], tgt_lang=["deu", "fra"])
+        translator([clip], src_lang="eng", tgt_lang=["deu", "fra"])
