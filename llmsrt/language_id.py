@@ -1,14 +1,28 @@
 """Spoken-language identification from the frozen Whisper encoder: a linear classifier on pooled frames.
 
-The head reads the mean and standard deviation over time of the encoder's real (unpadded) frames, standardised with
+The head reads the mean and standard deviation over time of the encoder's real (unpadded) frames of the clip's speech
+part (leading and trailing silence trimmed by `speech_part`, in training and inference alike), standardised with
 statistics fixed at training time, and scores each language of `config.language_id_languages` with one linear
 layer (multinomial logistic regression). It costs one matrix product per clip on top of the encoder pass, and its
 training needs only the encoder outputs that the training's encoder cache already holds
 (`llmsrt.training.language_id`). It is saved with the model (config field + `language_id_head.*` weights).
 """
 
+import numpy as np
 import torch
 from torch import nn
+
+# Leading and trailing audio this far below the clip's peak is cut before pooling (training and inference alike):
+# a segment's padding or a clip's silent edges would otherwise shift the pooled statistics.
+TRIM_TOP_DB = 40.0
+
+
+def speech_part(waveform: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
+    """`waveform` without its leading and trailing silence (the whole clip when nothing would be left)."""
+    import librosa
+
+    trimmed, _ = librosa.effects.trim(waveform, top_db=top_db, frame_length=512, hop_length=128)
+    return trimmed if trimmed.size >= 1600 else waveform
 
 
 def pooled_frames(frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -58,4 +72,4 @@ def check_language_id_languages(languages: list[str] | None) -> list[str] | None
     return codes
 
 
-__all__ = ["LLMSRTLanguageIdHead", "check_language_id_languages", "pooled_frames"]
+__all__ = ["LLMSRTLanguageIdHead", "check_language_id_languages", "pooled_frames", "speech_part"]

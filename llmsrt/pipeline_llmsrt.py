@@ -7,6 +7,7 @@ from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .audio_utils import prepare_audio
+from .language_id import speech_part
 from .languages import language_code
 from .segmentation import audio_duration, needs_ffmpeg, split_on_pauses, stream_audio
 
@@ -135,7 +136,7 @@ class SpeechTranslationPipeline(Pipeline):
 
     def _language_probabilities(self, waveforms: list):
         features = self.processor.feature_extractor(
-            waveforms,
+            [speech_part(waveform) for waveform in waveforms],
             sampling_rate=self.processor.sampling_rate,
             padding="max_length",
             return_attention_mask=True,

@@ -18,7 +18,7 @@ import torch
 
 from ..audio_utils import prepare_audio
 from ..data.schema import SAMPLING_RATE
-from ..language_id import pooled_frames
+from ..language_id import pooled_frames, speech_part
 from ..languages import language_code
 
 logger = logging.getLogger(__name__)
@@ -41,8 +41,9 @@ def pooled_features(model, processor, examples, batch_size: int = 16) -> tuple[t
         waveforms.clear()
 
     for example in examples:
-        waveforms.append(prepare_audio(example["audio"], None, SAMPLING_RATE, processor.max_audio_seconds,
-                                       name=f"clip {example.get('id')}"))
+        waveform = prepare_audio(example["audio"], None, SAMPLING_RATE, processor.max_audio_seconds,
+                                 name=f"clip {example.get('id')}")
+        waveforms.append(speech_part(waveform))
         languages.append(language_code(example["src_lang"]))
         if len(waveforms) == batch_size:
             flush()
