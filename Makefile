@@ -5,15 +5,26 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch is installed first: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup test test-all demo demo-long clean
+.PHONY: setup browser test test-all demo demo-long clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,app,video]"
+	$(MAKE) browser
 	touch $@
+
+# The web demo's browser test drives Debian's Chromium (Playwright's own browser download is not used). Installed
+# with apt where we are root on Debian; elsewhere the test is skipped and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium could not be installed: the browser test will be skipped"; \
+	else echo "no chromium (install Debian's package 'chromium' as root): the browser test will be skipped"; fi
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -35,6 +35,8 @@ setup(
         "pyyaml>=6.0",
         "matplotlib>=3.8",
         "gguf>=0.10",
+        "srt>=3.5",  # subtitle files (python -m llmsrt.translate)
+        "webvtt-py>=0.5",
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5",
@@ -42,5 +44,8 @@ setup(
         # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin
         "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
         "comet": ["unbabel-comet>=2.2"],
+        # The web demo (python -m llmsrt.app) and its browser test (Playwright drives Debian's Chromium).
+        "app": ["gradio>=5.0", "playwright>=1.40"],
+        "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
     },
 )

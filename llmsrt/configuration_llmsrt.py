@@ -69,6 +69,10 @@ class LLMSRTConfig(PreTrainedConfig):
             Initial gain of the adapter's final LayerNorm in a new adapter. `"ones"` (the paper): audio embeddings of
             norm ~sqrt(D_llm). `"embedding"`: the root-mean-square of the LLM's input-embedding matrix, so audio
             embeddings start at the scale of the token embeddings the LLM was trained on.
+        language_id_languages (`list[str]`, *optional*):
+            The languages (ISO 639-3) of the spoken-language identification head, a linear classifier on the pooled
+            frames of the frozen encoder (`llmsrt.language_id`); `None`: the model has no head, and the pipeline
+            needs `src_lang`.
     """
 
     model_type = "llmsrt"
@@ -121,6 +125,7 @@ class LLMSRTConfig(PreTrainedConfig):
     variable_length_encoding: bool = False
     query_time_window: int | None = None
     adapter_norm_init: str = "ones"
+    language_id_languages: list[str] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -135,6 +140,11 @@ class LLMSRTConfig(PreTrainedConfig):
             raise ValueError(f"query_time_window must be None or >= 0 slices, got {self.query_time_window}.")
         if self.adapter_norm_init not in ADAPTER_NORM_INITS:
             raise ValueError(f"adapter_norm_init must be one of {ADAPTER_NORM_INITS}, got {self.adapter_norm_init!r}.")
+        if self.language_id_languages is not None and (
+            len(set(self.language_id_languages)) < 2
+            or len(set(self.language_id_languages)) != len(self.language_id_languages)
+        ):
+            raise ValueError(f"language_id_languages needs two or more distinct codes, got {self.language_id_languages}.")
         if self.num_query_tokens < 1:
             raise ValueError(f"num_query_tokens must be a positive integer, got {self.num_query_tokens}.")
 

@@ -31,6 +31,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import torch_compilable_check
 
 from .configuration_llmsrt import LLMSRTConfig
+from .language_id import LLMSRTLanguageIdHead, check_language_id_languages, pooled_frames
 
 # The paper's decoding settings: the defaults of `generate` for a new model (a saved generation_config wins).
 # `no_repeat_ngram_size` and `repetition_penalty` read the generated answer only, as in the paper's reference
@@ -199,7 +200,7 @@ class LLMSRTPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False  # the Blip-2 Q-Former does not support it
     _supports_sdpa = True
     _supports_attention_backend = True
-    _keep_in_fp32_modules = ["speech_adapter"]
+    _keep_in_fp32_modules = ["speech_adapter", "language_id_head"]
     _no_split_modules = ["WhisperEncoderLayer", "Blip2QFormerLayer"]
 
     def _init_weights(self, module: nn.Module):
@@ -233,6 +234,10 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         self.audio_encoder = LLMSRTWhisperEncoder(config.audio_config)
         self.speech_adapter = LLMSRTSpeechAdapter(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.language_id_head = None
+        if config.language_id_languages:
+            languages = len(config.language_id_languages)
+            self.language_id_head = LLMSRTLanguageIdHead(config.audio_config.d_model, languages)
         self.post_init()
         self.generation_config.update(**PAPER_DECODING)
         if config.audio_token_id is not None:
@@ -349,6 +354,18 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         Returns:
             `(B, num_query_tokens, D_llm)` audio embeddings.
         """
+        frames, frame_mask = self.encode_frames(input_features, input_features_mask)
+        return self.speech_adapter(frames.to(self.audio_encoder.conv1.weight.dtype), frame_mask)
+
+    def encode_frames(
+        self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The frozen encoder's frames (through the encoder cache when one is enabled).
+
+        Returns:
+            `(B, T_enc, D_audio)` frames and their `(B, T_enc)` mask (1 on real frames; `None` without
+            `input_features_mask`).
+        """
         frame_mask = None
         if input_features_mask is not None:
             if self.config.variable_length_encoding:
@@ -368,7 +385,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         else:
             with torch.set_grad_enabled(encoder_trains):
                 frames = self._run_audio_encoder(input_features, input_features_mask)
-        return self.speech_adapter(frames.to(input_features.dtype), frame_mask)
+        return frames, frame_mask
 
     def _run_audio_encoder(self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None):
         """`(B, n_mels, T_mel)` -> `(B, T_mel / 2, D_audio)`; with variable-length encoding, padded frames are
@@ -413,6 +430,36 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
                 "`num_query_tokens` placeholders per clip.",
             )
         return placeholders.unsqueeze(-1).expand_as(inputs_embeds).to(inputs_embeds.device)
+
+    def add_language_id_head(self, languages: list[str]) -> LLMSRTLanguageIdHead:
+        """Give the model a new (untrained) spoken-language ID head over `languages`, recorded in the config so that
+        `save_pretrained` / `from_pretrained` keep it. Train it with `llmsrt.training.language_id`."""
+        languages = check_language_id_languages(languages)
+        self.config.language_id_languages = languages
+        head = LLMSRTLanguageIdHead(self.config.audio_config.d_model, len(languages))
+        self.language_id_head = head.to(self.audio_encoder.conv1.weight.device)
+        return self.language_id_head
+
+    @torch.no_grad()
+    def detect_language(
+        self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Probabilities of the spoken language of each clip over `config.language_id_languages`.
+
+        Args:
+            input_features: `(B, n_mels, T_mel)` log-mel features; input_features_mask: `(B, T_mel)`.
+
+        Returns:
+            `(B, len(config.language_id_languages))` probabilities (rows sum to 1).
+        """
+        if self.language_id_head is None:
+            raise ValueError(
+                "This model has no language-ID head (config.language_id_languages is None), so it cannot detect the "
+                "spoken language: pass the source language (e.g. src_lang='eng'), or train a head with "
+                "`python -m llmsrt.training.language_id` or train.py --language_id_head true."
+            )
+        frames, frame_mask = self.encode_frames(input_features, input_features_mask)
+        return self.language_id_head(pooled_frames(frames, frame_mask)).float().softmax(-1)
 
     def embed_inputs(
         self,
@@ -534,7 +581,11 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         super().save_pretrained(save_directory, *args, **kwargs)
         pipeline_file = Path(__file__).with_name("pipeline_llmsrt.py")
         if getattr(self, "_auto_class", None) is not None and pipeline_file.exists():
-            shutil.copyfile(pipeline_file, Path(save_directory) / pipeline_file.name)
+            from transformers.dynamic_module_utils import get_relative_import_files
+
+            # The pipeline and the siblings it imports (segmentation.py, ...).
+            for source in [pipeline_file, *map(Path, get_relative_import_files(str(pipeline_file)))]:
+                shutil.copyfile(source, Path(save_directory) / source.name)
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 import collections.abc
 import functools
+import itertools
 import types
 
 import torch
@@ -10,7 +11,19 @@ from torch.utils.data import DataLoader
 from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
+from .audio_utils import prepare_audio
+from .language_id import speech_part
 from .languages import language_code
+from .segmentation import audio_duration, needs_ffmpeg, split_on_pauses, stream_audio
+
+# Languages written without spaces between words: their segments are joined without one.
+UNSPACED_LANGUAGES = ("zho", "yue", "jpn", "tha", "lao", "khm", "mya")
+
+
+def _join(texts: list[str], language: str | None) -> str:
+    separator = "" if language in UNSPACED_LANGUAGES else " "
+    return separator.join(text.strip() for text in texts if text and text.strip())
+
 
 PER_CLIP = ("src_lang", "tgt_lang", "text")  # options given once, or once per clip
 METADATA = ("task", *PER_CLIP)  # what postprocessing needs besides the generated ids
@@ -74,10 +87,24 @@ class SpeechTranslationPipeline(Pipeline):
         preprocess_params = {"task": task} if task is not None else {}
         return preprocess_params, {"generate_kwargs": {**(generate_kwargs or {}), **kwargs}}, {}
 
-    def __call__(self, inputs, src_lang="eng", tgt_lang="deu", task="srt", text=None, **kwargs):
+    def __call__(
+        self, inputs, src_lang=None, tgt_lang="deu", task="srt", text=None, return_timestamps=False, **kwargs
+    ):
+        """Translate one clip or a list of clips (see the class docstring).
+
+        `src_lang=None` means `"auto"` where the model has a language-ID head, and is an error otherwise.
+        Recordings longer than the encoder window, and every clip with `return_timestamps=True`, are cut at pauses
+        (`llmsrt.segmentation`) and translated segment by segment in batches; their result joins the segments'
+        texts and, with `return_timestamps=True`, lists them in `chunks`:
+        `[{"timestamp": (start_s, end_s), "transcription", "translation"}]`. `progress_callback(chunks)` is called
+        with each translated group of segments; `segmentation` passes options to `split_on_pauses`.
+        """
         per_clip = {"src_lang": src_lang, "tgt_lang": tgt_lang, "text": text}
         if _is_stream(inputs):
-            # An iterator of results, read from `inputs` as they are consumed.
+            # An iterator of results, read from `inputs` as they are consumed (clips within the encoder window).
+            if self._source_language(src_lang) == "auto":
+                raise ValueError("src_lang='auto' (or no src_lang) is not available for a generator or dataset: "
+                                 "pass the source language, or a list of clips to detect it.")
             return super().__call__(self._stream_items(inputs, per_clip), task=task, **kwargs)
         single = not isinstance(inputs, (list, tuple))
         clips = [inputs] if single else list(inputs)
@@ -85,7 +112,136 @@ class SpeechTranslationPipeline(Pipeline):
             if isinstance(value, (list, tuple)) and len(value) != len(clips):
                 raise ValueError(f"{name} has {len(value)} entries for {len(clips)} clip(s): give one or one per clip.")
         items = [self._item(clip, index, per_clip) for index, clip in enumerate(clips)]
-        return super().__call__(items if not single else items[0], task=task, **kwargs)
+        for item in items:
+            item["src_lang"] = self._source_language(item["src_lang"])
+        progress_callback = kwargs.pop("progress_callback", None)
+        segmentation = kwargs.pop("segmentation", None) or {}
+        long_form = [return_timestamps or self._needs_segments(item["audio"]) for item in items]
+        outputs = [None] * len(items)
+        for i, item in enumerate(items):
+            if long_form[i]:
+                outputs[i] = self._translate_recording(
+                    item, task, return_timestamps, progress_callback, segmentation, **kwargs
+                )
+        short = [i for i in range(len(items)) if not long_form[i]]
+        if short:
+            self._detect_clip_languages([items[i] for i in short], kwargs.get("batch_size") or 1)
+            if single:
+                outputs[0] = super().__call__(items[0], task=task, **kwargs)
+            else:
+                for i, output in zip(short, super().__call__([items[i] for i in short], task=task, **kwargs)):
+                    outputs[i] = output
+        return outputs[0] if single else outputs
+
+    def _source_language(self, src_lang):
+        """`None` -> `"auto"` where the model has a language-ID head; `"auto"` without one is an error."""
+        has_head = bool(getattr(self.model.config, "language_id_languages", None))
+        if src_lang is None or (isinstance(src_lang, str) and src_lang.lower() == "auto"):
+            if not has_head:
+                given = "src_lang='auto'" if src_lang is not None else "No src_lang was given, and"
+                raise ValueError(
+                    f"{given} this model cannot detect the spoken language (it has no language-ID head: "
+                    "config.language_id_languages is None). Pass the source language as an ISO 639-3 code, e.g. "
+                    "src_lang='eng', or use a model trained with a head (train.py --language_id_head true, or "
+                    "python -m llmsrt.training.language_id)."
+                )
+            return "auto"
+        return src_lang
+
+    def _needs_segments(self, audio) -> bool:
+        """Longer than the encoder window, or in a container only FFmpeg reads (decoded by the segmenter)."""
+        seconds = audio_duration(audio, self.processor.sampling_rate)
+        return seconds is not None and (seconds > self.processor.max_audio_seconds or needs_ffmpeg(audio))
+
+    def detect_languages(self, waveforms: list, batch_size: int = 8) -> list[tuple[str, float]]:
+        """The most likely spoken language of each 16-kHz waveform (at most the encoder window long) and its
+        probability, from the model's language-ID head."""
+        languages = self.model.config.language_id_languages
+        found = []
+        for start in range(0, len(waveforms), max(1, batch_size)):
+            probabilities = self._language_probabilities(waveforms[start : start + max(1, batch_size)])
+            best = probabilities.argmax(-1)
+            found += [(languages[int(i)], float(p[i])) for i, p in zip(best, probabilities)]
+        return found
+
+    def _language_probabilities(self, waveforms: list):
+        features = self.processor.feature_extractor(
+            [speech_part(waveform) for waveform in waveforms],
+            sampling_rate=self.processor.sampling_rate,
+            padding="max_length",
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        return self.model.detect_language(
+            features["input_features"].to(self.device), features["attention_mask"].to(self.device)
+        ).cpu()
+
+    def _detect_clip_languages(self, items: list[dict], batch_size: int) -> None:
+        """Replace `src_lang="auto"` by the detected language (the decoded clip replaces the input)."""
+        auto = [item for item in items if item["src_lang"] == "auto"]
+        if not auto:
+            return
+        rate = self.processor.sampling_rate
+        for n, item in enumerate(auto):
+            waveform = prepare_audio(item["audio"], None, rate, self.processor.max_audio_seconds, name=f"clip {n}")
+            item["audio"] = {"array": waveform, "sampling_rate": rate}
+        detected = self.detect_languages([item["audio"]["array"] for item in auto], batch_size)
+        for item, (language, _) in zip(auto, detected):
+            item["src_lang"] = language
+
+    def _translate_recording(
+        self, item: dict, task: str, return_timestamps: bool, progress_callback, segmentation: dict, **kwargs
+    ) -> dict:
+        """Cut one recording at pauses and translate its segments in groups of a few batches (memory stays flat).
+
+        With `src_lang="auto"`, the language is decided once, from the summed probabilities of the first group's
+        segments, and used for the whole recording.
+        """
+        if task == "smt":
+            raise ValueError("task='smt' needs a gold transcript per clip; it is not available for recordings cut "
+                             "into segments. Use task='srt' or 'asr', or clips within the encoder window.")
+        rate = self.processor.sampling_rate
+        batch_size = kwargs.get("batch_size") or 1
+        blocks = stream_audio(item["audio"], rate, name="recording")
+        segments = split_on_pauses(blocks, rate, max_seconds=self.processor.max_audio_seconds, **segmentation)
+        source = item["src_lang"]
+        chunks = []
+        group = max(8, 4 * batch_size)
+        while True:
+            batch = list(itertools.islice(segments, group))
+            if not batch:
+                break
+            if source == "auto":
+                probabilities = self._language_probabilities([segment.audio for segment in batch]).sum(0)
+                source = self.model.config.language_id_languages[int(probabilities.argmax())]
+            clips = [{"array": segment.audio, "sampling_rate": rate} for segment in batch]
+            results = super().__call__(
+                [{"audio": clip, "src_lang": source, "tgt_lang": item["tgt_lang"], "text": None} for clip in clips],
+                task=task,
+                **kwargs,
+            )
+            new = [
+                {
+                    "timestamp": (round(segment.start, 3), round(segment.end, 3)),
+                    "transcription": result["transcription"],
+                    "translation": result["translation"],
+                }
+                for segment, result in zip(batch, results)
+            ]
+            chunks += new
+            if progress_callback is not None:
+                progress_callback(new)
+        source = None if source == "auto" else language_code(source)
+        target = None if task == "asr" else language_code(item["tgt_lang"])
+        output = {
+            "transcription": _join([chunk["transcription"] for chunk in chunks], source),
+            "translation": None if task == "asr" else _join([chunk["translation"] for chunk in chunks], target),
+            "src_lang": source,
+            "tgt_lang": target,
+        }
+        if return_timestamps:
+            output["chunks"] = chunks
+        return output
 
     @staticmethod
     def _item(clip, index: int, per_clip: dict) -> dict:

@@ -42,7 +42,7 @@ def test_asr_and_smt_tasks(translator):
     smt = translator(clip, src_lang="eng", tgt_lang="deu", task="smt", text="the train", generate_kwargs=GREEDY)
     assert smt["transcription"] == "the train" and isinstance(smt["translation"], str)
     with pytest.raises(ValueError, match="tgt_lang has 2 entries for 1 clip"):
-        translator([clip], tgt_lang=["deu", "fra"])
+        translator([clip], src_lang="eng", tgt_lang=["deu", "fra"])
 
 
 def test_preprocess_extracts_the_features_of_one_clip(translator):
@@ -87,4 +87,4 @@ def test_a_dataset_streams_its_audio_column(translator):
                            generate_kwargs=GREEDY) for c in clips]
     assert list(results) == expected
     with pytest.raises(ValueError, match="tgt_lang has 3 entries for 2 clip"):
-        list(translator(rows, tgt_lang=["deu", "fra", "spa"], generate_kwargs=GREEDY))
+        list(translator(rows, src_lang="eng", tgt_lang=["deu", "fra", "spa"], generate_kwargs=GREEDY))

@@ -15,7 +15,14 @@ from ..data import CurriculumCollator
 from ..data.schema import SAMPLING_RATE
 from ..modeling_llmsrt import PAPER_DECODING
 from .metrics import comet_scorer
-from .report import audio_gain_markdown, delta_markdown, matrix_markdown, read_reference, save_heatmap
+from .report import (
+    audio_gain_markdown,
+    delta_markdown,
+    language_id_markdown,
+    matrix_markdown,
+    read_reference,
+    save_heatmap,
+)
 from .scoring import direction_of, prediction_record, score_records
 
 logger = logging.getLogger(__name__)
@@ -155,6 +162,8 @@ def write_report(records: list[dict], output_dir: Path, args: EvalArguments, ext
     matrix = matrix_markdown(results["directions"], results["averages"])
     if results.get("audio_gain"):
         matrix += "\n" + audio_gain_markdown(results["audio_gain"])
+    if results.get("language_id"):
+        matrix += "\n" + language_id_markdown(results["language_id"])
     (output_dir / "matrix.md").write_text(matrix, encoding="utf-8")
     if results["directions"]:
         save_heatmap(results["directions"], output_dir / "bleu_heatmap.png")
@@ -182,6 +191,10 @@ def evaluate_model(args: EvalArguments) -> dict:
              "directions_evaluated": sorted({direction_of(r) for r in records})}
     if args.audio_gain:
         extra["audio_gain"] = evaluation_audio_gain(model, processor, examples, args.batch_size)
+    if getattr(model, "language_id_head", None) is not None:
+        from ..training.language_id import language_id_accuracy
+
+        extra["language_id"] = language_id_accuracy(model, processor, examples, args.batch_size)
     return write_report(records, Path(args.output_dir), args, extra)
 
 

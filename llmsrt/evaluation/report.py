@@ -109,3 +109,12 @@ def delta_markdown(directions: dict, reference: dict[str, dict], label: str = "p
     else:
         lines.append("| (no shared directions) | | | |")
     return "\n".join(lines) + "\n"
+
+
+def language_id_markdown(language_id: dict) -> str:
+    """Accuracy of the spoken-language ID head, overall and per source language."""
+    lines = [f"Spoken-language ID accuracy: {100 * language_id['accuracy']:.1f}% of {language_id['examples']} clips",
+             "", "| language | accuracy | clips |", "|---|---|---|"]
+    for code, row in language_id["per_language"].items():
+        lines.append(f"| {code} | {100 * row['accuracy']:.1f}% | {row['examples']} |")
+    return "\n".join(lines) + "\n"

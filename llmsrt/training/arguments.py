@@ -93,6 +93,12 @@ class CurriculumArguments:
     stage_overrides: list[str] = field(
         default_factory=list, metadata={"help": "Per-stage settings, e.g. srt.learning_rate=2e-4 asr.train=adapter"}
     )
+    language_id_head: bool = field(
+        default=False,
+        metadata={"help": "Train a spoken-language ID head (linear, on the frozen encoder's pooled frames) on the "
+                          "training clips' src_lang in the first stage; saved with the model, it lets the pipeline "
+                          "take src_lang='auto'."},
+    )
 
     def __post_init__(self):
         if self.stage not in STAGES + ("all",):

@@ -119,6 +119,13 @@ def run_stage(
     trainer.train(resume_from_checkpoint=resume_from)
     final_model = merge_lora(unwrap_alignment(trainer.model))
     final_model.enable_encoder_cache(None)
+    if curriculum_args.language_id_head and final_model.language_id_head is None:
+        from .language_id import train_language_id_head  # later stages inherit the head from this folder
+
+        stage_notes["language_id"] = train_language_id_head(
+            final_model, processor, train_examples, eval_examples, curriculum_args.encoder_cache_dir,
+            stage_args.per_device_eval_batch_size,
+        )
     final_dir = output_dir / stage
     if stage == "align" and curriculum_args.align_output_scale == "embedding":
         unscaled = audio_gain_info("align (before scaling)", final_model, collator, eval_examples,

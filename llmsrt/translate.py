@@ -1,0 +1,135 @@
+"""Subtitles for recordings of any length: `python -m llmsrt.translate FILE... --model DIR --tgt_lang deu`.
+
+Each input gives two files in `--output_dir` (default: next to the input): `<name>.transcript.<src>.<format>` and
+`<name>.translation.<tgt>.<format>`, one cue per segment (the recording is cut at pauses, see
+`llmsrt.segmentation`). A file that cannot be read is reported on stderr and skipped; the others are still written,
+and the exit status is 1.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .segmentation import audio_duration, decoders
+from .subtitles import FORMATS, write_subtitles
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m llmsrt.translate",
+        description="Transcribe and translate recordings into subtitle files (one per track and input). Decoders: "
+        + "; ".join(decoders()),
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="Audio or video files.")
+    parser.add_argument("--model", required=True, help="A saved LLM-SRT folder (or Hub id).")
+    parser.add_argument("--tgt_lang", required=True, help="Target language, ISO 639-3 (e.g. deu).")
+    parser.add_argument(
+        "--src_lang",
+        default=None,
+        help="Source language (ISO 639-3) or 'auto' (needs a model with a language-ID head). Default: auto where "
+        "the model can detect, else an error.",
+    )
+    parser.add_argument("--format", default="srt", choices=FORMATS, help="Subtitle format (default: srt).")
+    parser.add_argument("--output_dir", default=None, help="Where the files go (default: each input's folder).")
+    parser.add_argument("--batch_size", type=int, default=4, help="Segments translated together.")
+    parser.add_argument("--num_beams", type=int, default=None, help="Beam size (default: the model's, 5).")
+    parser.add_argument("--max_new_tokens", type=int, default=None, help="Per segment (default: the model's).")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda when available).")
+    return parser.parse_args(argv)
+
+
+def output_paths(audio_file: Path, output_dir: Path | None, src_lang: str | None, tgt_lang: str, file_format: str):
+    """Where the transcript and translation tracks of `audio_file` go."""
+    folder = output_dir or audio_file.parent
+    stem = audio_file.stem
+    return {
+        "transcription": folder / f"{stem}.transcript.{src_lang or 'und'}.{file_format}",
+        "translation": folder / f"{stem}.translation.{tgt_lang}.{file_format}",
+    }
+
+
+def load_translator(model: str, device: str | None = None):
+    import torch
+    from transformers import pipeline
+
+    import llmsrt  # noqa: F401  (registers the speech-translation task)
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return pipeline("speech-translation", model=model, device=device, trust_remote_code=True)
+
+
+def translate_files(translator, files: list[str], args: argparse.Namespace, stderr=sys.stderr) -> dict[str, dict]:
+    """Translate every file, write its subtitle files, and return `{file: result}` (`{"error": message}` for a file
+    that failed)."""
+    generate_kwargs = {
+        name: getattr(args, name) for name in ("num_beams", "max_new_tokens") if getattr(args, name) is not None
+    }
+    durations = {name: audio_duration(name) or 0.0 for name in files}
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    results = {}
+    progress = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="audio", file=stderr)
+    segments, file_done = 0, 0.0
+
+    def advance(chunks: list[dict]) -> None:
+        nonlocal segments, file_done
+        segments += len(chunks)
+        reached = max(chunk["timestamp"][1] for chunk in chunks)
+        progress.update(round(reached - file_done, 1))
+        progress.set_postfix(segments=segments)
+        file_done = reached
+
+    for name in files:
+        progress.set_description(Path(name).name)
+        if file_done:
+            progress.update(round(durations[previous] - file_done, 1))  # the previous file's trailing silence
+        file_done, previous = 0.0, name
+        try:
+            result = translator(
+                name,
+                src_lang=args.src_lang,
+                tgt_lang=args.tgt_lang,
+                return_timestamps=True,
+                batch_size=args.batch_size,
+                progress_callback=advance,
+                generate_kwargs=generate_kwargs,
+            )
+        except ValueError as error:
+            results[name] = {"error": str(error)}
+            progress.write(f"error: {name}: {error}", file=stderr)
+            continue
+        paths = output_paths(Path(name), output_dir, result["src_lang"], args.tgt_lang, args.format)
+        languages = {"transcription": result["src_lang"], "translation": result["tgt_lang"]}
+        for track, path in paths.items():
+            write_subtitles(result["chunks"], path, track, args.format, languages[track])
+        if not result["chunks"]:
+            progress.write(f"{name}: no speech found (empty subtitle files written)", file=stderr)
+        result["files"] = {track: str(path) for track, path in paths.items()}
+        results[name] = result
+    if file_done:
+        progress.update(round(durations[previous] - file_done, 1))
+    progress.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    translator = load_translator(args.model, args.device)
+    try:
+        translator._source_language(args.src_lang)  # a model that cannot detect needs --src_lang: say so once
+    except ValueError as error:
+        print(f"error: {error}".replace("src_lang='", "--src_lang '"), file=sys.stderr)
+        return 2
+    results = translate_files(translator, args.files, args)
+    for name, result in results.items():
+        if "files" in result:
+            print(f"{name}: {result['files']['transcription']} {result['files']['translation']}")
+    failed = [name for name, result in results.items() if "error" in result]
+    if failed:
+        print(f"{len(failed)} of {len(results)} file(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Shared by the long-audio, CLI and app tests: a tiny model taught one answer, and recordings of utterances
+separated by pauses (eSpeak NG speech or the conftest's speech-like signal)."""
+
+import numpy as np
+import torch
+from conftest import CORPUS, SAMPLING_RATE, make_clip
+
+from llmsrt.tiny import build_tiny_model_and_processor
+
+GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 12, "no_repeat_ngram_size": 0}
+ANSWER = {"transcription": "good morning", "translation": "guten morgen"}
+
+
+def tiny_model_that_answers(steps: int = 40):
+    """A tiny random model trained (a few Adam steps, teacher forcing) to answer every eng->deu clip with
+    `ANSWER`: its pipeline output has a non-empty translation to look for."""
+    model, processor = build_tiny_model_and_processor(CORPUS)
+    batch = processor(audio=[make_clip(1.0 + i, seed=i) for i in range(2)], sampling_rate=SAMPLING_RATE,
+                      src_lang="eng", tgt_lang="deu", targets=ANSWER)
+    trained = [p for name, p in model.named_parameters() if not name.startswith("audio_encoder")]
+    optimizer = torch.optim.Adam(trained, lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+    return model.eval(), processor
+
+
+def recording_with_pauses(utterances: list[np.ndarray], pauses: list[float], tail: float = 1.0):
+    """`pauses[i]` seconds of silence, then `utterances[i]`, for each i, then `tail` seconds of silence; returns the
+    waveform and the true `(start_s, end_s)` of each utterance."""
+    pieces, spans, position = [], [], 0
+    for utterance, pause in zip(utterances, pauses):
+        pieces.append(np.zeros(int(pause * SAMPLING_RATE), dtype=np.float32))
+        position += pieces[-1].size
+        spans.append((position / SAMPLING_RATE, (position + utterance.size) / SAMPLING_RATE))
+        pieces.append(utterance.astype(np.float32))
+        position += utterance.size
+    pieces.append(np.zeros(int(tail * SAMPLING_RATE), dtype=np.float32))
+    return np.concatenate(pieces), spans
+
+
+def speechlike_utterances(count: int, seed: int = 0, shortest: float = 1.0, longest: float = 4.0):
+    rng = np.random.default_rng(seed)
+    return [make_clip(float(rng.uniform(shortest, longest)), seed=seed + i) for i in range(count)]

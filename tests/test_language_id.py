@@ -1,0 +1,113 @@
+"""Spoken-language detection: a linear head on the frozen encoder's pooled frames, trained on the demo's eSpeak
+voices and judged on its held-out voices; `auto` in the pipeline; saved with the model; trained by train.py and
+reported by eval.py."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import CORPUS, SAMPLING_RATE, save_model
+from speech_helpers import GREEDY, recording_with_pauses
+from transformers import pipeline
+
+from llmsrt import LLMSRTForConditionalGeneration
+from llmsrt.demo.corpus import HELD_OUT_STYLES, TRAIN_STYLES, VOICES
+from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.training.language_id import language_id_accuracy, train_language_id_head
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTENCES = {
+    "eng": ["good morning my friend", "the train leaves at nine", "where is the station", "i like tea very much",
+            "see you tomorrow"],
+    "deu": ["guten morgen mein freund", "der zug fährt um neun", "wo ist der bahnhof", "ich mag tee sehr",
+            "bis morgen"],
+    "fra": ["bonjour mon ami", "le train part à neuf heures", "où est la gare", "j'aime beaucoup le thé",
+            "à demain"],
+}
+
+
+def demo_voice_rows(engine, styles):
+    return [
+        {"id": f"{language}-{n}-{variant}", "src_lang": language,
+         "audio": {"array": engine.synthesize(text, f"{VOICES[language]}+{variant}", rate, pitch),
+                   "sampling_rate": SAMPLING_RATE}}
+        for language, texts in SENTENCES.items() for n, text in enumerate(texts)
+        for variant, rate, pitch in styles
+    ]
+
+
+@pytest.fixture(scope="module")
+def voices(one_thread):
+    from llmsrt.data.speech_synthesis import ESpeak
+
+    engine = ESpeak()
+    return demo_voice_rows(engine, TRAIN_STYLES[:3]), demo_voice_rows(engine, HELD_OUT_STYLES)
+
+
+@pytest.fixture(scope="module")
+def detector(voices):
+    """A tiny random model whose head learnt the three languages from the training voices."""
+    train, held_out = voices
+    model, processor = build_tiny_model_and_processor(CORPUS)
+    notes = train_language_id_head(model.eval(), processor, train, held_out)
+    return model, processor, notes
+
+
+def test_head_learns_the_languages_of_the_demo_voices(detector, voices):
+    model, processor, notes = detector
+    assert notes["languages"] == ["deu", "eng", "fra"] == model.config.language_id_languages
+    # Held-out voices (other speakers, speeds and pitches): well above the 1/3 of chance, even on a random encoder.
+    assert notes["eval"]["accuracy"] >= 0.7, notes["eval"]
+    assert set(notes["eval"]["per_language"]) == {"deu", "eng", "fra"}
+    assert notes["eval"] == language_id_accuracy(model, processor, voices[1])
+    assert notes["train"]["accuracy"] >= notes["eval"]["accuracy"]
+
+
+def test_auto_in_the_pipeline_uses_the_head_and_survives_save_and_load(detector, voices, tmp_path):
+    model, processor, notes = detector
+    folder = save_model(tmp_path / "with-head", model, processor)
+    assert json.loads((folder / "config.json").read_text())["language_id_languages"] == ["deu", "eng", "fra"]
+    loaded = LLMSRTForConditionalGeneration.from_pretrained(folder)
+    assert loaded.language_id_head is not None
+    translator = pipeline("speech-translation", model=str(folder), trust_remote_code=True)
+    held_out = voices[1]
+    # No src_lang means auto with a head; "auto" too. Batched detection matches the head's own accuracy.
+    results = translator([row["audio"] for row in held_out], tgt_lang="eng", batch_size=8, generate_kwargs=GREEDY)
+    detected = [result["src_lang"] for result in results]
+    accuracy = np.mean([guess == row["src_lang"] for guess, row in zip(detected, held_out)])
+    assert accuracy == pytest.approx(notes["eval"]["accuracy"])
+    assert translator(held_out[0]["audio"], src_lang="auto", tgt_lang="eng", generate_kwargs=GREEDY)["src_lang"] \
+        == detected[0]
+    # A recording: one language for the whole file, decided from its segments.
+    french = [row["audio"]["array"] for row in held_out if row["src_lang"] == "fra"][:4]
+    waveform, spans = recording_with_pauses(french, [0.8, 1.0, 0.9, 1.1])
+    sf.write(tmp_path / "french.wav", waveform, SAMPLING_RATE)
+    result = translator(str(tmp_path / "french.wav"), src_lang="auto", tgt_lang="eng", return_timestamps=True,
+                        generate_kwargs=GREEDY)
+    assert result["src_lang"] == "fra" and len(result["chunks"]) == len(spans)
+
+
+def test_train_py_trains_the_head_in_the_first_stage_and_eval_reports_it(tmp_path, one_thread):
+    from llmsrt.evaluation import EvalArguments, evaluate_model
+    from llmsrt.training import main
+
+    output = tmp_path / "run"
+    main([str(ROOT / "recipes" / "tiny.yaml"), "--output_dir", str(output), "--curriculum_stages", "asr", "smt",
+          "--max_steps", "2", "--language_id_head", "true", "--disable_tqdm", "true", "--save_strategy", "no"])
+    asr_info = json.loads((output / "asr" / "stage_info.json").read_text())
+    assert asr_info["language_id"]["languages"] == ["deu", "eng", "fra"]  # the toy set's three languages
+    assert asr_info["language_id"]["train"]["examples"] == 24
+    assert "language_id" not in json.loads((output / "smt" / "stage_info.json").read_text())  # inherited
+    smt = LLMSRTForConditionalGeneration.from_pretrained(output / "smt")
+    asr = LLMSRTForConditionalGeneration.from_pretrained(output / "asr")
+    for name, tensor in asr.language_id_head.state_dict().items():
+        assert np.array_equal(tensor.numpy(), smt.language_id_head.state_dict()[name].numpy()), name
+    results = evaluate_model(EvalArguments(
+        model=str(output / "smt"), output_dir=str(tmp_path / "eval"), dataset="toy", split="train", num_beams=1,
+        max_new_tokens=4, comet_model="none", audio_gain=False, device="cpu"))
+    assert results["language_id"]["examples"] == 24
+    assert set(results["language_id"]["per_language"]) == {"deu", "eng", "fra"}
+    assert results["language_id"]["accuracy"] == asr_info["language_id"]["train"]["accuracy"]
+    assert "Spoken-language ID accuracy" in (tmp_path / "eval" / "matrix.md").read_text()
