@@ -13,7 +13,7 @@ from speech_helpers import GREEDY, recording_with_pauses
 from transformers import pipeline
 
 from llmsrt import LLMSRTForConditionalGeneration
-from llmsrt.demo.corpus import HELD_OUT_STYLES, TRAIN_STYLES, VOICES
+from llmsrt.data.demo_corpus import HELD_OUT_STYLES, TRAIN_STYLES, VOICES
 from llmsrt.tiny import build_tiny_model_and_processor
 from llmsrt.training.language_id import language_id_accuracy, train_language_id_head
 

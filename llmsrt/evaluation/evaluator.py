@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio_gain import audio_gain_on_examples
+from ..language_id_features import language_id_accuracy
 from ..audio_utils import prepare_audio
 from ..data import CurriculumCollator
 from ..data.schema import SAMPLING_RATE
@@ -192,8 +193,6 @@ def evaluate_model(args: EvalArguments) -> dict:
     if args.audio_gain:
         extra["audio_gain"] = evaluation_audio_gain(model, processor, examples, args.batch_size)
     if getattr(model, "language_id_head", None) is not None:
-        from ..training.language_id import language_id_accuracy
-
         extra["language_id"] = language_id_accuracy(model, processor, examples, args.batch_size)
     return write_report(records, Path(args.output_dir), args, extra)
 

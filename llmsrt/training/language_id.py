@@ -12,46 +12,12 @@ adds a head to a saved model:
 
 import argparse
 import logging
-from collections import Counter, defaultdict
 
 import torch
 
-from ..audio_utils import prepare_audio
-from ..data.schema import SAMPLING_RATE
-from ..language_id import pooled_frames, speech_part
-from ..languages import language_code
+from ..language_id_features import accuracy_by_language, language_id_accuracy, pooled_features
 
 logger = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def pooled_features(model, processor, examples, batch_size: int = 16) -> tuple[torch.Tensor, list[str]]:
-    """`(N, 2 * D_audio)` pooled encoder frames of every example's audio (at most the encoder window long) and
-    their `src_lang` codes."""
-    features, languages, waveforms = [], [], []
-
-    def flush():
-        batch = processor.feature_extractor(
-            waveforms, sampling_rate=SAMPLING_RATE, padding="max_length", return_attention_mask=True,
-            return_tensors="pt",
-        )
-        device = model.audio_encoder.conv1.weight.device
-        frames, frame_mask = model.encode_frames(batch["input_features"].to(device), batch["attention_mask"].to(device))
-        features.append(pooled_frames(frames, frame_mask).cpu())
-        waveforms.clear()
-
-    for example in examples:
-        waveform = prepare_audio(example["audio"], None, SAMPLING_RATE, processor.max_audio_seconds,
-                                 name=f"clip {example.get('id')}")
-        waveforms.append(speech_part(waveform))
-        languages.append(language_code(example["src_lang"]))
-        if len(waveforms) == batch_size:
-            flush()
-    if waveforms:
-        flush()
-    if not features:
-        raise ValueError("No examples to compute language-ID features from.")
-    return torch.cat(features), languages
 
 
 def fit_language_id_head(model, features: torch.Tensor, languages: list[str], l2: float = 1e-3, steps: int = 200):
@@ -82,30 +48,6 @@ def fit_language_id_head(model, features: torch.Tensor, languages: list[str], l2
         optimizer.step(closure)
     head.requires_grad_(False)
     return head
-
-
-def accuracy_by_language(predicted: list[str], gold: list[str]) -> dict:
-    """`{"accuracy", "examples", "per_language": {code: {"accuracy", "examples"}}}`."""
-    hits, counts = defaultdict(int), Counter(gold)
-    for guess, truth in zip(predicted, gold):
-        hits[truth] += guess == truth
-    return {
-        "accuracy": sum(hits.values()) / max(1, len(gold)),
-        "examples": len(gold),
-        "per_language": {
-            code: {"accuracy": hits[code] / count, "examples": count} for code, count in sorted(counts.items())
-        },
-    }
-
-
-@torch.no_grad()
-def language_id_accuracy(model, processor, examples, batch_size: int = 16) -> dict:
-    """Accuracy of the model's head on `examples` (their `src_lang`), overall and per language."""
-    features, gold = pooled_features(model, processor, examples, batch_size)
-    head = model.language_id_head
-    logits = head(features.to(head.classifier.weight.device))
-    predicted = [model.config.language_id_languages[int(i)] for i in logits.argmax(-1)]
-    return accuracy_by_language(predicted, gold)
 
 
 def train_language_id_head(model, processor, train_examples, eval_examples=None, encoder_cache_dir=None,
