@@ -597,6 +597,32 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
                 )
         return processors
 
+    def use_compiled_decoding(self, backend: str = "inductor", mode: str | None = None, **compile_options) -> None:
+        """Decode with a static KV cache and a `torch.compile`d forward pass per new token: transformers'
+        `cache_implementation="static"` and `compile_config`, set in `self.generation_config`, so `generate` and the
+        pipeline keep their interface and give the same tokens as eager decoding (tested, greedy and beam).
+
+        The audio embeddings are merged at prefill, which runs eagerly (its length varies with the prompt); every
+        later step reads one token through the compiled graph at a fixed cache shape. In transformers 5.24 the
+        greedy and sampling loops call the compiled step; beam search runs its steps eagerly on the static cache.
+        Compilation is switched on for every device (transformers compiles by itself on GPUs only).
+
+        Args:
+            backend: `torch.compile` backend (`"inductor"`; `"aot_eager"` compiles in seconds, for checks).
+            mode: `torch.compile` mode; `None`: `"reduce-overhead"` (CUDA graphs) for inductor on a GPU,
+                `"default"` for inductor elsewhere, none for other backends.
+            compile_options: further `CompileConfig` fields (`fullgraph`, `dynamic`, `options`).
+        """
+        from transformers.generation import CompileConfig
+
+        if mode is None:
+            if backend == "inductor":
+                mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+        compile_config = CompileConfig(backend=backend, mode=mode, **compile_options)
+        compile_config._compile_all_devices = True
+        self.generation_config.cache_implementation = "static"
+        self.generation_config.compile_config = compile_config
+
     def save_pretrained(self, save_directory, *args, changed_only: bool = False, **kwargs):
         """Save weights and config; with the classes registered for Auto (as `import llmsrt` does), also the code
         files, an `auto_map` for AutoConfig/AutoModel/AutoModelForSpeechSeq2Seq and the speech-translation pipeline.
