@@ -38,6 +38,7 @@ setup(
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4"],
+        "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1"],  # benchmarks/cpu_inference.py: the CTranslate2 cascade
         "demo": ["espeakng-loader>=0.2.4"],  # speech synthesis for the demo corpus, from PyPI only
         "comet": ["unbabel-comet>=2.2"],
     },
