@@ -17,6 +17,9 @@ SPEECH_TRANSLATION_PIPELINE = {
 # Initial gains of the adapter's final LayerNorm: the paper's ones, or the LLM's input-embedding scale.
 ADAPTER_NORM_INITS = ("ones", "embedding")
 
+# What a saved folder holds: a complete model, or only what differs from the pretrained parts its config names.
+STORED_WEIGHTS = ("all", "changed")
+
 
 def paper_adapter_hidden_size(llm_hidden_size: int) -> int | None:
     """The width of the adapter MLP's hidden layer chosen by the paper from the LLM width `d`.
@@ -55,7 +58,15 @@ class LLMSRTConfig(PreTrainedConfig):
         lora_rank, lora_alpha, lora_dropout, lora_target_modules:
             LoRA settings applied to the language model only (paper: 8, 32, 0.05, `["q_proj", "v_proj"]`).
         audio_model_name, text_model_name (`str`, *optional*):
-            Where the pretrained Whisper and LLM came from (Hub ids or folders): the model card's `base_model`.
+            Where the pretrained Whisper and LLM came from (Hub ids or folders): the model card's `base_model`, and
+            the base a changes-only folder is loaded on top of.
+        text_model_gguf_file (`str`, *optional*):
+            The GGUF file inside `text_model_name` the LLM was read from, if any.
+        stored_weights (`str`, *optional*, defaults to `"all"`):
+            What a saved folder holds: `"all"` (a complete model) or `"changed"` (only the tensors that differ from
+            the pretrained parts, see `LLMSRTForConditionalGeneration.save_pretrained(changed_only=True)`).
+        parts_dtype (`str`, *optional*):
+            In a changes-only folder, the dtype the pretrained parts are loaded in.
         variable_length_encoding (`bool`, *optional*, defaults to `False`):
             Run the encoder on the longest clip of the batch (padded frames masked) instead of the paper's full 30-s
             window: faster for short clips; off by default until its quality cost is measured on real weights.
@@ -122,6 +133,9 @@ class LLMSRTConfig(PreTrainedConfig):
     custom_pipelines: dict | None = None
     audio_model_name: str | None = None
     text_model_name: str | None = None
+    text_model_gguf_file: str | None = None
+    stored_weights: str = "all"
+    parts_dtype: str | None = None
     variable_length_encoding: bool = False
     query_time_window: int | None = None
     adapter_norm_init: str = "ones"
@@ -145,8 +159,10 @@ class LLMSRTConfig(PreTrainedConfig):
             or len(set(self.language_id_languages)) != len(self.language_id_languages)
         ):
             raise ValueError(f"language_id_languages needs two or more distinct codes, got {self.language_id_languages}.")
+        if self.stored_weights not in STORED_WEIGHTS:
+            raise ValueError(f"stored_weights must be one of {STORED_WEIGHTS}, got {self.stored_weights!r}.")
         if self.num_query_tokens < 1:
             raise ValueError(f"num_query_tokens must be a positive integer, got {self.num_query_tokens}.")
 
 
-__all__ = ["ADAPTER_NORM_INITS", "LLMSRTConfig", "paper_adapter_hidden_size"]
+__all__ = ["ADAPTER_NORM_INITS", "LLMSRTConfig", "STORED_WEIGHTS", "paper_adapter_hidden_size"]

@@ -10,6 +10,8 @@ Data flow for a batch of `B` clips:
       -> the causal LM, which reads `[audio][prompt tags][answer]` and predicts the answer.
 """
 
+import copy
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +39,9 @@ from .language_id import LLMSRTLanguageIdHead, check_language_id_languages, pool
 # `no_repeat_ngram_size` and `repetition_penalty` read the generated answer only, as in the paper's reference
 # (which generates from embeddings): see `LLMSRTForConditionalGeneration._get_logits_processor`.
 PAPER_DECODING = {"num_beams": 5, "max_new_tokens": 400, "no_repeat_ngram_size": 5, "repetition_penalty": 1.0}
+
+# Arguments of `from_pretrained` that say where a folder is (also used to read a changes-only folder's files).
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 AUTO_MAP = {
     "AutoConfig": "configuration_llmsrt.LLMSRTConfig",
@@ -209,6 +214,28 @@ class LLMSRTPreTrainedModel(PreTrainedModel):
             init.normal_(module.query_tokens, mean=0.0, std=1.0)
 
 
+def part_name(name_or_path: str | os.PathLike) -> str:
+    """How the config records a pretrained part: a Hub id as given, a local folder as an absolute path (a
+    changes-only folder is loaded on top of it from any working directory)."""
+    path = Path(name_or_path)
+    return str(path.resolve()) if path.is_dir() else str(name_or_path)
+
+
+def load_pretrained_parts(
+    whisper: str, llm: str, gguf_file: str | None = None, dtype: torch.dtype | str | None = None
+) -> tuple[nn.Module, nn.Module]:
+    """A pretrained `WhisperModel` and causal LM (a GGUF file is de-quantized into a plain model)."""
+    from transformers import WhisperModel
+
+    whisper_model = WhisperModel.from_pretrained(whisper, dtype=dtype)
+    language_model = AutoModelForCausalLM.from_pretrained(llm, gguf_file=gguf_file, dtype=dtype)
+    if gguf_file is not None:
+        # A GGUF-loaded model keeps its quantizer and refuses `save_pretrained`: copy it into a plain model.
+        language_model.config.quantization_config = None
+        language_model = without_quantizer(language_model)
+    return whisper_model, language_model
+
+
 def without_quantizer(language_model: nn.Module) -> nn.Module:
     """The same weights in a plain model of the same class (built on the meta device: no random initialisation)."""
     with torch.device("meta"):
@@ -246,10 +273,42 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         self.freeze_audio_encoder()
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        model = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; a changes-only folder (`config.stored_weights == "changed"`, written
+        by `save_pretrained(..., changed_only=True)`) is loaded as the pretrained parts its config names with the
+        folder's tensors on top. The Whisper encoder comes back frozen either way."""
+        hub_kwargs = {name: kwargs[name] for name in HUB_KWARGS if name in kwargs}
+        config = kwargs.get("config")
+        if config is None or isinstance(config, (str, os.PathLike)):
+            config = LLMSRTConfig.from_pretrained(config or pretrained_model_name_or_path, **hub_kwargs)
+        if getattr(config, "stored_weights", "all") == "changed":
+            dtype = kwargs.get("dtype", kwargs.get("torch_dtype")) or config.parts_dtype
+            model = cls._from_changes(pretrained_model_name_or_path, config, dtype, hub_kwargs)
+        else:
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model.freeze_audio_encoder()
         return model
+
+    @classmethod
+    def _from_changes(cls, folder, config, dtype, hub_kwargs: dict) -> "LLMSRTForConditionalGeneration":
+        """The parts named in `config` (loaded in `dtype`) with the changes-only folder's tensors loaded over them."""
+        from safetensors.torch import load_file
+        from transformers.utils import SAFE_WEIGHTS_NAME, cached_file
+
+        config = LLMSRTConfig.from_dict(config.to_dict())
+        model = cls._from_recorded_parts(config, dtype)
+        changes = load_file(cached_file(folder, SAFE_WEIGHTS_NAME, **hub_kwargs))
+        expected = model.state_dict()
+        unexpected = sorted(name for name in changes if name not in expected)
+        if unexpected:
+            raise ValueError(f"{folder} stores tensors the model does not have: {unexpected[:5]}.")
+        model.load_state_dict(changes, strict=False)
+        model.config.stored_weights = "all"  # in memory, the model is complete
+        try:
+            model.generation_config = GenerationConfig.from_pretrained(folder, **hub_kwargs)
+        except OSError:
+            pass  # no saved generation config: the paper's defaults, set in __init__, stay
+        return model.eval()
 
     @classmethod
     def from_pretrained_parts(
@@ -272,23 +331,26 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             dtype: dtype of the pretrained parts; the adapter stays in float32.
             config_kwargs: further `LLMSRTConfig` fields (`num_query_tokens`, `qformer_config`, LoRA settings...).
         """
-        from transformers import WhisperModel
-
-        whisper_model = WhisperModel.from_pretrained(whisper, dtype=dtype)
-        language_model = AutoModelForCausalLM.from_pretrained(llm, gguf_file=gguf_file, dtype=dtype)
+        whisper_model, language_model = load_pretrained_parts(whisper, llm, gguf_file, dtype)
         text_config = language_model.config.to_dict()
         text_config.pop("quantization_config", None)
         config = LLMSRTConfig(
             audio_config=whisper_model.config.to_dict(),
             text_config=text_config,
             audio_token_id=audio_token_id,
-            audio_model_name=str(whisper),
-            text_model_name=str(llm),
+            audio_model_name=part_name(whisper),
+            text_model_name=part_name(llm),
+            text_model_gguf_file=gguf_file,
             **config_kwargs,
         )
-        if gguf_file is not None:
-            # A GGUF-loaded model keeps its quantizer and refuses `save_pretrained`: copy it into a plain model.
-            language_model = without_quantizer(language_model)
+        model = cls._assemble(config, whisper_model, language_model)
+        if config.adapter_norm_init == "embedding":
+            model.scale_adapter_output_to_embeddings()
+        return model
+
+    @classmethod
+    def _assemble(cls, config: LLMSRTConfig, whisper_model: nn.Module, language_model: nn.Module):
+        """The model of `config` holding the parts' weights and a freshly initialised adapter."""
         with torch.device("meta"):
             model = cls(config)
         # Whisper's weights in llmsrt's encoder class (which can also read clips shorter than the window).
@@ -297,8 +359,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         model.speech_adapter = LLMSRTSpeechAdapter(config)
         for module in model.speech_adapter.modules():
             model._init_weights(module)
-        if config.adapter_norm_init == "embedding":
-            model.scale_adapter_output_to_embeddings()
+        audio_token_id = config.audio_token_id
         if audio_token_id >= model.get_input_embeddings().num_embeddings:
             # The placeholder's own rows are never used: placeholders are embedded as id 0 and then replaced, and
             # generation suppresses the id. Zero them rather than leave whatever the resize put there.
@@ -310,6 +371,38 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             model.config.text_config.vocab_size = model.language_model.config.vocab_size
         model.freeze_audio_encoder()
         return model
+
+    @classmethod
+    def _from_recorded_parts(cls, config: LLMSRTConfig, dtype: torch.dtype | str | None):
+        """Rebuild the pretrained parts that `config` names (a new adapter): the base of a changes-only folder."""
+        if not (config.audio_model_name and config.text_model_name):
+            raise ValueError(
+                "A changes-only folder needs the pretrained parts the model was built from, but its config names "
+                f"audio_model_name={config.audio_model_name!r}, text_model_name={config.text_model_name!r}: build "
+                "the model with `from_pretrained_parts`, or save a complete folder (`changed_only=False`)."
+            )
+        whisper_model, language_model = load_pretrained_parts(
+            config.audio_model_name, config.text_model_name, config.text_model_gguf_file, dtype
+        )
+        return cls._assemble(config, whisper_model, language_model)
+
+    def changed_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors that differ from the pretrained parts named in the config (always the whole speech adapter):
+        what a changes-only folder stores. Rebuilds the parts once to compare (about one more model in memory)."""
+        base = type(self)._from_recorded_parts(copy.deepcopy(self.config), self.language_model.dtype).state_dict()
+        changed = {}
+        for name, tensor in self.state_dict().items():
+            reference = base.get(name)
+            if reference is None or reference.shape != tensor.shape or reference.dtype != tensor.dtype:
+                found = None if reference is None else (tuple(reference.shape), reference.dtype)
+                raise ValueError(
+                    f"{name} {tuple(tensor.shape)} {tensor.dtype} has no counterpart in the pretrained parts "
+                    f"(found {found}): this model cannot be stored as changes on top of them; save a complete "
+                    "folder (`changed_only=False`)."
+                )
+            if name.startswith("speech_adapter.") or not torch.equal(tensor, reference):
+                changed[name] = tensor
+        return changed
 
     @torch.no_grad()
     def scale_adapter_output_to_embeddings(self):
@@ -573,12 +666,54 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
                 )
         return processors
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def use_compiled_decoding(self, backend: str = "inductor", mode: str | None = None, **compile_options) -> None:
+        """Decode with a static KV cache and a `torch.compile`d forward pass per new token: transformers'
+        `cache_implementation="static"` and `compile_config`, set in `self.generation_config`, so `generate` and the
+        pipeline keep their interface and give the same tokens as eager decoding (tested, greedy and beam).
+
+        The audio embeddings are merged at prefill, which runs eagerly (its length varies with the prompt); every
+        later step reads one token through the compiled graph at a fixed cache shape. In transformers 5.24 the
+        greedy and sampling loops call the compiled step; beam search runs its steps eagerly on the static cache.
+        Compilation is switched on for every device (transformers compiles by itself on GPUs only).
+
+        Args:
+            backend: `torch.compile` backend (`"inductor"`; `"aot_eager"` compiles in seconds, for checks).
+            mode: `torch.compile` mode; `None`: `"reduce-overhead"` (CUDA graphs) for inductor on a GPU,
+                `"default"` for inductor elsewhere, none for other backends.
+            compile_options: further `CompileConfig` fields (`fullgraph`, `dynamic`, `options`).
+        """
+        from transformers.generation import CompileConfig
+
+        if mode is None:
+            if backend == "inductor":
+                mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+        compile_config = CompileConfig(backend=backend, mode=mode, **compile_options)
+        compile_config._compile_all_devices = True
+        self.generation_config.cache_implementation = "static"
+        self.generation_config.compile_config = compile_config
+
+    def save_pretrained(self, save_directory, *args, changed_only: bool = False, **kwargs):
         """Save weights and config; with the classes registered for Auto (as `import llmsrt` does), also the code
-        files, an `auto_map` for AutoConfig/AutoModel/AutoModelForSpeechSeq2Seq and the speech-translation pipeline."""
+        files, an `auto_map` for AutoConfig/AutoModel/AutoModelForSpeechSeq2Seq and the speech-translation pipeline.
+
+        With `changed_only=True`, the folder stores only the tensors that differ from the pretrained parts the
+        config names (`audio_model_name`, `text_model_name`): the speech adapter, and LoRA merged into the LLM or
+        any other trained weight. `from_pretrained`, `AutoModel` and the pipeline load it as a complete model as
+        long as those parts can be loaded (a Hub id, or a folder that stays where it was).
+        """
         if getattr(self, "_auto_class", None) is not None:
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
-        super().save_pretrained(save_directory, *args, **kwargs)
+        if changed_only:
+            if kwargs.get("state_dict") is not None:
+                raise ValueError("Pass either state_dict or changed_only=True to save_pretrained, not both.")
+            kwargs["state_dict"] = self.changed_state_dict()
+        stored, parts_dtype = self.config.stored_weights, self.config.parts_dtype
+        self.config.stored_weights = "changed" if changed_only else "all"
+        self.config.parts_dtype = str(self.language_model.dtype).removeprefix("torch.") if changed_only else None
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.config.stored_weights, self.config.parts_dtype = stored, parts_dtype
         pipeline_file = Path(__file__).with_name("pipeline_llmsrt.py")
         if getattr(self, "_auto_class", None) is not None and pipeline_file.exists():
             from transformers.dynamic_module_utils import get_relative_import_files

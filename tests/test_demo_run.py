@@ -71,6 +71,9 @@ def test_demo_report_compares_three_systems_on_the_same_directions(demo_run):
     align_info = json.loads((demo_run / "curriculum" / "align" / "stage_info.json").read_text())
     assert srt_only_info["initial_fingerprint"] == align_info["final_fingerprint"]
     assert not (demo_run / "srt-only" / "asr").exists() and not (demo_run / "srt-only" / "align").exists()
+    # The demo's stage folders hold only what the stages changed (the fingerprints above: they load exactly).
+    for stage in ("align", "srt"):
+        assert json.loads((demo_run / "curriculum" / stage / "config.json").read_text())["stored_weights"] == "changed"
     for system in ("curriculum", "srt-only"):
         assert isinstance(summary["systems"][system]["audio_gain"], float)
     assert summary["systems"]["cascade"]["audio_gain"] is None

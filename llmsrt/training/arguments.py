@@ -7,6 +7,7 @@ from ..data.arguments import DataArguments  # noqa: F401  (re-exported: the data
 STAGES = ("align", "asr", "smt", "srt")
 PAPER_CURRICULUM = ("asr", "smt", "srt")
 TRAINABLE_PARTS = ("adapter", "lora", "llm")
+STAGE_FOLDERS = ("complete", "changed")
 
 # The paper's per-stage settings; a recipe's `stages:` block and `--stage_overrides` change them.
 PAPER_STAGE_SETTINGS = {
@@ -90,6 +91,12 @@ class CurriculumArguments:
         default=None,
         metadata={"help": "Cache the frozen encoder's outputs on disk here, reused across epochs and stages."},
     )
+    stage_folders: str = field(
+        default="complete",
+        metadata={"help": "What each stage folder stores: complete (the whole model) or changed (only what differs "
+                          "from the pretrained parts: the speech adapter, LoRA merged into the LLM; loaded on top of "
+                          "the parts the config names, by the same from_pretrained and pipeline calls)."},
+    )
     stage_overrides: list[str] = field(
         default_factory=list, metadata={"help": "Per-stage settings, e.g. srt.learning_rate=2e-4 asr.train=adapter"}
     )
@@ -111,6 +118,8 @@ class CurriculumArguments:
             raise ValueError(f"--align_loss takes ctc or proportional, got {self.align_loss!r}.")
         if self.align_output_scale not in ("embedding", "unchanged"):
             raise ValueError(f"--align_output_scale takes embedding or unchanged, got {self.align_output_scale!r}.")
+        if self.stage_folders not in STAGE_FOLDERS:
+            raise ValueError(f"--stage_folders takes {' or '.join(STAGE_FOLDERS)}, got {self.stage_folders!r}.")
         if "align" in self.curriculum_stages[1:]:
             raise ValueError("The align stage prepares a new adapter: it can only come first in --curriculum_stages.")
         if self.stage != "all" and self.stage not in self.curriculum_stages:

@@ -1,8 +1,9 @@
 """The three-stage curriculum (ASR -> SMT -> SRT): each stage starts from the previous stage's final weights.
 
 Layout under `OUTPUT_DIR`:
-    <stage>/                   complete `save_pretrained` folder: model (LoRA merged), processor, code,
-                               trainer_state.json, loss.png, stage_info.json; written atomically
+    <stage>/                   `save_pretrained` folder: model (LoRA merged), processor, code,
+                               trainer_state.json, loss.png, stage_info.json; written atomically. Complete, or
+                               with `--stage_folders changed` only what differs from the pretrained parts
     checkpoints/<stage>/       the Trainer's checkpoint-N folders (atomic, see `LLMSRTTrainer`)
 """
 
@@ -147,16 +148,18 @@ def run_stage(
             **stage_notes,
         }
         info.update(gain)
-        save_stage_folder(final_model, processor, trainer, final_dir, info)
+        save_stage_folder(final_model, processor, trainer, final_dir, info,
+                          changed_only=curriculum_args.stage_folders == "changed")
     trainer.accelerator.wait_for_everyone()
     return final_dir
 
 
-def save_stage_folder(model, processor, trainer, final_dir: Path, info: dict) -> None:
-    """Write the stage's folder under a staging name, then rename it into place (atomic)."""
+def save_stage_folder(model, processor, trainer, final_dir: Path, info: dict, changed_only: bool = False) -> None:
+    """Write the stage's folder under a staging name, then rename it into place (atomic). With `changed_only`, the
+    folder holds only the tensors that differ from the pretrained parts (`save_pretrained(changed_only=True)`)."""
     staged = final_dir.with_name(final_dir.name + ".staging")
     shutil.rmtree(staged, ignore_errors=True)
-    model.save_pretrained(staged)
+    model.save_pretrained(staged, changed_only=changed_only)
     processor.save_pretrained(staged)
     trainer.state.save_to_json(str(staged / "trainer_state.json"))
     save_loss_plot(trainer.state.log_history, staged / "loss.png", f"LLM-SRT {info['stage'].upper()} stage")

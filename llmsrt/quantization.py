@@ -1,0 +1,53 @@
+"""A faster CPU path for inference: dynamic int8 quantisation of the LLM's linear layers, or bf16 where the CPU
+computes it natively. Opt-in, in place, for inference only (the quantised model neither trains nor saves)."""
+
+import warnings
+
+import torch
+from torch import nn
+
+CPU_MODES = ("int8", "bf16")
+MODEL_PARTS = ("language_model", "audio_encoder", "speech_adapter")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bf16 matrix products natively here (AVX512-BF16 or AMX). Without them (e.g. AMD Zen 3,
+    AVX2 only) bf16 is emulated and slower than fp32."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def quantize_for_cpu(model: nn.Module, mode: str = "int8", parts: tuple[str, ...] = ("language_model",)) -> nn.Module:
+    """Make `model` (an `LLMSRTForConditionalGeneration`, e.g. `pipeline(...).model`) faster on the CPU, in place.
+
+    Args:
+        model: the model, on the CPU.
+        mode: `"int8"`: every `nn.Linear` of `parts` becomes a dynamically quantised int8 linear layer (weights int8
+            per tensor, activations quantised per batch at run time; `torch.ao.quantization.quantize_dynamic`, the
+            fbgemm/x86 kernels), the output layer included. `"bf16"`: `parts` are cast to bfloat16 (worth it only
+            where `cpu_has_fast_bf16()`; the speech adapter stays in float32 as in every dtype).
+        parts: which of `MODEL_PARTS` to convert (default: the LLM only, where most of the compute is).
+
+    Returns:
+        `model`, converted.
+    """
+    if mode not in CPU_MODES:
+        raise ValueError(f"mode must be one of {CPU_MODES}, got {mode!r}.")
+    unknown = [part for part in parts if part not in MODEL_PARTS]
+    if unknown or not parts:
+        raise ValueError(f"parts must be a non-empty selection of {MODEL_PARTS}, got {parts!r}.")
+    if any(parameter.device.type != "cpu" for parameter in model.parameters()):
+        raise ValueError("quantize_for_cpu converts a model on the CPU; move it there first (model.to('cpu')).")
+    model.eval()
+    for part in parts:
+        module = getattr(model, part)
+        if mode == "bf16":
+            if part != "speech_adapter":
+                module.to(torch.bfloat16)
+            continue
+        with warnings.catch_warnings():  # torch.ao's eager-mode quantisation is deprecated in favour of torchao
+            warnings.simplefilter("ignore")
+            torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    return model
+
+
+__all__ = ["CPU_MODES", "MODEL_PARTS", "cpu_has_fast_bf16", "quantize_for_cpu"]

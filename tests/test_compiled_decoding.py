@@ -1,0 +1,37 @@
+"""Compiled decoding (`use_compiled_decoding`: static KV cache + `torch.compile`d decode step) gives the tokens of
+eager decoding, with the audio merged at prefill and the answer-only logits processors of `generate`."""
+
+import copy
+
+import pytest
+import torch
+from conftest import SAMPLING_RATE, make_clip
+from transformers import StaticCache
+
+PROMPTS = {"src_lang": ["eng", "deu"], "tgt_lang": ["deu", "eng"]}
+
+
+def generate_both_ways(model, processor, backend, **decoding):
+    batch = processor(audio=[make_clip(1.0, 1), make_clip(2.5, 2)], sampling_rate=SAMPLING_RATE, **PROMPTS)
+    decoding = {"max_new_tokens": 8, "no_repeat_ngram_size": 2, **decoding}
+    eager = model.generate(**batch, **decoding)
+    compiled_model = copy.deepcopy(model)
+    compiled_model.use_compiled_decoding(backend=backend)
+    compiled = compiled_model.generate(**batch, **decoding, return_dict_in_generate=True)
+    return eager, compiled, compiled_model
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_compiled_greedy_decoding_gives_the_eager_tokens(lively, backend):
+    model, processor = lively
+    eager, compiled, compiled_model = generate_both_ways(model, processor, backend, num_beams=1, do_sample=False)
+    assert isinstance(compiled.cache, StaticCache)
+    assert hasattr(compiled_model, "_compiled_call")  # the decode steps went through torch.compile
+    assert torch.equal(compiled.sequences, eager)
+    assert eager.shape[1] > processor(audio=make_clip(1.0, 1), sampling_rate=SAMPLING_RATE)["input_ids"].shape[1]
+
+
+def test_static_cache_beam_search_gives_the_eager_tokens(lively):
+    model, processor = lively
+    eager, compiled, _ = generate_both_ways(model, processor, "aot_eager", num_beams=3)
+    assert torch.equal(compiled.sequences, eager)

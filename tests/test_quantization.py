@@ -1,0 +1,57 @@
+"""The CPU inference path: `quantize_for_cpu` (int8 dynamic quantisation of the LLM's linear layers, or bf16) runs
+through the model and the pipeline and keeps the logits close to the float32 model's."""
+
+import copy
+
+import pytest
+import torch
+from conftest import SAMPLING_RATE, make_clip, save_model
+from torch import nn
+from transformers import pipeline
+
+from llmsrt.quantization import quantize_for_cpu
+
+GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6, "no_repeat_ngram_size": 0}
+
+
+def logits_of(model, processor):
+    batch = processor(audio=[make_clip(1.0, 1), make_clip(2.0, 2)], sampling_rate=SAMPLING_RATE,
+                      src_lang=["eng", "deu"], tgt_lang=["deu", "fra"])
+    with torch.no_grad():
+        return model(**batch).logits.float()
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+def test_cpu_modes_keep_logits_close(lively, mode):
+    model, processor = lively
+    converted = quantize_for_cpu(copy.deepcopy(model), mode)
+    reference, logits = logits_of(model, processor), logits_of(converted, processor)
+    assert not torch.equal(logits, reference)  # converted for real
+    assert (logits - reference).norm() / reference.norm() < 0.2
+    assert nn.functional.cosine_similarity(logits.flatten(), reference.flatten(), dim=0) > 0.98
+    linear_types = {type(m) for m in converted.language_model.modules() if "Linear" in type(m).__name__}
+    if mode == "int8":
+        assert nn.Linear not in linear_types and converted.language_model.lm_head.weight().dtype == torch.qint8
+    else:
+        assert converted.language_model.dtype == torch.bfloat16
+    assert all(type(m) is not torch.ao.nn.quantized.dynamic.Linear for m in converted.audio_encoder.modules())
+
+
+def test_int8_model_runs_through_the_pipeline(lively, tmp_path, wav_file):
+    model, processor = lively
+    translator = pipeline("speech-translation", model=str(save_model(tmp_path / "m", model, processor)),
+                          trust_remote_code=True)
+    quantize_for_cpu(translator.model)
+    result = translator(str(wav_file), src_lang="eng", tgt_lang="deu", generate_kwargs=GREEDY)
+    batch = processor(audio=str(wav_file), src_lang="eng", tgt_lang="deu")
+    answer = translator.model.generate(**batch, **GREEDY)[:, batch["input_ids"].shape[1]:]
+    assert {k: result[k] for k in ("transcription", "translation")} == \
+        processor.post_process_speech_translation(answer, "srt", "eng", "deu")[0]
+
+
+def test_bad_cpu_mode_or_part_is_refused(lively):
+    model, _ = lively
+    with pytest.raises(ValueError, match="mode must be one of"):
+        quantize_for_cpu(model, "int4")
+    with pytest.raises(ValueError, match="parts must be"):
+        quantize_for_cpu(model, parts=("decoder",))
