@@ -24,6 +24,7 @@ from ..lora import merge_lora
 from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .audio_gain_info import audio_gain_info
+from .language_id import train_language_id_head
 from .model_setup import (
     apply_lora_settings,
     build_initial_model,
@@ -121,8 +122,7 @@ def run_stage(
     final_model = merge_lora(unwrap_alignment(trainer.model))
     final_model.enable_encoder_cache(None)
     if curriculum_args.language_id_head and final_model.language_id_head is None:
-        from .language_id import train_language_id_head  # later stages inherit the head from this folder
-
+        # later stages inherit the head from this stage's folder
         stage_notes["language_id"] = train_language_id_head(
             final_model, processor, train_examples, eval_examples, curriculum_args.encoder_cache_dir,
             stage_args.per_device_eval_batch_size,
