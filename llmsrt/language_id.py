@@ -1,10 +1,11 @@
 """Spoken-language identification from the frozen Whisper encoder: a linear classifier on pooled frames.
 
-The head reads the mean and standard deviation over time of the encoder's real (unpadded) frames of the clip's speech
-part (leading and trailing silence trimmed by `speech_part`, in training and inference alike), standardised with
-statistics fixed at training time, and scores each language of `config.language_id_languages` with one linear
-layer (multinomial logistic regression). It costs one matrix product per clip on top of the encoder pass, and its
-training needs only the encoder outputs that the training's encoder cache already holds
+The head reads the mean and standard deviation over time of the encoder's frames of the clip's speech part: the
+whole clip is encoded as the processor prepares it for translation, and only the frames between its leading and
+trailing silence (`speech_interval`, in training and inference alike) are pooled. The pooled vector is standardised
+with statistics fixed at training time, and one linear layer scores each language of
+`config.language_id_languages` (multinomial logistic regression). It costs one matrix product per clip on top of the
+encoder pass, and its training reads the very encoder outputs that the curriculum's encoder cache already holds
 (`llmsrt.training.language_id`). It is saved with the model (config field + `language_id_head.*` weights).
 """
 
@@ -17,12 +18,22 @@ from torch import nn
 TRIM_TOP_DB = 40.0
 
 
-def speech_part(waveform: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
-    """`waveform` without its leading and trailing silence (the whole clip when nothing would be left)."""
+def speech_interval(waveform: np.ndarray, top_db: float = TRIM_TOP_DB) -> tuple[int, int]:
+    """First and last-plus-one sample of `waveform` without its leading and trailing silence (the whole clip when
+    less than 1,600 samples would be left)."""
     import librosa
 
-    trimmed, _ = librosa.effects.trim(waveform, top_db=top_db, frame_length=512, hop_length=128)
-    return trimmed if trimmed.size >= 1600 else waveform
+    _, (start, end) = librosa.effects.trim(waveform, top_db=top_db, frame_length=512, hop_length=128)
+    return (int(start), int(end)) if end - start >= 1600 else (0, len(waveform))
+
+
+def speech_frame_mask(intervals: list[tuple[int, int]], num_frames: int, samples_per_frame: int) -> torch.Tensor:
+    """`(B, num_frames)` 1 on the encoder frames that overlap each clip's speech interval (in samples), 0 elsewhere.
+    Whisper: `samples_per_frame` = the mel hop (160) x the encoder's stride (2)."""
+    positions = torch.arange(num_frames)
+    starts = torch.tensor([start // samples_per_frame for start, _ in intervals])
+    ends = torch.tensor([-(-end // samples_per_frame) for _, end in intervals])
+    return ((positions >= starts[:, None]) & (positions < ends[:, None])).long()
 
 
 def pooled_frames(frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -72,4 +83,6 @@ def check_language_id_languages(languages: list[str] | None) -> list[str] | None
     return codes
 
 
-__all__ = ["LLMSRTLanguageIdHead", "check_language_id_languages", "pooled_frames", "speech_part"]
+__all__ = [
+    "LLMSRTLanguageIdHead", "check_language_id_languages", "pooled_frames", "speech_frame_mask", "speech_interval"
+]

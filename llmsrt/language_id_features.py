@@ -7,30 +7,25 @@ from collections import Counter, defaultdict
 import torch
 
 from .audio_utils import prepare_audio
-from .language_id import pooled_frames, speech_part
 from .languages import language_code
 
 
 @torch.no_grad()
 def pooled_features(model, processor, examples, batch_size: int = 16) -> tuple[torch.Tensor, list[str]]:
-    """`(N, 2 * D_audio)` pooled encoder frames of every example's audio (at most the encoder window long) and
-    their `src_lang` codes."""
+    """`(N, 2 * D_audio)` pooled encoder frames of every example's speech (clips at most the encoder window long;
+    `processor.language_id_inputs`, through the model's encoder cache when one is enabled) and their `src_lang`
+    codes."""
     features, languages, waveforms = [], [], []
 
     def flush():
-        batch = processor.feature_extractor(
-            waveforms, sampling_rate=processor.sampling_rate, padding="max_length", return_attention_mask=True,
-            return_tensors="pt",
-        )
+        inputs = processor.language_id_inputs(waveforms)
         device = model.audio_encoder.conv1.weight.device
-        frames, frame_mask = model.encode_frames(batch["input_features"].to(device), batch["attention_mask"].to(device))
-        features.append(pooled_frames(frames, frame_mask).cpu())
+        features.append(model.language_id_features(**{name: value.to(device) for name, value in inputs.items()}).cpu())
         waveforms.clear()
 
     for example in examples:
-        waveform = prepare_audio(example["audio"], None, processor.sampling_rate, processor.max_audio_seconds,
-                                 name=f"clip {example.get('id')}")
-        waveforms.append(speech_part(waveform))
+        waveforms.append(prepare_audio(example["audio"], None, processor.sampling_rate, processor.max_audio_seconds,
+                                       name=f"clip {example.get('id')}"))
         languages.append(language_code(example["src_lang"]))
         if len(waveforms) == batch_size:
             flush()

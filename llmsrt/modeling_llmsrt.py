@@ -535,12 +535,17 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
 
     @torch.no_grad()
     def detect_language(
-        self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor | None = None,
+        speech_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Probabilities of the spoken language of each clip over `config.language_id_languages`.
 
         Args:
             input_features: `(B, n_mels, T_mel)` log-mel features; input_features_mask: `(B, T_mel)`.
+            speech_mask: `(B, T_mel // 2)` 1 on the encoder frames to pool (the speech between leading and trailing
+                silence, `llmsrt.language_id.speech_frame_mask`); default: every real frame.
 
         Returns:
             `(B, len(config.language_id_languages))` probabilities (rows sum to 1).
@@ -551,8 +556,22 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
                 "spoken language: pass the source language (e.g. src_lang='eng'), or train a head with "
                 "`python -m llmsrt.training.language_id` or train.py --language_id_head true."
             )
+        return self.language_id_head(self.language_id_features(input_features, input_features_mask, speech_mask))\
+            .float().softmax(-1)
+
+    def language_id_features(
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor | None = None,
+        speech_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """What the language-ID head reads: `(B, 2 * D_audio)` mean and standard deviation of the encoder frames
+        that are real and inside `speech_mask` (arguments as `detect_language`; the encoder cache serves them)."""
         frames, frame_mask = self.encode_frames(input_features, input_features_mask)
-        return self.language_id_head(pooled_frames(frames, frame_mask)).float().softmax(-1)
+        if speech_mask is not None:
+            speech_mask = speech_mask[:, : frames.shape[1]].to(frames.device)
+            frame_mask = speech_mask if frame_mask is None else frame_mask[:, : frames.shape[1]] * speech_mask
+        return pooled_frames(frames, frame_mask)
 
     def embed_inputs(
         self,

@@ -12,7 +12,6 @@ from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .audio_utils import prepare_audio
-from .language_id import speech_part
 from .languages import language_code
 from .segmentation import audio_duration, needs_ffmpeg, split_on_pauses, stream_audio
 
@@ -165,16 +164,8 @@ class SpeechTranslationPipeline(Pipeline):
         return found
 
     def _language_probabilities(self, waveforms: list):
-        features = self.processor.feature_extractor(
-            [speech_part(waveform) for waveform in waveforms],
-            sampling_rate=self.processor.sampling_rate,
-            padding="max_length",
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        return self.model.detect_language(
-            features["input_features"].to(self.device), features["attention_mask"].to(self.device)
-        ).cpu()
+        inputs = self.processor.language_id_inputs(waveforms)
+        return self.model.detect_language(**{name: value.to(self.device) for name, value in inputs.items()}).cpu()
 
     def _detect_clip_languages(self, items: list[dict], batch_size: int) -> None:
         """Replace `src_lang="auto"` by the detected language (the decoded clip replaces the input)."""

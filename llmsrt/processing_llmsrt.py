@@ -16,6 +16,7 @@ import torch
 from transformers import BatchFeature, ProcessorMixin
 
 from .audio_utils import prepare_audio
+from .language_id import speech_frame_mask, speech_interval
 from .languages import get_language
 
 TASKS = ("asr", "smt", "srt")
@@ -198,13 +199,7 @@ class LLMSRTProcessor(ProcessorMixin):
             prepare_audio(clip, sampling_rate, self.sampling_rate, self.max_audio_seconds, name=f"audio clip {i}")
             for i, clip in enumerate(clips)
         ]
-        features = self.feature_extractor(
-            waveforms,
-            sampling_rate=self.sampling_rate,
-            padding="max_length",
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
+        features = self._log_mel(waveforms)
         prompts = [
             self.audio_token * self.num_query_tokens + format_prompt(name, src, tgt, transcript)
             for name, src, tgt, transcript in zip(tasks, src_langs, tgt_langs, transcripts)
@@ -223,6 +218,32 @@ class LLMSRTProcessor(ProcessorMixin):
         batch["input_features"] = features["input_features"]
         batch["input_features_mask"] = features["attention_mask"]
         return BatchFeature(batch, tensor_type=return_tensors)
+
+    def _log_mel(self, waveforms: list[np.ndarray]) -> BatchFeature:
+        return self.feature_extractor(
+            waveforms,
+            sampling_rate=self.sampling_rate,
+            padding="max_length",
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+
+    def language_id_inputs(self, waveforms: list[np.ndarray]) -> dict:
+        """What `model.detect_language` reads for 16-kHz waveforms (each at most the encoder window long): the same
+        log-mel features as `__call__` (so the encoder cache of a training run serves them), and the mask of the
+        encoder frames inside each clip's speech, between its leading and trailing silence.
+
+        Returns:
+            `{"input_features": (B, n_mels, T_mel), "input_features_mask": (B, T_mel), "speech_mask": (B, T_mel // 2)}`.
+        """
+        features = self._log_mel(waveforms)
+        samples_per_frame = 2 * self.feature_extractor.hop_length  # the encoder's second convolution has stride 2
+        intervals = [speech_interval(np.asarray(waveform)) for waveform in waveforms]
+        return {
+            "input_features": features["input_features"],
+            "input_features_mask": features["attention_mask"],
+            "speech_mask": speech_frame_mask(intervals, features["input_features"].shape[-1] // 2, samples_per_frame),
+        }
 
     @staticmethod
     def _answer_text(task: str, target, src_lang: str, tgt_lang: str) -> str:

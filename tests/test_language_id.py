@@ -43,12 +43,12 @@ def voices(one_thread):
     from llmsrt.data.speech_synthesis import ESpeak
 
     engine = ESpeak()
-    return demo_voice_rows(engine, TRAIN_STYLES[:3]), demo_voice_rows(engine, HELD_OUT_STYLES)
+    return demo_voice_rows(engine, TRAIN_STYLES), demo_voice_rows(engine, HELD_OUT_STYLES)
 
 
 @pytest.fixture(scope="module")
 def detector(voices):
-    """A tiny random model whose head learnt the three languages from the training voices."""
+    """A tiny random model whose head learnt the three languages from the demo corpus's nine training styles."""
     train, held_out = voices
     model, processor = build_tiny_model_and_processor(CORPUS)
     notes = train_language_id_head(model.eval(), processor, train, held_out)
@@ -111,3 +111,39 @@ def test_train_py_trains_the_head_in_the_first_stage_and_eval_reports_it(tmp_pat
     assert set(results["language_id"]["per_language"]) == {"deu", "eng", "fra"}
     assert results["language_id"]["accuracy"] == asr_info["language_id"]["train"]["accuracy"]
     assert "Spoken-language ID accuracy" in (tmp_path / "eval" / "matrix.md").read_text()
+
+
+def test_the_head_pools_the_speech_between_the_silences(detector):
+    from llmsrt.language_id import speech_frame_mask, speech_interval
+
+    _, processor, _ = detector
+    rate = SAMPLING_RATE
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate)
+    waveform = np.concatenate([np.zeros(rate // 2), tone, np.zeros(rate)]).astype(np.float32)
+    start, end = speech_interval(waveform)
+    assert abs(start - rate // 2) <= 512 and abs(end - 3 * rate // 2) <= 512
+    assert speech_interval(np.zeros(rate, dtype=np.float32)) == (0, rate)  # nothing to trim to: the whole clip
+    mask = speech_frame_mask([(rate // 2, 3 * rate // 2)], 1500, 320)
+    assert mask.shape == (1, 1500) and mask[0, 25:75].all() and mask.sum() == 50
+    inputs = processor.language_id_inputs([waveform])
+    assert inputs["speech_mask"].shape == (1, inputs["input_features"].shape[-1] // 2)
+    assert 48 <= int(inputs["speech_mask"].sum()) <= 53
+
+
+def test_the_head_reads_the_encoder_outputs_a_training_run_cached(voices, tmp_path):
+    """The head's features are the encoder outputs of the clips exactly as the curriculum encodes them: after the
+    training batches have gone through the encoder cache, fitting the head encodes nothing new."""
+    from llmsrt.data.collator import CurriculumCollator
+
+    train, _ = voices
+    model, processor = build_tiny_model_and_processor(CORPUS)
+    model.eval().enable_encoder_cache(tmp_path / "cache")
+    examples = [{**row, "transcript": "x"} for row in train[::12]]  # 12 clips, all three languages
+    for start in range(0, len(examples), 4):
+        batch = CurriculumCollator(processor, task="asr")(examples[start:start + 4])
+        model.encode_frames(batch["input_features"], batch["input_features_mask"])
+    entries = sorted(path.name for path in (tmp_path / "cache").rglob("*.safetensors"))
+    assert len(entries) == 12
+    notes = train_language_id_head(model, processor, examples, encoder_cache_dir=tmp_path / "cache")
+    assert notes["train"]["examples"] == 12
+    assert sorted(path.name for path in (tmp_path / "cache").rglob("*.safetensors")) == entries

@@ -55,3 +55,25 @@ def test_bad_cpu_mode_or_part_is_refused(lively):
         quantize_for_cpu(model, "int4")
     with pytest.raises(ValueError, match="parts must be"):
         quantize_for_cpu(model, parts=("decoder",))
+
+
+def test_eval_scores_a_quantised_model(lively, tmp_path):
+    """`eval.py --quantize int8` scores the int8 model (the quality check of the CPU path): its teacher-forced losses
+    differ from fp32's, and the results say which model was scored."""
+    from llmsrt.data.toy import build_toy_corpus
+    from llmsrt.evaluation import EvalArguments, evaluate_model
+
+    model, processor = lively
+    model_dir = save_model(tmp_path / "model", model, processor)
+    manifest = build_toy_corpus(tmp_path / "toy")
+    results = {}
+    for mode in ("none", "int8"):
+        results[mode] = evaluate_model(EvalArguments(
+            model=str(model_dir), output_dir=str(tmp_path / mode), manifest=str(manifest), max_samples=6,
+            batch_size=3, num_beams=1, max_new_tokens=4, comet_model="none", device="cpu", quantize=mode))
+    assert results["int8"]["quantize"] == "int8" and results["none"]["quantize"] == "none"
+    assert results["int8"]["examples"] == results["none"]["examples"] == 6
+    own = [results[mode]["audio_gain"]["own_audio_loss"] for mode in ("none", "int8")]
+    assert own[0] != own[1] and own[1] == pytest.approx(own[0], rel=0.1)
+    with pytest.raises(ValueError, match="--quantize takes none, int8 or bf16"):
+        EvalArguments(model="m", output_dir="o", quantize="int4")

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..audio_gain import audio_gain_on_examples
 from ..language_id_features import language_id_accuracy
+from ..quantization import CPU_MODES, quantize_for_cpu
 from ..audio_utils import prepare_audio
 from ..data import CurriculumCollator
 from ..data.schema import SAMPLING_RATE
@@ -58,6 +59,15 @@ class EvalArguments:
     audio_gain: bool = field(
         default=True, metadata={"help": "Measure the audio gain (teacher-forced loss with swapped vs own audio)."}
     )
+    quantize: str = field(
+        default="none",
+        metadata={"help": "On the CPU: int8 (dynamic int8 linear layers of the LLM) or bf16 "
+                          "(llmsrt.quantization.quantize_for_cpu), to check their quality; none (fp32)."},
+    )
+
+    def __post_init__(self):
+        if self.quantize not in ("none", *CPU_MODES):
+            raise ValueError(f"--quantize takes none, {' or '.join(CPU_MODES)}; got {self.quantize!r}.")
 
     def tokenizer_overrides(self) -> dict[str, str]:
         return {"zho": self.chinese_tokenizer, "yue": self.chinese_tokenizer, "jpn": self.japanese_tokenizer}
@@ -183,12 +193,15 @@ def evaluate_model(args: EvalArguments) -> dict:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = LLMSRTForConditionalGeneration.from_pretrained(args.model, dtype=dtype).to(device).eval()
+    if args.quantize != "none":
+        quantize_for_cpu(model, args.quantize)  # a ValueError on another device
     processor = LLMSRTProcessor.from_pretrained(args.model)
     examples = load_eval_examples(args)
     started = time.time()
     records = generate_predictions(model, processor, examples, args.batch_size, args.decoding())
     seconds = time.time() - started
-    extra = {"model": args.model, "generation_seconds": round(seconds, 2), "examples": len(records),
+    extra = {"model": args.model, "quantize": args.quantize, "generation_seconds": round(seconds, 2),
+             "examples": len(records),
              "directions_evaluated": sorted({direction_of(r) for r in records})}
     if args.audio_gain:
         extra["audio_gain"] = evaluation_audio_gain(model, processor, examples, args.batch_size)
