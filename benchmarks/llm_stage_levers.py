@@ -38,6 +38,7 @@ VARIANTS = {
                    "asr.max_steps=40", "smt.max_steps=12", "srt.max_steps=32"],
     "srt-only-lr-1e-3-x2": ["--curriculum_stages", "srt", "--stage_overrides", "srt.max_steps=84",
                             "srt.learning_rate=1e-3"],
+    "recipe-bf16": ["--bf16", "true"],  # the recipe as it is, under bf16 autocast (AVX512-BF16 or AMX cores)
     "all-linear-lr-1e-3": ["--lora_target_modules", *ALL_LINEAR, "--stage_overrides", "asr.learning_rate=1e-3",
                            "smt.learning_rate=5e-4", "srt.learning_rate=1e-3"],
     "srt-only": ["--curriculum_stages", "srt", "--stage_overrides", "srt.max_steps=42"],
