@@ -100,10 +100,12 @@ class SpeechTranslationPipeline(Pipeline):
         """
         per_clip = {"src_lang": src_lang, "tgt_lang": tgt_lang, "text": text}
         if _is_stream(inputs):
-            # An iterator of results, read from `inputs` as they are consumed (clips within the encoder window).
-            if self._source_language(src_lang) == "auto":
-                raise ValueError("src_lang='auto' (or no src_lang) is not available for a generator or dataset: "
-                                 "pass the source language, or a list of clips to detect it.")
+            # An iterator of results, read from `inputs` as they are consumed (clips within the encoder window);
+            # with `auto`, each clip's language is detected as it is read, in this process (the model is here).
+            if not isinstance(src_lang, (list, tuple)):
+                per_clip["src_lang"] = self._source_language(src_lang)
+            if "auto" in (per_clip["src_lang"] if isinstance(src_lang, (list, tuple)) else [per_clip["src_lang"]]):
+                kwargs["num_workers"] = 0
             return super().__call__(self._stream_items(inputs, per_clip), task=task, **kwargs)
         single = not isinstance(inputs, (list, tuple))
         clips = [inputs] if single else list(inputs)
@@ -249,7 +251,10 @@ class SpeechTranslationPipeline(Pipeline):
     def _stream_items(self, inputs, per_clip: dict):
         count = 0
         for count, row in enumerate(inputs, start=1):
-            yield self._item(_clip_of(row), count - 1, per_clip)
+            item = self._item(_clip_of(row), count - 1, per_clip)
+            item["src_lang"] = self._source_language(item["src_lang"])
+            self._detect_clip_languages([item], 1)
+            yield item
         for name, value in per_clip.items():
             if isinstance(value, (list, tuple)) and len(value) != count:
                 raise ValueError(f"{name} has {len(value)} entries for {count} clip(s): give one or one per clip.")

@@ -80,6 +80,10 @@ def test_auto_in_the_pipeline_uses_the_head_and_survives_save_and_load(detector,
     assert accuracy == pytest.approx(notes["eval"]["accuracy"])
     assert translator(held_out[0]["audio"], src_lang="auto", tgt_lang="eng", generate_kwargs=GREEDY)["src_lang"] \
         == detected[0]
+    # A stream (generator) is detected clip by clip as it is read, with the same answers.
+    streamed = translator((row["audio"] for row in held_out[:6]), tgt_lang="eng", batch_size=4, num_workers=1,
+                          generate_kwargs=GREEDY)
+    assert [result["src_lang"] for result in streamed] == detected[:6]
     # A recording: one language for the whole file, decided from its segments.
     french = [row["audio"]["array"] for row in held_out if row["src_lang"] == "fra"][:4]
     waveform, spans = recording_with_pauses(french, [0.8, 1.0, 0.9, 1.1])
