@@ -41,6 +41,9 @@ class EncoderCache:
         digest = hashlib.sha256(features[:, :mel_frames].float().cpu().contiguous().numpy().tobytes()).hexdigest()
         return self.directory / digest[:2] / f"{digest}.safetensors"
 
+    def _load(self, path: Path) -> torch.Tensor | None:
+        return load_file(path)["frames"] if path.is_file() else None
+
     def _store(self, path: Path, frames: torch.Tensor) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -53,7 +56,7 @@ class EncoderCache:
         mel_lengths = input_features_mask.sum(-1).tolist()
         frame_lengths = [(length + 1) // 2 for length in mel_lengths]
         paths = [self._path(features, length) for features, length in zip(input_features, mel_lengths)]
-        cached = {i: load_file(path)["frames"] for i, path in enumerate(paths) if path.is_file()}
+        cached = {i: frames for i, frames in enumerate(map(self._load, paths)) if frames is not None}
         missing = [i for i in range(len(paths)) if i not in cached]
         self.hits += len(cached)
         self.misses += len(missing)
@@ -68,3 +71,19 @@ class EncoderCache:
         for i, frames in cached.items():
             out[i, : frames.shape[0]] = frames.to(out.device)
         return out
+
+
+class MemoryEncoderCache(EncoderCache):
+    """The same cache in memory, for one model and one call: the pipeline keeps the frames that the language-ID head
+    read until generation reads them (then drops them), so that `src_lang="auto"` encodes each clip once."""
+
+    def __init__(self):
+        self.directory = Path("memory")
+        self.entries: dict[Path, torch.Tensor] = {}
+        self.hits = self.misses = 0
+
+    def _load(self, path: Path) -> torch.Tensor | None:
+        return self.entries.pop(path, None)
+
+    def _store(self, path: Path, frames: torch.Tensor) -> None:
+        self.entries[path] = frames.detach()

@@ -1,6 +1,7 @@
 """The `speech-translation` pipeline: audio in, `{"transcription", "translation", "src_lang", "tgt_lang"}` out."""
 
 import collections.abc
+import contextlib
 import functools
 import itertools
 import types
@@ -12,6 +13,7 @@ from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .audio_utils import prepare_audio
+from .encoder_cache import MemoryEncoderCache
 from .languages import language_code
 from .segmentation import audio_duration, needs_ffmpeg, split_on_pauses, stream_audio
 
@@ -126,13 +128,28 @@ class SpeechTranslationPipeline(Pipeline):
                 )
         short = [i for i in range(len(items)) if not long_form[i]]
         if short:
-            self._detect_clip_languages([items[i] for i in short], kwargs.get("batch_size") or 1)
-            if single:
-                outputs[0] = super().__call__(items[0], task=task, **kwargs)
-            else:
-                for i, output in zip(short, super().__call__([items[i] for i in short], task=task, **kwargs)):
-                    outputs[i] = output
+            with self._one_encoder_pass(any(items[i]["src_lang"] == "auto" for i in short)):
+                self._detect_clip_languages([items[i] for i in short], kwargs.get("batch_size") or 1)
+                if single:
+                    outputs[0] = super().__call__(items[0], task=task, **kwargs)
+                else:
+                    for i, output in zip(short, super().__call__([items[i] for i in short], task=task, **kwargs)):
+                        outputs[i] = output
         return outputs[0] if single else outputs
+
+    @contextlib.contextmanager
+    def _one_encoder_pass(self, detecting: bool):
+        """While languages are detected, the encoder's outputs for the clips are kept in memory until generation
+        reads them: each clip is encoded once (the head reads the same log-mel features as generation). A model
+        with its own encoder cache keeps using it."""
+        if not detecting or getattr(self.model, "encoder_cache", None) is not None:
+            yield
+            return
+        self.model.encoder_cache = MemoryEncoderCache()
+        try:
+            yield
+        finally:
+            self.model.encoder_cache = None
 
     def _source_language(self, src_lang):
         """`None` -> `"auto"` where the model has a language-ID head; `"auto"` without one is an error."""
@@ -204,15 +221,17 @@ class SpeechTranslationPipeline(Pipeline):
             batch = list(itertools.islice(segments, group))
             if not batch:
                 break
-            if source == "auto":
-                probabilities = self._language_probabilities([segment.audio for segment in batch]).sum(0)
-                source = self.model.config.language_id_languages[int(probabilities.argmax())]
             clips = [{"array": segment.audio, "sampling_rate": rate} for segment in batch]
-            results = super().__call__(
-                [{"audio": clip, "src_lang": source, "tgt_lang": item["tgt_lang"], "text": None} for clip in clips],
-                task=task,
-                **kwargs,
-            )
+            with self._one_encoder_pass(source == "auto"):
+                if source == "auto":
+                    probabilities = self._language_probabilities([segment.audio for segment in batch]).sum(0)
+                    source = self.model.config.language_id_languages[int(probabilities.argmax())]
+                results = super().__call__(
+                    [{"audio": clip, "src_lang": source, "tgt_lang": item["tgt_lang"], "text": None}
+                     for clip in clips],
+                    task=task,
+                    **kwargs,
+                )
             new = [
                 {
                     "timestamp": (round(segment.start, 3), round(segment.end, 3)),

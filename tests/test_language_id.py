@@ -151,3 +151,27 @@ def test_the_head_reads_the_encoder_outputs_a_training_run_cached(voices, tmp_pa
     notes = train_language_id_head(model, processor, examples, encoder_cache_dir=tmp_path / "cache")
     assert notes["train"]["examples"] == 12
     assert sorted(path.name for path in (tmp_path / "cache").rglob("*.safetensors")) == entries
+
+
+def test_auto_encodes_each_clip_once_and_translates_as_the_detected_language(detector, voices, tmp_path):
+    """The head reads the log-mel features that generation reads: with `auto`, the encoder's outputs are kept from
+    detection to generation (each clip is encoded once), and the answers are those of the detected language given
+    explicitly."""
+    model, processor, _ = detector
+    folder = save_model(tmp_path / "with-head", model, processor)
+    translator = pipeline("speech-translation", model=str(folder), trust_remote_code=True)
+    clips = [row["audio"] for row in voices[1][::5]]  # 6 held-out clips, all three languages
+    encoded_rows = []
+    hook = translator.model.audio_encoder.register_forward_hook(
+        lambda module, args, output: encoded_rows.append(int(args[0].shape[0])))
+    try:
+        detected = translator(clips, tgt_lang="eng", batch_size=4, generate_kwargs=GREEDY)
+        assert sum(encoded_rows) == len(clips)
+        encoded_rows.clear()
+        given = translator(clips, src_lang=[result["src_lang"] for result in detected], tgt_lang="eng", batch_size=4,
+                           generate_kwargs=GREEDY)
+        assert sum(encoded_rows) == len(clips)
+    finally:
+        hook.remove()
+    assert detected == given
+    assert translator.model.encoder_cache is None  # the kept outputs are gone after the call
