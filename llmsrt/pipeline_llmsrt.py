@@ -104,9 +104,8 @@ class SpeechTranslationPipeline(Pipeline):
         if _is_stream(inputs):
             # An iterator of results, read from `inputs` as they are consumed (clips within the encoder window);
             # with `auto`, each clip's language is detected as it is read, in this process (the model is here).
-            if not isinstance(src_lang, (list, tuple)):
-                per_clip["src_lang"] = self._source_language(src_lang)
-            if "auto" in (per_clip["src_lang"] if isinstance(src_lang, (list, tuple)) else [per_clip["src_lang"]]):
+            sources = src_lang if isinstance(src_lang, (list, tuple)) else [src_lang]
+            if "auto" in [self._source_language(code) for code in sources]:  # a model without a head stops here
                 kwargs["num_workers"] = 0
             return super().__call__(self._stream_items(inputs, per_clip), task=task, **kwargs)
         single = not isinstance(inputs, (list, tuple))
