@@ -13,7 +13,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
 from llmsrt.data.demo_corpus import read_sentences
-from llmsrt.demo.run import main, read_recipe, srt_only_overrides
+from llmsrt.demo.run import Timings, main, read_recipe, srt_only_overrides
 from llmsrt.tiny import build_tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +84,8 @@ def test_demo_report_compares_three_systems_on_the_same_directions(demo_run):
     assert {"setup (make)", "models", "corpus", "evaluate: cascade", "evaluate: curriculum"} <= timed
     readme = (demo_run / "report" / "README.md").read_text()
     assert "## Verdict" in readme and "Curriculum vs cascade" in readme and "Curriculum audio gain" in readme
+    assert "(target at least +20%)" in readme and summary["audio_gain_target"] == 0.2
+    assert "Curriculum vs cascade's Whisper, average WER/CER" in readme
     for name in ("loss-curriculum-asr.png", "loss-curriculum-srt.png", "loss-srt-only-srt.png"):
         assert (demo_run / "report" / name).is_file() and f"]({name})" in readme
 
@@ -132,9 +134,21 @@ def test_long_demo_recipe_resumes_and_trains_more():
     from llmsrt.training import parse_train_args
 
     _, settings = read_recipe(ROOT / "recipes" / "demo-long.yaml")
-    assert settings.resume and settings.time_budget_minutes == 180
+    assert settings.resume and settings.time_budget_minutes == 180 and settings.audio_gain_target == 0.5
     *_, training, stages = parse_train_args([str(ROOT / "recipes" / "demo-long.yaml")])
     *_, short = parse_train_args([str(ROOT / "recipes" / "demo.yaml")])
     assert training.save_strategy == "steps"  # checkpoints to resume from
     for stage in ("align", "asr", "smt", "srt"):
         assert stages[stage]["max_steps"] > short[stage]["max_steps"]
+
+
+def test_timings_of_a_resumed_run_add_to_the_interrupted_ones(tmp_path):
+    first = Timings(tmp_path / "timings.json")
+    first.add("train", 100.0)
+    first.add("setup (make)", 5.0)
+    resumed = Timings(tmp_path / "timings.json", resume=True)
+    resumed.add("train", 30.0)
+    resumed.add("evaluate", 7.0)
+    assert resumed.seconds == {"train": 130.0, "setup (make)": 5.0, "evaluate": 7.0}
+    assert json.loads((tmp_path / "timings.json").read_text()) == resumed.seconds
+    assert Timings(tmp_path / "timings.json").seconds == {}  # a run that does not resume starts the count afresh

@@ -24,7 +24,7 @@ from ..evaluation.evaluator import EvalArguments, evaluate_model, write_report
 from ..training import parse_train_args, run_curriculum
 from ..training.model_setup import resolve_offline_mirrors
 from ..data.demo_corpus import build_demo_corpus
-from .report import write_demo_report
+from .report import AUDIO_GAIN_TARGET, write_demo_report
 
 logger = logging.getLogger(__name__)
 SYSTEMS = ("curriculum", "srt-only", "cascade")
@@ -40,23 +40,35 @@ class DemoSettings:
     corpus_dir: str = ".cache/demo-corpus"
     dev_clips: int = 16  # dev clips (one per direction, first directions first) scored after each curriculum stage
     time_budget_minutes: float = 45  # the whole command, setup included, on 2 CPU cores (reported against)
+    audio_gain_target: float = AUDIO_GAIN_TARGET  # the curriculum's test audio gain the verdict checks
     resume: bool = False  # run again after an interruption: finished stages are kept, unfinished ones resume from
     #                       their last checkpoint (give the recipe a save_strategy)
 
 
 class Timings:
-    """Wall time of each part, printed as it finishes."""
+    """Wall time of each part, printed as it finishes and saved to `path` (JSON) when one is given.
 
-    def __init__(self):
+    With `resume`, the times saved by earlier (interrupted) runs are added to this run's: the report's total is
+    the time spent over all attempts, not only the last one."""
+
+    def __init__(self, path: Path | None = None, resume: bool = False):
+        self.path = path
         self.seconds: dict[str, float] = {}
+        if resume and path is not None and path.is_file():
+            self.seconds = json.loads(path.read_text(encoding="utf-8"))
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + seconds, 1)
+        if self.path is not None:
+            self.path.write_text(json.dumps(self.seconds, indent=2), encoding="utf-8")
 
     @contextmanager
     def part(self, name: str):
         print(f"\n=== {name} ...", flush=True)
         started = time.time()
         yield
-        self.seconds[name] = round(time.time() - started, 1)
-        print(f"=== {name}: {self.seconds[name]:.0f} s", flush=True)
+        self.add(name, time.time() - started)
+        print(f"=== {name}: {self.seconds[name]:.0f} s (all attempts)", flush=True)
 
 
 def read_recipe(path: str | Path) -> tuple[dict, DemoSettings]:
@@ -102,10 +114,10 @@ def srt_only_overrides(stage_settings: dict, curriculum: list[str], curriculum_d
 def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None) -> dict:
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    timings = Timings()
-    if started_at is not None:
-        timings.seconds["setup (make)"] = round(time.time() - started_at, 1)
     recipe, settings = read_recipe(recipe_path)
+    timings = Timings(output / "timings.json", resume=settings.resume)
+    if started_at is not None:
+        timings.add("setup (make)", time.time() - started_at)
     recipe["dataset_path"] = settings.corpus_dir
     train_recipe = output / "train-recipe.yaml"
     train_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
@@ -152,7 +164,7 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     del cascade
     train_rows = sum(1 for _ in manifests["train"].open(encoding="utf-8"))
     return write_demo_report(report, results, {"curriculum": finished, "srt-only": baseline}, timings.seconds,
-                             train_rows, curve, settings.time_budget_minutes)
+                             train_rows, curve, settings.time_budget_minutes, settings.audio_gain_target)
 
 
 def eval_arguments(model: str, output_dir: Path, manifest: Path, settings: DemoSettings) -> EvalArguments:
