@@ -6,7 +6,8 @@ demo test clips.
         [--output benchmarks/results/cpu-inference-demo.json]
 
 Systems (`name:precision:batch`), each run in its own process (so that its peak resident memory is its own):
-- `llmsrt`: the demo's LLM-SRT (whisper-base + Qwen2.5-0.5B-Instruct from the offline mirrors, the demo recipe's
+- `llmsrt` (precision `fp32`, `bf16`, `int8`, or `int8+SUFFIX...`: int8 except the linear layers whose names end
+  with a SUFFIX): the demo's LLM-SRT (whisper-base + Qwen2.5-0.5B-Instruct from the offline mirrors, the demo recipe's
   adapter shape: 32 queries, 2-layer Q-Former, +-1 time window, variable-length encoding) with a **freshly
   initialised adapter** (speed does not depend on its weights), greedy; `int8` = `llmsrt.quantization
   .quantize_for_cpu` (int8 dynamic quantisation of the LLM's linear layers). So that it does the work a trained
@@ -60,8 +61,9 @@ def run_llmsrt(clips: list[dict], precision: str, batch_size: int) -> tuple[list
         whisper, llm, audio_token_id=processor.audio_token_id, num_query_tokens=32,
         qformer_config={"num_hidden_layers": 2}, query_time_window=1, variable_length_encoding=True,
     ).eval()
-    if precision == "int8":
-        quantize_for_cpu(model)
+    mode, *keep_float = precision.split("+")  # e.g. int8+down_proj: those layers stay in float
+    if mode != "fp32":
+        quantize_for_cpu(model, mode, keep_float=tuple(keep_float))
     for clip in clips:
         answer = format_answer("srt", clip["src_lang"], clip["tgt_lang"], clip["transcript"], clip["translation"])
         clip["answer_tokens"] = len(processor.tokenizer(answer)["input_ids"]) + 1
@@ -170,6 +172,17 @@ def worker(system: str, clips_count: int, threads: int, work_dir: Path) -> dict:
     }
 
 
+def cpu_description(threads: int) -> str:
+    """The processor's model name, whether it computes bf16 natively, the cores, and the threads each system used."""
+    from llmsrt.quantization import cpu_has_fast_bf16
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 "unknown CPU")
+    return (f"{model}, {os.cpu_count()} cores, native bf16: {cpu_has_fast_bf16()}, {threads} thread(s) per system; "
+            f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=24)
@@ -213,7 +226,7 @@ def main():
               f"{row['peak_rss_gib']:>9} {str(row['speedup_vs_cascade']) + 'x':>11} "
               f"{str(row['speedup_vs_llmsrt_fp32_b1']) + 'x':>11} {'' if same is None else f'{same:.0%}':>14}")
     if args.output:
-        Path(args.output).write_text(json.dumps({"device": "CPU, 2 cores (AMD EPYC Zen 3, AVX2), shared",
+        Path(args.output).write_text(json.dumps({"device": cpu_description(args.threads),
                                                  "clips": args.clips, "rows": rows}, indent=1, ensure_ascii=False))
 
 

@@ -16,7 +16,8 @@ def cpu_has_fast_bf16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def quantize_for_cpu(model: nn.Module, mode: str = "int8", parts: tuple[str, ...] = ("language_model",)) -> nn.Module:
+def quantize_for_cpu(model: nn.Module, mode: str = "int8", parts: tuple[str, ...] = ("language_model",),
+                     keep_float: tuple[str, ...] = ()) -> nn.Module:
     """Make `model` (an `LLMSRTForConditionalGeneration`, e.g. `pipeline(...).model`) faster on the CPU, in place.
 
     Args:
@@ -26,6 +27,8 @@ def quantize_for_cpu(model: nn.Module, mode: str = "int8", parts: tuple[str, ...
             fbgemm/x86 kernels), the output layer included. `"bf16"`: `parts` are cast to bfloat16 (worth it only
             where `cpu_has_fast_bf16()`; the speech adapter stays in float32 as in every dtype).
         parts: which of `MODEL_PARTS` to convert (default: the LLM only, where most of the compute is).
+        keep_float: int8 only: linear layers whose name ends with one of these (e.g. `("down_proj",)`: the MLP
+            output projections, whose inputs carry Qwen2's outlier activations) stay in float.
 
     Returns:
         `model`, converted.
@@ -44,9 +47,11 @@ def quantize_for_cpu(model: nn.Module, mode: str = "int8", parts: tuple[str, ...
             if part != "speech_adapter":
                 module.to(torch.bfloat16)
             continue
+        chosen = {name for name, layer in module.named_modules()
+                  if isinstance(layer, nn.Linear) and not name.endswith(tuple(keep_float))}
         with warnings.catch_warnings():  # torch.ao's eager-mode quantisation is deprecated in favour of torchao
             warnings.simplefilter("ignore")
-            torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)
+            torch.ao.quantization.quantize_dynamic(module, chosen, dtype=torch.qint8, inplace=True)
     return model
 
 

@@ -37,6 +37,18 @@ def test_cpu_modes_keep_logits_close(lively, mode):
     assert all(type(m) is not torch.ao.nn.quantized.dynamic.Linear for m in converted.audio_encoder.modules())
 
 
+def test_int8_can_keep_named_layers_in_float(lively):
+    model, processor = lively
+    converted = quantize_for_cpu(copy.deepcopy(model), keep_float=("down_proj",))
+    layers = dict(converted.language_model.named_modules())
+    kept = [name for name in layers if name.endswith("down_proj")]
+    assert kept and all(type(layers[name]) is nn.Linear for name in kept)
+    assert all(type(layers[name]) is torch.ao.nn.quantized.dynamic.Linear for name in layers
+               if name.endswith(("up_proj", "gate_proj", "q_proj", "o_proj")))
+    reference, logits = logits_of(model, processor), logits_of(converted, processor)
+    assert not torch.equal(logits, reference) and (logits - reference).norm() / reference.norm() < 0.2
+
+
 def test_int8_model_runs_through_the_pipeline(lively, tmp_path, wav_file):
     model, processor = lively
     translator = pipeline("speech-translation", model=str(save_model(tmp_path / "m", model, processor)),
