@@ -4,7 +4,8 @@ neighbour is mostly the same sentence in another language. This scores the same 
 orders: as listed, by direction (neighbours share the source language and differ in content: only the content can
 tell them apart), and shuffled.
 
-    python benchmarks/audio_gain_pairing.py runs/demo/test-subset.jsonl runs/demo/curriculum/srt runs/demo/srt-only/srt
+    python benchmarks/audio_gain_pairing.py runs/demo/test-subset.jsonl runs/demo/curriculum/srt runs/demo/srt-only/srt \
+        [--output benchmarks/results/audio-gain-pairing-demo.json]
 """
 
 import argparse
@@ -31,6 +32,7 @@ if __name__ == "__main__":
     parser.add_argument("subset", type=Path)
     parser.add_argument("models", nargs="+", type=Path)
     parser.add_argument("--batch_size", type=int, default=28)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "audio-gain-pairing-demo.json")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.subset.read_text(encoding="utf-8").splitlines()]
     results = {"subset": str(args.subset), "clips": len(rows), "batch_size": args.batch_size, "models": {}}
@@ -48,5 +50,4 @@ if __name__ == "__main__":
                 scores[name] = {"audio_gain": gain.overall, "own_audio_loss": gain.own_audio_loss,
                                 "other_audio_loss": gain.other_audio_loss}
                 print(f"{model_dir} | {name} | {gain.overall:+.1%}", flush=True)
-    out = ROOT / "benchmarks" / "results" / "audio-gain-pairing-demo.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
