@@ -46,7 +46,7 @@ demo:
 	$(MAKE) setup
 	$(PY) -m llmsrt.demo recipes/demo.yaml --output_dir runs/demo --started_at $$(cat runs/.demo-started)
 
-# The long demo: about six times the training of `make demo`, at most 3 hours on 2 CPU cores, same report layout under
+# The long demo: about five times the training of `make demo`, at most 3 hours on 2 CPU cores, same report layout under
 # runs/demo-long/report. Run it again after an interruption: it resumes.
 demo-long:
 	@mkdir -p runs && date +%s > runs/.demo-long-started

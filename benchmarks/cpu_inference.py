@@ -114,6 +114,10 @@ def whisper_ctranslate2(work_dir: Path) -> Path:
     tokens = [None] * (max(vocabulary.values()) + 1)
     for token, index in vocabulary.items():
         tokens[index] = token
+    # The timestamp tokens <|0.00|> ... <|30.00|> that follow <|notimestamps|> are not in tokenizer.json, but the
+    # model's vocabulary (51,865 for whisper-base) has them, and faster-whisper's decoding refers to the first one.
+    vocab_size = json.loads((MODELS / "whisper-base" / "config.json").read_text())["vocab_size"]
+    tokens += [f"<|{0.02 * step:.2f}|>" for step in range(vocab_size - len(tokens))]
     (target / "vocabulary.json").write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
     return target
 

@@ -61,8 +61,9 @@ class EvalArguments:
     )
     quantize: str = field(
         default="none",
-        metadata={"help": "On the CPU: int8 (dynamic int8 linear layers of the LLM) or bf16 "
-                          "(llmsrt.quantization.quantize_for_cpu), to check their quality; none (fp32)."},
+        metadata={"help": "On the CPU: int8 (dynamic int8 linear layers of the LLM, its MLP output projections "
+                          "kept in float) or bf16 (llmsrt.quantization.quantize_for_cpu), to check their quality; "
+                          "none (fp32)."},
     )
 
     def __post_init__(self):
