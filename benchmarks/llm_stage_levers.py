@@ -1,6 +1,7 @@
 """Levers of the LLM stages. From one align folder, the demo recipe's LLM stages (by default ASR -> SMT -> SRT) run
 under each named variant; each is scored by the dev audio gain (SRT and ASR teacher forcing) of its last stage,
-with its training seconds. Results merge into `benchmarks/results/llm-stage-levers-demo.json` by variant name.
+with its training seconds. Results merge into `--output` (default `benchmarks/results/llm-stage-levers-demo.json`) by
+variant name.
 
     python benchmarks/llm_stage_levers.py runs/demo/curriculum/align --variants base all-linear   # after make demo
 
@@ -40,6 +41,8 @@ VARIANTS = {
                             "srt.learning_rate=1e-3"],
     "recipe": [],  # the recipe as it is (recipes/demo.yaml: lr 1e-3, 40/12/32 steps)
     "srt-heavy": ["--stage_overrides", "asr.max_steps=20", "srt.max_steps=52"],
+    # with --recipe recipes/demo-long.yaml (200/40/200): the same 440 LLM steps, most of them on SRT
+    "long-srt-heavy": ["--stage_overrides", "asr.max_steps=100", "smt.max_steps=20", "srt.max_steps=320"],
     "recipe-bf16": ["--bf16", "true"],  # the recipe as it is, under bf16 autocast (AVX512-BF16 or AMX cores)
     "all-linear-lr-1e-3": ["--lora_target_modules", *ALL_LINEAR, "--stage_overrides", "asr.learning_rate=1e-3",
                            "smt.learning_rate=5e-4", "srt.learning_rate=1e-3"],
@@ -91,9 +94,10 @@ if __name__ == "__main__":
     parser.add_argument("--work_dir", type=Path, default=Path("/tmp/llm-stage-levers"))
     parser.add_argument("--clips", type=int, default=48)
     parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "llm-stage-levers-demo.json")
     args = parser.parse_args()
     dev = load_manifest(args.corpus / "dev.jsonl").shuffle(seed=0).select(range(args.clips))
-    out = ROOT / "benchmarks" / "results" / "llm-stage-levers-demo.json"
+    out = args.output
     results = json.loads(out.read_text()) if out.is_file() else {}
     results["_setup"] = {"align_dir": str(args.align_dir), "dev_clips": args.clips, "recipe": str(args.recipe)}
     for name in args.variants:
