@@ -52,15 +52,13 @@ def test_recipe_and_command_line_overrides():
 @pytest.fixture(scope="module")
 def curriculum_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("tiny-run")
-    started = time.time()
     finished = main([RECIPE, "--output_dir", str(output), "--disable_tqdm", "true"])
-    return output, finished, time.time() - started
+    return output, finished
 
 
 def test_three_stages_produce_loadable_folders(curriculum_run, wav_file):
-    output, finished, seconds = curriculum_run
+    output, finished = curriculum_run
     assert list(finished) == ["asr", "smt", "srt"]
-    assert seconds < 120, f"the tiny curriculum took {seconds:.0f} s"
     for stage in ("asr", "smt", "srt"):
         folder = output / stage
         for name in ("config.json", "model.safetensors", "processor_config.json", "modeling_llmsrt.py",
@@ -73,7 +71,7 @@ def test_three_stages_produce_loadable_folders(curriculum_run, wav_file):
 
 
 def test_each_stage_starts_from_the_previous_stage_weights(curriculum_run):
-    output, _, _ = curriculum_run
+    output, _ = curriculum_run
     for previous, stage in (("asr", "smt"), ("smt", "srt")):
         assert info(output / stage)["initial_fingerprint"] == info(output / previous)["final_fingerprint"]
         saved = LLMSRTForConditionalGeneration.from_pretrained(output / previous)
@@ -82,7 +80,7 @@ def test_each_stage_starts_from_the_previous_stage_weights(curriculum_run):
 
 
 def test_trainable_parameters_follow_the_recipe(curriculum_run):
-    output, _, _ = curriculum_run
+    output, _ = curriculum_run
     for stage in ("asr", "smt"):
         names = info(output / stage)["trainable_parameters"]
         assert names and all(name.startswith("speech_adapter.") for name in names)
@@ -95,7 +93,7 @@ def test_trainable_parameters_follow_the_recipe(curriculum_run):
 
 
 def test_loss_falls_on_the_memorisable_toy_set(curriculum_run):
-    output, _, _ = curriculum_run
+    output, _ = curriculum_run
     srt = losses(output / "srt")
     assert srt[-1] < 0.6 * srt[0], srt
     asr = losses(output / "asr")
