@@ -52,7 +52,7 @@ def run_llmsrt(clips: list[dict], precision: str, batch_size: int) -> tuple[list
 
     from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
     from llmsrt.processing_llmsrt import format_answer
-    from llmsrt.quantization import quantize_for_cpu
+    from translation_quality import apply_cpu_variant
 
     whisper, llm = str(MODELS / "whisper-base"), str(MODELS / "qwen2.5-0.5b-instruct")
     processor = LLMSRTProcessor.from_pretrained_parts(whisper, llm, None, 32)
@@ -61,9 +61,7 @@ def run_llmsrt(clips: list[dict], precision: str, batch_size: int) -> tuple[list
         whisper, llm, audio_token_id=processor.audio_token_id, num_query_tokens=32,
         qformer_config={"num_hidden_layers": 2}, query_time_window=1, variable_length_encoding=True,
     ).eval()
-    mode, *keep_float = precision.split("+")  # e.g. int8+down_proj: those layers stay in float
-    if mode != "fp32":
-        quantize_for_cpu(model, mode, keep_float=tuple(keep_float))
+    apply_cpu_variant(model, precision)
     for clip in clips:
         answer = format_answer("srt", clip["src_lang"], clip["tgt_lang"], clip["transcript"], clip["translation"])
         clip["answer_tokens"] = len(processor.tokenizer(answer)["input_ids"]) + 1

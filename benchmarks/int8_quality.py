@@ -14,29 +14,14 @@ those whose name ends with a listed suffix (`keep_float`).
 import argparse
 import copy
 import json
-import time
 
 import torch
-from peak_memory import PeakMemory
+from translation_quality import apply_cpu_variant, translate_and_score
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.audio_gain import audio_gain_on_examples
 from llmsrt.data import load_manifest
 from llmsrt.data.collator import CurriculumCollator
-from llmsrt.evaluation import generate_predictions, score_records
-from llmsrt.quantization import quantize_for_cpu
-
-
-def mean(values) -> float:
-    values = [value for value in values if value is not None]
-    return sum(values) / len(values) if values else float("nan")
-
-
-def converted(model, variant: str):
-    if variant == "fp32":
-        return model
-    mode, *kept = variant.split("+")
-    return quantize_for_cpu(copy.deepcopy(model), mode, keep_float=tuple(kept))
 
 
 def main():
@@ -54,20 +39,13 @@ def main():
     decoding = {"num_beams": 1, "do_sample": False, "max_new_tokens": args.max_new_tokens, "no_repeat_ngram_size": 5}
     rows = {}
     for variant in args.variants:
-        candidate = converted(model, variant)
+        candidate = model if variant == "fp32" else apply_cpu_variant(copy.deepcopy(model), variant)
         gain = audio_gain_on_examples(candidate, examples, CurriculumCollator(processor, task="srt"), args.batch_size)
-        with PeakMemory() as peak, torch.no_grad():
-            started = time.perf_counter()
-            records = generate_predictions(candidate, processor, examples, args.batch_size, decoding)
-            seconds = time.perf_counter() - started
-        scores = score_records(records)
-        rows[variant] = {"bleu": scores["averages"]["bleu"]["all"], "chrf++": scores["averages"]["chrf++"]["all"],
-                         "asr_error_rate": mean(d["asr_error_rate"] for d in scores["directions"].values()),
-                         "srt_loss": gain.own_audio_loss, "audio_gain": gain.overall, "seconds": seconds,
-                         "peak_gib": peak.gib}
-        row = rows[variant]
+        row = rows[variant] = {**translate_and_score(candidate, processor, examples, args.batch_size, decoding),
+                               "srt_loss": gain.own_audio_loss, "audio_gain": gain.overall}
         print(f"{variant:>18}: BLEU {row['bleu']:.2f}  chrF++ {row['chrf++']:.2f}  WER/CER {row['asr_error_rate']:.1f}  "
-              f"SRT loss {row['srt_loss']:.3f}  audio gain {row['audio_gain']:+.1%}  {seconds:.0f} s", flush=True)
+              f"SRT loss {row['srt_loss']:.3f}  audio gain {row['audio_gain']:+.1%}  {row['seconds']:.0f} s",
+              flush=True)
         del candidate
     if "fp32" in rows:
         for variant, row in rows.items():

@@ -10,19 +10,12 @@ A model is best evaluated the way it was trained (the demo trains with variable-
 
 import argparse
 import json
-import time
 
 import torch
-from peak_memory import PeakMemory
+from translation_quality import mean, translate_and_score
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data import load_manifest
-from llmsrt.evaluation import generate_predictions, score_records
-
-
-def mean(values) -> float:
-    values = [value for value in values if value is not None]
-    return sum(values) / len(values) if values else float("nan")
 
 
 def main():
@@ -40,15 +33,8 @@ def main():
     rows = {}
     for variable_length in (True, False):
         model.config.variable_length_encoding = variable_length
-        with PeakMemory() as peak:
-            started = time.perf_counter()
-            records = generate_predictions(model, processor, examples, args.batch_size, decoding)
-            seconds = time.perf_counter() - started
-        scores = score_records(records)
         name = "variable-length" if variable_length else "window"
-        rows[name] = {"bleu": scores["averages"]["bleu"]["all"], "chrf++": scores["averages"]["chrf++"]["all"],
-                      "asr_error_rate": mean(d["asr_error_rate"] for d in scores["directions"].values()),
-                      "seconds": seconds, "peak_gib": peak.gib}
+        rows[name] = translate_and_score(model, processor, examples, args.batch_size, decoding)
     drifts, cosines = [], []
     with torch.no_grad():
         for example in examples.select(range(min(16, len(examples)))):

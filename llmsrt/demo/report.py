@@ -140,7 +140,7 @@ def _asr_verdict(systems: dict) -> list[str]:
 def _verdict(summary: dict, train_clips: int | None) -> list[str]:
     systems = summary["systems"]
     ours = systems["curriculum"]["average_bleu"]
-    lines = _audio_gain_verdict(systems, summary.get("audio_gain_target", AUDIO_GAIN_TARGET)) + _asr_verdict(systems)
+    lines = _audio_gain_verdict(systems, summary["audio_gain_target"]) + _asr_verdict(systems)
     behind = []
     for baseline in ("cascade", "srt-only"):
         theirs = systems.get(baseline, {}).get("average_bleu")
