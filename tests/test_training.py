@@ -245,3 +245,15 @@ def test_trainer_loss_projects_answer_positions_only(lively):
     torch.testing.assert_close(loss, expected.loss, rtol=1e-5, atol=1e-6)
     prompt = int((batch["labels"] != -100).any(0).nonzero()[0])
     assert output.logits.shape[1] == batch["labels"].shape[1] - prompt + 1 < expected.logits.shape[1]
+
+
+def test_a_resumed_one_stage_curriculum_keeps_its_finished_stage(tmp_path):
+    """The SRT-only baseline is a curriculum of one stage: run again with resume, its finished stage is kept."""
+    command = [RECIPE, "--output_dir", str(tmp_path), "--curriculum_stages", "srt", "--stage_overrides",
+               "srt.max_steps=2", "--save_strategy", "steps", "--save_steps", "1", "--disable_tqdm", "true"]
+    main(command)
+    stage_info = tmp_path / "srt" / "stage_info.json"
+    written = (stage_info.read_bytes(), stage_info.stat().st_mtime_ns)
+    finished = main([*command, "--resume_from_checkpoint", "true"])
+    assert finished == {"srt": tmp_path / "srt"}
+    assert (stage_info.read_bytes(), stage_info.stat().st_mtime_ns) == written

@@ -179,11 +179,14 @@ def run_curriculum(
     curriculum = list(curriculum_args.curriculum_stages)
     stages = curriculum if curriculum_args.stage == "all" else [curriculum_args.stage]
     single_stage = len(stages) == 1
-    resuming = bool(training_args.resume_from_checkpoint)
+    # A resumed run of the whole curriculum (even a one-stage one, like the SRT-only baseline) keeps finished stages;
+    # a stage named with --stage is run again.
+    skip_finished = bool(training_args.resume_from_checkpoint) and curriculum_args.stage == "all"
+
     finished: dict[str, Path] = {}
     for stage in stages:
         stage_dir = output_dir / stage
-        if resuming and is_complete(stage_dir) and not single_stage:
+        if skip_finished and is_complete(stage_dir):
             logger.info("Stage %s is complete in %s: skipped.", stage, stage_dir)
             finished[stage] = stage_dir
             continue
