@@ -15,7 +15,10 @@ from llmsrt.encoder_cache import fingerprint
 from llmsrt.tiny import build_tiny_model_and_processor
 from llmsrt.training import main, parse_train_args
 from llmsrt.training.alignment import (
+    ALIGN_MASK_TIME_LENGTH,
     CTCAlignmentHead,
+    LLMSRTForAlignment,
+    mask_frames,
     match_embedding_scale,
     transcript_token_ids,
     unreachable_transcripts,
@@ -96,6 +99,40 @@ def test_align_must_come_first_and_trains_the_adapter_only():
         parse_train_args([RECIPE, "--stage_overrides", "align.train=adapter,lora"])
     with pytest.raises(ValueError, match="--align_loss"):
         parse_train_args([RECIPE, "--align_loss", "mse"])
+    with pytest.raises(ValueError, match="--align_mask_time_prob is a share"):
+        parse_train_args([RECIPE, "--align_mask_time_prob", "1.5"])
+
+
+def test_spec_augment_hides_spans_of_real_frames_only():
+    torch.manual_seed(0)
+    frames = torch.randn(4, 200, 64) + 3  # no frame or channel is zero before masking
+    frame_mask = torch.ones(4, 200, dtype=torch.long)
+    frame_mask[1, 100:] = 0
+    hidden = mask_frames(frames, frame_mask, mask_time_prob=0.3, mask_feature_prob=0.0) == 0
+    assert (hidden.all(-1) == hidden.any(-1)).all()  # a hidden frame is hidden in every channel
+    hidden_frames = hidden.all(-1)
+    assert not hidden_frames[1, 100:].any()  # padding is left alone
+    shares = [hidden_frames[row, : int(frame_mask[row].sum())].float().mean().item() for row in range(4)]
+    assert all(0.15 <= share <= 0.35 for share in shares), shares
+    runs = torch.diff(hidden_frames[0].int(), prepend=torch.zeros(1, dtype=torch.int)).eq(1).sum().item()
+    assert runs <= 0.3 * 200 / ALIGN_MASK_TIME_LENGTH  # spans, not scattered frames
+    hidden = mask_frames(frames, frame_mask, mask_time_prob=0.0, mask_feature_prob=0.5) == 0
+    hidden_channels = hidden.all(1)
+    assert (hidden_channels == hidden.any(1)).all() and 0.3 <= hidden_channels.float().mean().item() <= 0.6
+
+
+def test_spec_augment_runs_in_training_mode_only(wav_file):
+    model, processor = build_tiny_model_and_processor(toy_texts(), num_query_tokens=8)
+    batch = processor(audio=[str(wav_file)] * 2, src_lang=["eng"] * 2, task="asr")
+    inputs = {"input_features": batch["input_features"], "input_features_mask": batch["input_features_mask"]}
+    plain = LLMSRTForAlignment(model, [5, 6, 7])
+    augmented = LLMSRTForAlignment(model, [5, 6, 7], mask_time_prob=0.5, mask_feature_prob=0.3)
+    plain.eval(), augmented.eval()
+    with torch.no_grad():
+        assert torch.equal(plain(**inputs)["logits"], augmented(**inputs)["logits"])
+        augmented.train()
+        model.speech_adapter.eval()  # no dropout: only the masks can differ
+        assert not torch.allclose(plain(**inputs)["logits"], augmented(**inputs)["logits"])
 
 
 def test_proportional_targets_split_the_clip_by_letters():

@@ -16,6 +16,7 @@ import math
 
 import torch
 from torch import nn
+from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
 
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 
@@ -105,6 +106,35 @@ class CTCAlignmentHead(nn.Module):
 
 ALIGN_LOSSES = ("ctc", "proportional")
 
+# SpecAugment on the frozen encoder's frames (20 ms each) in the align stage: spans of 100 ms, and of 32 channels.
+ALIGN_MASK_TIME_LENGTH = 5
+ALIGN_MASK_FEATURE_LENGTH = 32
+
+
+def mask_frames(
+    frames: torch.Tensor, frame_mask: torch.Tensor | None, mask_time_prob: float, mask_feature_prob: float
+) -> torch.Tensor:
+    """SpecAugment (arXiv 1904.08779) on encoder frames: zero random time spans and channel spans.
+
+    Args:
+        frames: `(B, T_enc, D_audio)` encoder outputs.
+        frame_mask: `(B, T_enc)` 1 on real frames (spans are drawn within them), or None.
+
+    Returns:
+        `(B, T_enc, D_audio)` frames with about `mask_time_prob` of the real frames and `mask_feature_prob` of the
+        channels of each clip set to 0 (spans drawn by transformers' wav2vec2 `_compute_mask_indices`).
+    """
+    batch, length, channels = frames.shape
+    keep = torch.ones(batch, length, channels, dtype=frames.dtype, device=frames.device)
+    if mask_time_prob > 0:
+        spans = _compute_mask_indices((batch, length), mask_time_prob, ALIGN_MASK_TIME_LENGTH,
+                                      attention_mask=None if frame_mask is None else frame_mask.long().cpu())
+        keep = keep.masked_fill(torch.from_numpy(spans).to(frames.device)[:, :, None], 0)
+    if mask_feature_prob > 0:
+        spans = _compute_mask_indices((batch, channels), mask_feature_prob, ALIGN_MASK_FEATURE_LENGTH)
+        keep = keep.masked_fill(torch.from_numpy(spans).to(frames.device)[:, None, :], 0)
+    return frames * keep
+
 # What the align stage trains, and so what its checkpoints hold.
 TRAINED_PREFIXES = ("model.speech_adapter.", "head.")
 
@@ -115,6 +145,7 @@ class LLMSRTForAlignment(nn.Module):
     `loss="ctc"`: the `Q` audio embeddings spell the transcript's tokens in order (CTC, learned blank);
     `loss="proportional"`: each query is classified as the token its time slice covers under a fixed alignment
     (`CTCAlignmentHead.proportional_targets`): no blank plateau to escape, at the price of a rough alignment.
+    In training mode, `mask_time_prob` / `mask_feature_prob` hide spans of the encoder's frames (`mask_frames`).
 
     Its `state_dict` holds the trainable parts only (the speech adapter and the head): checkpoints stay small and
     the frozen Whisper encoder and LLM come back from the stage's starting point on resume.
@@ -128,6 +159,8 @@ class LLMSRTForAlignment(nn.Module):
         vocabulary_ids: list[int],
         loss: str = "ctc",
         character_lengths: list[int] | None = None,
+        mask_time_prob: float = 0.0,
+        mask_feature_prob: float = 0.0,
     ):
         super().__init__()
         if loss not in ALIGN_LOSSES:
@@ -136,6 +169,7 @@ class LLMSRTForAlignment(nn.Module):
             raise ValueError("The proportional align loss needs the character length of each vocabulary token.")
         self.model = model
         self.loss = loss
+        self.mask_time_prob, self.mask_feature_prob = mask_time_prob, mask_feature_prob
         self.head = CTCAlignmentHead(model.get_input_embeddings().weight, vocabulary_ids,
                                      character_lengths=character_lengths)
 
@@ -159,7 +193,10 @@ class LLMSRTForAlignment(nn.Module):
             `{"logits": (B, Q, 1 + V_align), "loss": ...}` (loss only with labels): `ctc`, the mean CTC loss per
             target token; `proportional`, the mean cross entropy per query against `proportional_targets`.
         """
-        audio_embeds = self.model.get_audio_features(input_features, input_features_mask)
+        frames, frame_mask = self.model.encode_frames(input_features, input_features_mask)
+        if self.training and (self.mask_time_prob or self.mask_feature_prob):
+            frames = mask_frames(frames, frame_mask, self.mask_time_prob, self.mask_feature_prob)
+        audio_embeds = self.model.speech_adapter(frames.to(self.model.audio_encoder.conv1.weight.dtype), frame_mask)
         logits = self.head(audio_embeds, self.model.get_input_embeddings().weight)
         output = {"logits": logits}
         if ctc_labels is not None and self.loss == "proportional":
@@ -188,7 +225,12 @@ class LLMSRTForAlignment(nn.Module):
 
 
 def prepare_alignment(
-    model: LLMSRTForConditionalGeneration, tokenizer, train_examples, loss: str
+    model: LLMSRTForConditionalGeneration,
+    tokenizer,
+    train_examples,
+    loss: str,
+    mask_time_prob: float = 0.0,
+    mask_feature_prob: float = 0.0,
 ) -> tuple["LLMSRTForAlignment", dict]:
     """The align stage's trainable model (`model` with its head over the training transcripts' tokens) and the
     notes for `stage_info.json` (loss, vocabulary size, transcripts longer than the queries can spell)."""
@@ -198,8 +240,11 @@ def prepare_alignment(
     if unreachable:
         logger.warning("align: %d transcripts need more than num_query_tokens=%d CTC outputs and add no CTC loss.",
                        unreachable, model.config.num_query_tokens)
-    notes = {"align_loss": loss, "ctc_vocabulary_size": len(vocabulary), "ctc_unreachable_transcripts": unreachable}
-    return LLMSRTForAlignment(model, vocabulary, loss, token_character_lengths(tokenizer, vocabulary)), notes
+    notes = {"align_loss": loss, "ctc_vocabulary_size": len(vocabulary), "ctc_unreachable_transcripts": unreachable,
+             "align_mask_time_prob": mask_time_prob, "align_mask_feature_prob": mask_feature_prob}
+    aligner = LLMSRTForAlignment(model, vocabulary, loss, token_character_lengths(tokenizer, vocabulary),
+                                 mask_time_prob=mask_time_prob, mask_feature_prob=mask_feature_prob)
+    return aligner, notes
 
 
 @torch.no_grad()

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from ..data.arguments import DataArguments  # noqa: F401  (re-exported: the data part of the arguments)
+from .alignment import ALIGN_MASK_FEATURE_LENGTH, ALIGN_MASK_TIME_LENGTH
 
 STAGES = ("align", "asr", "smt", "srt")
 PAPER_CURRICULUM = ("asr", "smt", "srt")
@@ -87,6 +88,16 @@ class CurriculumArguments:
         metadata={"help": "At the end of the align stage: embedding (scale the adapter's outputs to the norm of the "
                           "LLM's token embeddings, whose directions the stage aligned them with) or unchanged."},
     )
+    align_mask_time_prob: float = field(
+        default=0.0,
+        metadata={"help": "SpecAugment in the align stage: the share of the encoder's frames hidden (zeroed) in spans "
+                          f"of {ALIGN_MASK_TIME_LENGTH} frames (100 ms) at each training step; 0 turns it off."},
+    )
+    align_mask_feature_prob: float = field(
+        default=0.0,
+        metadata={"help": "SpecAugment in the align stage: the share of the encoder's channels zeroed in spans of "
+                          f"{ALIGN_MASK_FEATURE_LENGTH} channels at each training step; 0 turns it off."},
+    )
     encoder_cache_dir: str | None = field(
         default=None,
         metadata={"help": "Cache the frozen encoder's outputs on disk here, reused across epochs and stages."},
@@ -116,6 +127,9 @@ class CurriculumArguments:
                              f"{self.curriculum_stages}.")
         if self.align_loss not in ("ctc", "proportional"):
             raise ValueError(f"--align_loss takes ctc or proportional, got {self.align_loss!r}.")
+        for name in ("align_mask_time_prob", "align_mask_feature_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"--{name} is a share of the frames or channels: 0 <= p < 1, got {getattr(self, name)}.")
         if self.align_output_scale not in ("embedding", "unchanged"):
             raise ValueError(f"--align_output_scale takes embedding or unchanged, got {self.align_output_scale!r}.")
         if self.stage_folders not in STAGE_FOLDERS:

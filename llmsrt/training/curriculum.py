@@ -99,7 +99,11 @@ def run_stage(
     if stage == "align":
         # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
         # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
-        model, stage_notes = prepare_alignment(model, processor.tokenizer, train_examples, curriculum_args.align_loss)
+        model, stage_notes = prepare_alignment(
+            model, processor.tokenizer, train_examples, curriculum_args.align_loss,
+            mask_time_prob=curriculum_args.align_mask_time_prob,
+            mask_feature_prob=curriculum_args.align_mask_feature_prob,
+        )
         train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
     else:
         collator = CurriculumCollator(
