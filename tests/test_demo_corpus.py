@@ -1,5 +1,7 @@
 import json
+import os
 import re
+import shutil
 import time
 
 import pytest
@@ -40,6 +42,24 @@ def test_corpus_splits_by_sentence_with_held_out_voices(corpus):
     assert all(split_of(s) == "test" for s in sentence["test"])
     templates = {s for s in sentence["train"] if s.startswith("tpl")}
     assert len(templates) == 20 and not any(s.startswith("tpl") for s in sentence["dev"] | sentence["test"])
+
+
+def test_more_training_styles_add_voices_to_the_training_split_only(corpus, tmp_path):
+    out, manifests = corpus
+    shutil.copytree(out / "audio", tmp_path / "audio", copy_function=os.link)  # the clips of the first style
+    more = build_demo_corpus(tmp_path, languages=["eng", "deu", "zho"], targets_per_clip=None, template_sentences=20,
+                             train_styles_per_sentence=2)
+    for split in ("dev", "test"):
+        assert more[split].read_text() == manifests[split].read_text()
+    one, two = manifests["train"].read_text().splitlines(), more["train"].read_text().splitlines()
+    assert len(two) == 2 * len(one) and set(one) <= set(two)  # the first style's rows are kept as they were
+    voices = {}
+    for row in map(json.loads, two):
+        voices.setdefault((row["id"].split("-")[0], row["src_lang"]), set()).add(row["voice"])
+    assert all(len(found) == 2 for found in voices.values())
+    assert len({json.loads(line)["id"] for line in two}) == len(two)
+    with pytest.raises(ValueError, match="train_styles_per_sentence must be 1 to 9"):
+        build_demo_corpus(tmp_path, languages=["eng"], train_styles_per_sentence=10)
 
 
 def test_templates_are_parallel_and_vary_in_what_only_the_audio_tells():

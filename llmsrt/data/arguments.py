@@ -30,6 +30,11 @@ class DataArguments:
         metadata={"help": "Languages that '--directions all' pairs (default: the paper's 15, 210 directions)."},
     )
     train_split: str = field(default="train")
+    train_styles_per_sentence: int = field(
+        default=1,
+        metadata={"help": "--dataset demo: training clips per sentence and language, each in another eSpeak voice, "
+                          "speed and pitch (dev and test keep one held-out voice)."},
+    )
     eval_split: str | None = field(default=None)
     streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
     skip_invalid_rows: bool = field(

@@ -57,6 +57,7 @@ def build_demo_corpus(
     targets_per_clip: int | None = 1,
     seed: int = 0,
     template_sentences: int = TEMPLATE_SENTENCES,
+    train_styles_per_sentence: int = 1,
 ) -> dict[str, Path]:
     """Synthesize the corpus into `out_dir` and return `{split: manifest path}`.
 
@@ -64,16 +65,22 @@ def build_demo_corpus(
         languages: ISO 639-3 codes among `VOICES` (default: all).
         targets_per_clip: target languages paired with each clip (rotating through the others; `None` = all).
         template_sentences: filled templates added to the training split (`demo_templates.fill_templates`).
+        train_styles_per_sentence: training clips per sentence and language, each in another of `TRAIN_STYLES`
+            (voice, speed, pitch); dev and test clips are spoken once, in a held-out style.
     """
     out_dir = Path(out_dir)
     languages = list(languages or VOICES)
     unknown = [code for code in languages if code not in VOICES]
     if unknown:
         raise ValueError(f"No demo voice for {unknown}; the demo corpus speaks {sorted(VOICES)}.")
+    if not 1 <= train_styles_per_sentence <= len(TRAIN_STYLES):
+        raise ValueError(f"train_styles_per_sentence must be 1 to {len(TRAIN_STYLES)}, got {train_styles_per_sentence}.")
     text = Path(sentences_path).read_bytes()
     settings = {"languages": languages, "targets_per_clip": targets_per_clip, "seed": seed,
                 "text_sha256": hashlib.sha256(text).hexdigest(), "train_styles": TRAIN_STYLES,
                 "held_out_styles": HELD_OUT_STYLES, "template_sentences": template_sentences}
+    if train_styles_per_sentence > 1:  # (absent when 1: corpora built before the option keep their stamp)
+        settings["train_styles_per_sentence"] = train_styles_per_sentence
     settings = json.loads(json.dumps(settings))  # as read back from corpus.json (tuples become lists)
     stamp = out_dir / "corpus.json"
     manifests = {split: out_dir / f"{split}.jsonl" for split in SPLITS}
@@ -85,25 +92,29 @@ def build_demo_corpus(
     sentences += [(sentence, "train") for sentence in fill_templates(template_sentences, languages, seed)]
     for sentence, split in sentences:
         styles = TRAIN_STYLES if split == "train" else HELD_OUT_STYLES
-        for index, source in enumerate(languages):
-            variant, rate, pitch = styles[int(_fraction(f"style:{sentence['id']}:{source}") * len(styles))]
-            name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
-            path = out_dir / name
-            if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                spoken = sentence[SPOKEN_COLUMN.get(source, source)]
-                waveform = engine.synthesize(spoken, f"{VOICES[source]}+{variant}", rate=rate, pitch=pitch)
-                soundfile.write(path, waveform, SAMPLING_RATE)
-            others = [code for code in languages if code != source]
-            count = len(others) if targets_per_clip is None else min(targets_per_clip, len(others))
-            start = int(_fraction(f"target:{sentence['id']}:{source}") * len(others))
-            for offset in range(count):
-                target = others[(start + offset) % len(others)]
-                rows[split].append({
-                    "id": f"{sentence['id']}-{source}-{target}", "audio": name, "src_lang": source,
-                    "transcript": sentence[source], "tgt_lang": target, "translation": sentence[target],
-                    "voice": f"{VOICES[source]}+{variant}",
-                })
+        for source in languages:
+            first = int(_fraction(f"style:{sentence['id']}:{source}") * len(styles))
+            for step in range(train_styles_per_sentence if split == "train" else 1):
+                variant, rate, pitch = styles[(first + step) % len(styles)]
+                name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
+                path = out_dir / name
+                if not path.is_file():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    spoken = sentence[SPOKEN_COLUMN.get(source, source)]
+                    waveform = engine.synthesize(spoken, f"{VOICES[source]}+{variant}", rate=rate, pitch=pitch)
+                    soundfile.write(path, waveform, SAMPLING_RATE)
+                others = [code for code in languages if code != source]
+                count = len(others) if targets_per_clip is None else min(targets_per_clip, len(others))
+                repeat = f":{step}" if step else ""  # the first clip keeps the key (and id) of a one-style corpus
+                start = int(_fraction(f"target:{sentence['id']}:{source}{repeat}") * len(others))
+                for offset in range(count):
+                    target = others[(start + offset) % len(others)]
+                    rows[split].append({
+                        "id": f"{sentence['id']}-{source}-{target}" + (f"-{variant}" if step else ""),
+                        "audio": name, "src_lang": source,
+                        "transcript": sentence[source], "tgt_lang": target, "translation": sentence[target],
+                        "voice": f"{VOICES[source]}+{variant}",
+                    })
     for split, path in manifests.items():
         temporary = path.with_suffix(".tmp")
         temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[split]), "utf-8")
