@@ -94,6 +94,8 @@ def build_demo_corpus(
         styles = TRAIN_STYLES if split == "train" else HELD_OUT_STYLES
         for source in languages:
             first = int(_fraction(f"style:{sentence['id']}:{source}") * len(styles))
+            others = [code for code in languages if code != source]
+            count = len(others) if targets_per_clip is None else min(targets_per_clip, len(others))
             for step in range(train_styles_per_sentence if split == "train" else 1):
                 variant, rate, pitch = styles[(first + step) % len(styles)]
                 name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
@@ -103,8 +105,6 @@ def build_demo_corpus(
                     spoken = sentence[SPOKEN_COLUMN.get(source, source)]
                     waveform = engine.synthesize(spoken, f"{VOICES[source]}+{variant}", rate=rate, pitch=pitch)
                     soundfile.write(path, waveform, SAMPLING_RATE)
-                others = [code for code in languages if code != source]
-                count = len(others) if targets_per_clip is None else min(targets_per_clip, len(others))
                 repeat = f":{step}" if step else ""  # the first clip keeps the key (and id) of a one-style corpus
                 start = int(_fraction(f"target:{sentence['id']}:{source}{repeat}") * len(others))
                 for offset in range(count):

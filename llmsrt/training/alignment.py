@@ -125,15 +125,14 @@ def mask_frames(
         channels of each clip set to 0 (spans drawn by transformers' wav2vec2 `_compute_mask_indices`).
     """
     batch, length, channels = frames.shape
-    keep = torch.ones(batch, length, channels, dtype=frames.dtype, device=frames.device)
     if mask_time_prob > 0:
         spans = _compute_mask_indices((batch, length), mask_time_prob, ALIGN_MASK_TIME_LENGTH,
                                       attention_mask=None if frame_mask is None else frame_mask.long().cpu())
-        keep = keep.masked_fill(torch.from_numpy(spans).to(frames.device)[:, :, None], 0)
+        frames = frames.masked_fill(torch.from_numpy(spans).to(frames.device)[:, :, None], 0)
     if mask_feature_prob > 0:
         spans = _compute_mask_indices((batch, channels), mask_feature_prob, ALIGN_MASK_FEATURE_LENGTH)
-        keep = keep.masked_fill(torch.from_numpy(spans).to(frames.device)[:, None, :], 0)
-    return frames * keep
+        frames = frames.masked_fill(torch.from_numpy(spans).to(frames.device)[:, None, :], 0)
+    return frames
 
 # What the align stage trains, and so what its checkpoints hold.
 TRAINED_PREFIXES = ("model.speech_adapter.", "head.")

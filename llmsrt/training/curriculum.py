@@ -186,7 +186,6 @@ def run_curriculum(
     # A resumed run of the whole curriculum (even a one-stage one, like the SRT-only baseline) keeps finished stages;
     # a stage named with --stage is run again.
     skip_finished = bool(training_args.resume_from_checkpoint) and curriculum_args.stage == "all"
-
     finished: dict[str, Path] = {}
     for stage in stages:
         stage_dir = output_dir / stage
