@@ -40,9 +40,9 @@ setup(
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5",
-                "grimp>=3.5"],  # grimp: the import-graph test
-        # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin
-        "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
+                "wordfreq>=3.1", "grimp>=3.5"],  # grimp: the import-graph test
+        # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin; word lists
+        "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5", "wordfreq>=3.1"],
         "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1"],  # benchmarks/cpu_inference.py: the CTranslate2 cascade
         "comet": ["unbabel-comet>=2.2"],
         # The web demo (python -m llmsrt.app) and its browser test (Playwright drives Debian's Chromium).

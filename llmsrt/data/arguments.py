@@ -35,9 +35,19 @@ class DataArguments:
         metadata={"help": "--dataset demo: training clips per sentence and language, each in another eSpeak voice, "
                           "speed and pitch (dev and test keep one held-out voice)."},
     )
+    word_lists_per_language: int = field(
+        default=0,
+        metadata={"help": "--dataset demo: training clips per language that speak a list of frequent words "
+                          "(wordfreq), transcribed, not translated: for the align and asr stages."},
+    )
     eval_split: str | None = field(default=None)
     streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
     skip_invalid_rows: bool = field(
         default=False, metadata={"help": "Drop bad manifest rows (counted and logged) instead of stopping."}
     )
     max_train_samples: int | None = field(default=None)
+
+    def demo_corpus_options(self) -> dict:
+        """The keyword arguments of `build_demo_corpus` that these arguments set."""
+        return {"train_styles_per_sentence": self.train_styles_per_sentence,
+                "word_lists_per_language": self.word_lists_per_language}

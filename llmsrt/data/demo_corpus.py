@@ -3,8 +3,9 @@
 Each sentence is spoken once per language; training clips use one set of voices, speeds and pitches, and
 dev/test clips another, so that test speech is never heard in training. The training split also gets filled
 templates (`demo_templates.py`: names, numbers, cities, things chosen per sentence), whose content only the audio
-tells; dev and test keep the hand-written sentences only, all unseen in training. Chinese is spoken from pinyin (eSpeak's
-`cmn-latn-pinyin` voice) and transcribed in characters. The output is a manifest per split, read by
+tells; dev and test keep the hand-written sentences only, all unseen in training. Optionally the training split
+also gets lists of frequent words (`demo_word_lists.py`), transcribed but not translated, for the transcript
+stages. Chinese is spoken from pinyin (eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output is a manifest per split, read by
 `llmsrt.data.load_manifest` like any user data, and is cached: a rebuild with the same text and settings is a no-op.
 """
 
@@ -18,6 +19,7 @@ import soundfile
 from .schema import SAMPLING_RATE
 from .speech_synthesis import ESpeak
 from .demo_templates import fill_templates
+from .demo_word_lists import word_lists
 
 SENTENCES = Path(__file__).with_name("sentences.tsv")
 VOICES = {"eng": "en-us", "deu": "de", "fra": "fr", "spa": "es", "ita": "it", "por": "pt", "nld": "nl",
@@ -50,6 +52,13 @@ def read_sentences(path: str | Path = SENTENCES) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
+def _speak(engine: ESpeak, path: Path, text: str, voice: str, rate: int, pitch: int) -> None:
+    """Write the clip of `text` to `path`, unless an earlier build did."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, engine.synthesize(text, voice, rate=rate, pitch=pitch), SAMPLING_RATE)
+
+
 def build_demo_corpus(
     out_dir: str | Path,
     languages: list[str] | None = None,
@@ -58,6 +67,7 @@ def build_demo_corpus(
     seed: int = 0,
     template_sentences: int = TEMPLATE_SENTENCES,
     train_styles_per_sentence: int = 1,
+    word_lists_per_language: int = 0,
 ) -> dict[str, Path]:
     """Synthesize the corpus into `out_dir` and return `{split: manifest path}`.
 
@@ -67,6 +77,8 @@ def build_demo_corpus(
         template_sentences: filled templates added to the training split (`demo_templates.fill_templates`).
         train_styles_per_sentence: training clips per sentence and language, each in another of `TRAIN_STYLES`
             (voice, speed, pitch); dev and test clips are spoken once, in a held-out style.
+        word_lists_per_language: training clips per language whose text is a list of frequent words
+            (`demo_word_lists.word_lists`), with a transcript and no translation: for the `align` and `asr` stages.
     """
     out_dir = Path(out_dir)
     languages = list(languages or VOICES)
@@ -81,6 +93,8 @@ def build_demo_corpus(
                 "held_out_styles": HELD_OUT_STYLES, "template_sentences": template_sentences}
     if train_styles_per_sentence > 1:  # (absent when 1: corpora built before the option keep their stamp)
         settings["train_styles_per_sentence"] = train_styles_per_sentence
+    if word_lists_per_language:
+        settings["word_lists_per_language"] = word_lists_per_language
     settings = json.loads(json.dumps(settings))  # as read back from corpus.json (tuples become lists)
     stamp = out_dir / "corpus.json"
     manifests = {split: out_dir / f"{split}.jsonl" for split in SPLITS}
@@ -99,12 +113,8 @@ def build_demo_corpus(
             for step in range(train_styles_per_sentence if split == "train" else 1):
                 variant, rate, pitch = styles[(first + step) % len(styles)]
                 name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
-                path = out_dir / name
-                if not path.is_file():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    spoken = sentence[SPOKEN_COLUMN.get(source, source)]
-                    waveform = engine.synthesize(spoken, f"{VOICES[source]}+{variant}", rate=rate, pitch=pitch)
-                    soundfile.write(path, waveform, SAMPLING_RATE)
+                _speak(engine, out_dir / name, sentence[SPOKEN_COLUMN.get(source, source)],
+                       f"{VOICES[source]}+{variant}", rate, pitch)
                 repeat = f":{step}" if step else ""  # the first clip keeps the key (and id) of a one-style corpus
                 start = int(_fraction(f"target:{sentence['id']}:{source}{repeat}") * len(others))
                 for offset in range(count):
@@ -115,6 +125,13 @@ def build_demo_corpus(
                         "transcript": sentence[source], "tgt_lang": target, "translation": sentence[target],
                         "voice": f"{VOICES[source]}+{variant}",
                     })
+    for words in word_lists(word_lists_per_language, languages, seed):
+        source = words["language"]
+        variant, rate, pitch = TRAIN_STYLES[int(_fraction(f"style:{words['id']}") * len(TRAIN_STYLES))]
+        name = f"audio/train/{words['id']}-{variant}-{rate}-{pitch}.wav"
+        _speak(engine, out_dir / name, words["spoken"], f"{VOICES[source]}+{variant}", rate, pitch)
+        rows["train"].append({"id": words["id"], "audio": name, "src_lang": source, "transcript": words["text"],
+                              "tgt_lang": None, "translation": None, "voice": f"{VOICES[source]}+{variant}"})
     for split, path in manifests.items():
         temporary = path.with_suffix(".tmp")
         temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[split]), "utf-8")

@@ -49,7 +49,7 @@ def load_stage_examples(data_args: DataArguments, stage: str, output_dir: str, s
 
         languages = [code for code in data_args.languages if code in VOICES]
         manifests = build_demo_corpus(data_args.dataset_path or Path(output_dir) / "demo-data", languages=languages,
-                                      train_styles_per_sentence=data_args.train_styles_per_sentence)
+                                      **data_args.demo_corpus_options())
         if split not in manifests:
             raise ValueError(f"The demo corpus has the splits {sorted(manifests)}, not {split!r}.")
         examples = load_manifest(manifests[split], streaming=data_args.streaming)

@@ -134,7 +134,7 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     parts = ["--whisper", model_args.whisper, "--llm", model_args.llm]
     with timings.part("corpus"):
         manifests = build_demo_corpus(settings.corpus_dir, languages=data_args.languages,
-                                      train_styles_per_sentence=data_args.train_styles_per_sentence)
+                                      **data_args.demo_corpus_options())
     with timings.part(f"train: curriculum ({', '.join(curriculum)})"):
         finished = run_curriculum(*train_args("curriculum", parts))
     with timings.part("train: srt-only baseline"):
