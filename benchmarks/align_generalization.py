@@ -7,7 +7,8 @@ saved them).
 
 The align folder gives the frozen parts and the processor; each checkpoint gives the adapter and the head. The head's
 vocabulary is rebuilt from the training transcripts, as the stage built it. Accuracy counts the queries whose target
-token (the proportional alignment of `--align_loss proportional`) is in that vocabulary.
+token (the proportional alignment of `--align_loss proportional`) is in that vocabulary; all-query accuracy counts
+every query, a token outside the vocabulary as a miss, and so compares heads whose vocabularies differ.
 """
 
 import argparse
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @torch.no_grad()
 def score(aligner, collate, examples, batch_size: int) -> dict:
-    losses, correct, counted = [], 0, 0
+    losses, correct, counted, queries = [], 0, 0, 0
     for start in range(0, len(examples), batch_size):
         batch = collate([examples[i] for i in range(start, min(start + batch_size, len(examples)))])
         output = aligner(**batch)
@@ -35,8 +36,10 @@ def score(aligner, collate, examples, batch_size: int) -> dict:
         scored = targets != -100
         correct += (output["logits"].argmax(-1)[scored] == targets[scored]).sum().item()
         counted += scored.sum().item()
+        queries += (batch["ctc_labels"] >= 0).any(-1).sum().item() * targets.shape[1]
         losses.append(output["loss"].item())
-    return {"loss": sum(losses) / len(losses), "query_accuracy": correct / counted}
+    return {"loss": sum(losses) / len(losses), "query_accuracy": correct / counted,
+            "all_query_accuracy": correct / queries}
 
 
 def main():
@@ -63,7 +66,8 @@ def main():
                             for split, examples in samples.items()}
         train, dev = rows[checkpoint]["train"], rows[checkpoint]["dev"]
         print(f"{checkpoint}: train loss {train['loss']:.3f} accuracy {train['query_accuracy']:.3f} | "
-              f"dev loss {dev['loss']:.3f} accuracy {dev['query_accuracy']:.3f}", flush=True)
+              f"dev loss {dev['loss']:.3f} accuracy {dev['query_accuracy']:.3f} "
+              f"(all queries {dev['all_query_accuracy']:.3f})", flush=True)
     if args.output:
         Path(args.output).write_text(json.dumps({"align_dir": args.align_dir, "clips": args.clips, "rows": rows},
                                                 indent=2), encoding="utf-8")

@@ -5,8 +5,9 @@ dev/test clips another, so that test speech is never heard in training. The trai
 templates (`demo_templates.py`: names, numbers, cities, things chosen per sentence), whose content only the audio
 tells; dev and test keep the hand-written sentences only, all unseen in training. Optionally the training split
 also gets lists of frequent words (`demo_word_lists.py`), transcribed but not translated, for the transcript
-stages. Chinese is spoken from pinyin (eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output is a manifest per split, read by
-`llmsrt.data.load_manifest` like any user data, and is cached: a rebuild with the same text and settings is a no-op.
+stages. Chinese is spoken from pinyin (eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output
+is a manifest per split, read by `llmsrt.data.load_manifest` like any user data, and is cached: a rebuild with the
+same text and settings is a no-op.
 """
 
 import csv
