@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from llmsrt.data.demo_corpus import SPOKEN_COLUMN, TRAIN_STYLES, VOICES, _fraction, _speak, read_sentences
+from llmsrt.data.demo_corpus import SPOKEN_COLUMN, TRAIN_STYLES, VOICES, _speak, read_sentences, style_index
 from llmsrt.data.speech_synthesis import ESpeak
 
 
@@ -33,11 +33,11 @@ def main():
     for line in (corpus / "dev.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         sentence_id, source = row["id"].split("-")[0], row["src_lang"]
-        variant, rate, pitch = TRAIN_STYLES[int(_fraction(f"style:{sentence_id}:{source}") * len(TRAIN_STYLES))]
+        variant, rate, pitch = TRAIN_STYLES[style_index(f"{sentence_id}:{source}", TRAIN_STYLES)]
         path = output / "audio" / f"{sentence_id}-{source}-{variant}-{rate}-{pitch}.wav"
-        _speak(engine, path, sentences[sentence_id][SPOKEN_COLUMN.get(source, source)], f"{VOICES[source]}+{variant}",
-               rate, pitch)
-        dev.append({**row, "audio": str(path.resolve()), "voice": f"{VOICES[source]}+{variant}"})
+        voice = f"{VOICES[source]}+{variant}"
+        _speak(engine, path, sentences[sentence_id][SPOKEN_COLUMN.get(source, source)], voice, rate, pitch)
+        dev.append({**row, "audio": str(path.resolve()), "voice": voice})
     write_jsonl(output / "dev.jsonl", dev)
     train = [json.loads(line) for line in (corpus / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     write_jsonl(output / "train.jsonl", [{**row, "audio": str(corpus / row["audio"])} for row in train])

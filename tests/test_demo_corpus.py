@@ -8,9 +8,8 @@ import pytest
 
 from llmsrt.data import load_manifest
 from llmsrt.demo import VOICES, build_demo_corpus
-from llmsrt.data.demo_corpus import read_sentences, split_of
 from llmsrt.data.arguments import DataArguments
-from llmsrt.data.demo_corpus import TRAIN_STYLES
+from llmsrt.data.demo_corpus import TRAIN_STYLES, read_sentences, split_of
 from llmsrt.data.stage_data import load_stage_examples
 from llmsrt.data.demo_templates import SLOT, chinese_pinyin, fill_templates
 from llmsrt.data.demo_word_lists import word_lists

@@ -53,6 +53,12 @@ def read_sentences(path: str | Path = SENTENCES) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
+def style_index(key: str, styles: list[tuple]) -> int:
+    """The position in `styles` of the (first) style that speaks the clip of `key` (a sentence id and language, or
+    a word list's id): stable for a key."""
+    return int(_fraction(f"style:{key}") * len(styles))
+
+
 def _speak(engine: ESpeak, path: Path, text: str, voice: str, rate: int, pitch: int) -> None:
     """Write the clip of `text` to `path`, unless an earlier build did."""
     if not path.is_file():
@@ -87,7 +93,8 @@ def build_demo_corpus(
     if unknown:
         raise ValueError(f"No demo voice for {unknown}; the demo corpus speaks {sorted(VOICES)}.")
     if not 1 <= train_styles_per_sentence <= len(TRAIN_STYLES):
-        raise ValueError(f"train_styles_per_sentence must be 1 to {len(TRAIN_STYLES)}, got {train_styles_per_sentence}.")
+        raise ValueError(f"train_styles_per_sentence must be 1 to {len(TRAIN_STYLES)}, "
+                         f"got {train_styles_per_sentence}.")
     text = Path(sentences_path).read_bytes()
     settings = {"languages": languages, "targets_per_clip": targets_per_clip, "seed": seed,
                 "text_sha256": hashlib.sha256(text).hexdigest(), "train_styles": TRAIN_STYLES,
@@ -108,14 +115,14 @@ def build_demo_corpus(
     for sentence, split in sentences:
         styles = TRAIN_STYLES if split == "train" else HELD_OUT_STYLES
         for source in languages:
-            first = int(_fraction(f"style:{sentence['id']}:{source}") * len(styles))
+            first = style_index(f"{sentence['id']}:{source}", styles)
             others = [code for code in languages if code != source]
             count = len(others) if targets_per_clip is None else min(targets_per_clip, len(others))
             for step in range(train_styles_per_sentence if split == "train" else 1):
                 variant, rate, pitch = styles[(first + step) % len(styles)]
                 name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
-                _speak(engine, out_dir / name, sentence[SPOKEN_COLUMN.get(source, source)],
-                       f"{VOICES[source]}+{variant}", rate, pitch)
+                voice = f"{VOICES[source]}+{variant}"
+                _speak(engine, out_dir / name, sentence[SPOKEN_COLUMN.get(source, source)], voice, rate, pitch)
                 repeat = f":{step}" if step else ""  # the first clip keeps the key (and id) of a one-style corpus
                 start = int(_fraction(f"target:{sentence['id']}:{source}{repeat}") * len(others))
                 for offset in range(count):
@@ -124,15 +131,15 @@ def build_demo_corpus(
                         "id": f"{sentence['id']}-{source}-{target}" + (f"-{variant}" if step else ""),
                         "audio": name, "src_lang": source,
                         "transcript": sentence[source], "tgt_lang": target, "translation": sentence[target],
-                        "voice": f"{VOICES[source]}+{variant}",
+                        "voice": voice,
                     })
     for words in word_lists(word_lists_per_language, languages, seed):
         source = words["language"]
-        variant, rate, pitch = TRAIN_STYLES[int(_fraction(f"style:{words['id']}") * len(TRAIN_STYLES))]
-        name = f"audio/train/{words['id']}-{variant}-{rate}-{pitch}.wav"
-        _speak(engine, out_dir / name, words["spoken"], f"{VOICES[source]}+{variant}", rate, pitch)
+        variant, rate, pitch = TRAIN_STYLES[style_index(words["id"], TRAIN_STYLES)]
+        name, voice = f"audio/train/{words['id']}-{variant}-{rate}-{pitch}.wav", f"{VOICES[source]}+{variant}"
+        _speak(engine, out_dir / name, words["spoken"], voice, rate, pitch)
         rows["train"].append({"id": words["id"], "audio": name, "src_lang": source, "transcript": words["text"],
-                              "tgt_lang": None, "translation": None, "voice": f"{VOICES[source]}+{variant}"})
+                              "tgt_lang": None, "translation": None, "voice": voice})
     for split, path in manifests.items():
         temporary = path.with_suffix(".tmp")
         temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[split]), "utf-8")

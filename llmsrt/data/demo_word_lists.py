@@ -9,10 +9,9 @@ characters with no spaces and spoken from pinyin, like the other Chinese clips.
 
 import random
 
+from ..languages import LANGUAGES
 from .demo_templates import chinese_pinyin
 
-WORDFREQ_CODES = {"eng": "en", "deu": "de", "fra": "fr", "spa": "es", "ita": "it", "por": "pt", "nld": "nl",
-                  "zho": "zh"}
 VOCABULARY_SIZE = 3000  # the most frequent words a list draws from
 WORDS_PER_LIST = (4, 8)
 
@@ -22,9 +21,11 @@ def _vocabulary(language: str) -> list[str]:
         import wordfreq
     except ImportError as error:
         raise ImportError("Word-list clips need wordfreq: pip install -e .[demo]") from error
-    if language not in WORDFREQ_CODES:
-        raise ValueError(f"No word list for {language!r}; word lists exist for {sorted(WORDFREQ_CODES)}.")
-    words = wordfreq.top_n_list(WORDFREQ_CODES[language], VOCABULARY_SIZE)
+    available = set(wordfreq.available_languages())  # ISO 639-1, as Whisper's codes in the language registry
+    if language not in LANGUAGES or LANGUAGES[language].whisper not in available:
+        supported = sorted(code for code, known in LANGUAGES.items() if known.whisper in available)
+        raise ValueError(f"No word list for {language!r}; word lists exist for {supported}.")
+    words = wordfreq.top_n_list(LANGUAGES[language].whisper, VOCABULARY_SIZE)
     return [word for word in words if word.isalpha() and (language == "zho" or len(word) > 1)]  # no "l", "d"...
 
 
