@@ -478,6 +478,11 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         else:
             with torch.set_grad_enabled(encoder_trains):
                 frames = self._run_audio_encoder(input_features, input_features_mask)
+        if frame_mask is not None:
+            # Padded frames are masked out of everything downstream: drop those past the batch's longest clip. The
+            # 30-s window leaves about 1,250 of them after a 5-s clip, which the Q-Former would read for nothing.
+            longest = max(int(frame_mask.sum(-1).max()), 1)
+            frames, frame_mask = frames[:, :longest], frame_mask[:, :longest]
         return frames, frame_mask
 
     def _run_audio_encoder(self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None):

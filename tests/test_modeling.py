@@ -86,6 +86,22 @@ def test_qformer_ignores_padded_encoder_frames(tiny):
     assert out.shape == (1, model.config.num_query_tokens, model.config.text_config.hidden_size)
 
 
+def test_window_encoding_hands_the_adapter_only_frames_up_to_the_longest_clip(lively):
+    """The 30-s window's padded frames are cut before the Q-Former (they are masked anyway): the same audio
+    embeddings as the adapter reading the whole window, from a fraction of its frames."""
+    model, processor = lively
+    batch = processor(audio=[make_clip(1.0, 0), make_clip(2.2, 1)], sampling_rate=SAMPLING_RATE)
+    with torch.no_grad():
+        frames, frame_mask = model.encode_frames(batch["input_features"], batch["input_features_mask"])
+        window = model.audio_encoder(batch["input_features"]).last_hidden_state
+        whole_window = model.speech_adapter(window, batch["input_features_mask"][:, ::2])
+        embeddings = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+    assert frames.shape[1] == int(batch["input_features_mask"][1].sum()) // 2 < window.shape[1]
+    assert frame_mask.shape == frames.shape[:2] and frame_mask[1].all() and not frame_mask[0].all()
+    torch.testing.assert_close(frames, window[:, : frames.shape[1]])
+    torch.testing.assert_close(embeddings, whole_window, rtol=1e-5, atol=1e-5)
+
+
 def test_save_load_gives_identical_logits(tiny, saved_tiny):
     model, processor = tiny
     batch = training_batch(processor)
