@@ -16,12 +16,10 @@ import copy
 import json
 
 import torch
-from translation_quality import apply_cpu_variant, translate_and_score
+from translation_quality import apply_cpu_variant, translate_score_and_hear
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
-from llmsrt.audio_gain import audio_gain_on_examples
 from llmsrt.data import load_manifest
-from llmsrt.data.collator import CurriculumCollator
 
 
 def main():
@@ -40,9 +38,7 @@ def main():
     rows = {}
     for variant in args.variants:
         candidate = model if variant == "fp32" else apply_cpu_variant(copy.deepcopy(model), variant)
-        gain = audio_gain_on_examples(candidate, examples, CurriculumCollator(processor, task="srt"), args.batch_size)
-        row = rows[variant] = {**translate_and_score(candidate, processor, examples, args.batch_size, decoding),
-                               "srt_loss": gain.own_audio_loss, "audio_gain": gain.overall}
+        row = rows[variant] = translate_score_and_hear(candidate, processor, examples, args.batch_size, decoding)
         print(f"{variant:>18}: BLEU {row['bleu']:.2f}  chrF++ {row['chrf++']:.2f}  WER/CER {row['asr_error_rate']:.1f}  "
               f"SRT loss {row['srt_loss']:.3f}  audio gain {row['audio_gain']:+.1%}  {row['seconds']:.0f} s",
               flush=True)

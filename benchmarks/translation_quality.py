@@ -7,6 +7,8 @@ import time
 import torch
 from peak_memory import PeakMemory
 
+from llmsrt.audio_gain import audio_gain_on_examples
+from llmsrt.data.collator import CurriculumCollator
 from llmsrt.evaluation import generate_predictions, score_records
 from llmsrt.quantization import quantize_for_cpu
 
@@ -26,6 +28,13 @@ def translate_and_score(model, processor, examples, batch_size: int, decoding: d
     return {"bleu": scores["averages"]["bleu"]["all"], "chrf++": scores["averages"]["chrf++"]["all"],
             "asr_error_rate": mean(d["asr_error_rate"] for d in scores["directions"].values()),
             "seconds": seconds, "peak_gib": peak.gib}
+
+
+def translate_score_and_hear(model, processor, examples, batch_size: int, decoding: dict) -> dict:
+    """`translate_and_score`'s row plus the teacher-forced SRT loss with each clip's own audio and the audio gain."""
+    gain = audio_gain_on_examples(model, examples, CurriculumCollator(processor, task="srt"), batch_size)
+    return {**translate_and_score(model, processor, examples, batch_size, decoding),
+            "srt_loss": gain.own_audio_loss, "audio_gain": gain.overall}
 
 
 def apply_cpu_variant(model, variant: str):

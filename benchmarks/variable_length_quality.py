@@ -1,6 +1,6 @@
 """Benchmark 2b: what variable-length encoding costs a trained model. The same saved LLM-SRT model translates
 the same clips twice, its encoder reading each clip's real length and then the 30-s window; prints average BLEU,
-chrF++ and WER/CER of both, the encoder-output drift on those clips, and the time of each pass.
+chrF++, WER/CER and audio gain of both, the encoder-output drift on those clips, and the time of each pass.
 
     python benchmarks/variable_length_quality.py --model runs/demo/curriculum/srt \
         --manifest runs/demo/test-subset.jsonl [--output benchmarks/results/variable-length-quality-demo.json]
@@ -12,7 +12,7 @@ import argparse
 import json
 
 import torch
-from translation_quality import mean, translate_and_score
+from translation_quality import mean, translate_score_and_hear
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data import load_manifest
@@ -34,7 +34,7 @@ def main():
     for variable_length in (True, False):
         model.config.variable_length_encoding = variable_length
         name = "variable-length" if variable_length else "window"
-        rows[name] = translate_and_score(model, processor, examples, args.batch_size, decoding)
+        rows[name] = translate_score_and_hear(model, processor, examples, args.batch_size, decoding)
     drifts, cosines = [], []
     with torch.no_grad():
         for example in examples.select(range(min(16, len(examples)))):
@@ -50,6 +50,7 @@ def main():
             cosines.append(float(torch.nn.functional.cosine_similarity(short, window, dim=-1).mean()))
     for name, row in rows.items():
         print(f"{name:>15}: BLEU {row['bleu']:.2f}  chrF++ {row['chrf++']:.2f}  WER/CER {row['asr_error_rate']:.3f}  "
+              f"audio gain {row['audio_gain']:+.1%}  "
               f"{row['seconds']:.0f} s  peak +{row['peak_gib']:.2f} GiB")
     speedup = rows["window"]["seconds"] / rows["variable-length"]["seconds"]
     print(f"variable-length vs window: {speedup:.2f}x faster end to end; BLEU "
