@@ -481,8 +481,8 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         if frame_mask is not None:
             # Padded frames are masked out of everything downstream: drop those past the batch's longest clip. The
             # 30-s window leaves about 1,250 of them after a 5-s clip, which the Q-Former would read for nothing.
-            longest = max(int(frame_mask.sum(-1).max()), 1)
-            frames, frame_mask = frames[:, :longest], frame_mask[:, :longest]
+            real_frames = max(int(frame_mask.sum(-1).max()), 1)
+            frames, frame_mask = frames[:, :real_frames], frame_mask[:, :real_frames]
         return frames, frame_mask
 
     def _run_audio_encoder(self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None):
@@ -575,7 +575,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         frames, frame_mask = self.encode_frames(input_features, input_features_mask)
         if speech_mask is not None:
             speech_mask = speech_mask[:, : frames.shape[1]].to(frames.device)
-            frame_mask = speech_mask if frame_mask is None else frame_mask[:, : frames.shape[1]] * speech_mask
+            frame_mask = speech_mask if frame_mask is None else frame_mask * speech_mask
         return pooled_frames(frames, frame_mask)
 
     def embed_inputs(
