@@ -142,6 +142,33 @@ def test_proportional_targets_split_the_clip_by_letters():
     assert targets.tolist() == [[1, 2, 2, 2], [3, 3, 3, -100]]
 
 
+def test_timed_targets_take_the_token_spoken_at_each_query():
+    head = CTCAlignmentHead(torch.randn(10, 4), [2, 5, 7], character_lengths=[1, 3, 2])
+    labels = torch.tensor([[2, 5, 7], [2, 5, -100]])
+    nan = float("nan")
+    times = torch.tensor([[[0.0, 0.3], [0.5, 0.7], [0.9, 1.0]], [[nan, nan], [nan, nan], [nan, nan]]])
+    # centres 0.125 / 0.375 / 0.625 / 0.875: inside token 2, nearest to token 2 (a pause), inside token 5,
+    # nearest to token 7; the second row has no times and keeps the letter-proportional layout.
+    assert head.proportional_targets(labels, 4, times).tolist() == [[1, 1, 2, 3], [1, 2, 2, 2]]
+    assert head.proportional_targets(labels, 4).tolist() == [[1, 2, 2, 3], [1, 2, 2, 2]]
+
+
+def test_the_timed_loss_reads_the_batch_token_times(wav_file):
+    model, processor = build_tiny_model_and_processor(toy_texts(), num_query_tokens=4)
+    batch = processor(audio=[str(wav_file)], src_lang=["eng"], task="asr")
+    inputs = {"input_features": batch["input_features"], "input_features_mask": batch["input_features_mask"],
+              "ctc_labels": torch.tensor([[5, 6, 7]]),
+              "ctc_token_times": torch.tensor([[[0.0, 0.7], [0.7, 0.8], [0.8, 1.0]]])}
+    timed, proportional = LLMSRTForAlignment(model, [5, 6, 7], "timed", [1, 1, 1]), \
+        LLMSRTForAlignment(model, [5, 6, 7], "proportional", [1, 1, 1])
+    proportional.head.load_state_dict(timed.head.state_dict())
+    with torch.no_grad():
+        output = timed(**inputs)
+        expected = torch.nn.functional.cross_entropy(output["logits"][0], torch.tensor([1, 1, 1, 3]))
+        assert output["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+        assert proportional(**inputs)["loss"].item() != pytest.approx(expected.item(), rel=1e-3)
+
+
 def test_proportional_align_loss_falls(tmp_path):
     main([*ALIGN, "--curriculum_stages", "align", "--align_loss", "proportional", "--stage_overrides",
           *ALIGN_SETTINGS, "--logging_steps", "4", "--save_strategy", "no", "--output_dir", str(tmp_path)])

@@ -11,7 +11,8 @@ from conftest import make_clip
 from hub_layout import wav_bytes, write_hub_dataset
 
 from llmsrt.data import CurriculumCollator, ManifestError, load_common_voice, load_covost2, load_fleurs, load_manifest
-from llmsrt.data.collator import mixed_task
+from llmsrt.data import AlignmentCollator
+from llmsrt.data.collator import mixed_task, token_times
 from llmsrt.processing_llmsrt import format_answer
 
 FLEURS_KINDS = {
@@ -133,6 +134,12 @@ def test_manifest_rows_resolve_paths_languages_and_ids(tmp_path, kind):
         ({"id": "b", "audio": "audio/1.wav", "src_lang": "eng", "transcript": "x", "translation": "y"},
          r"row 2 \(id=b\).*without 'tgt_lang'"),
         ({"audio": "audio/bad.wav", "src_lang": "eng", "transcript": "x"}, "row 2.*unreadable audio"),
+        ({"audio": "audio/1.wav", "src_lang": "eng", "transcript": "ab", "word_timestamps": [[0, 3, 0.0, 0.5]]},
+         "row 2.*'word_timestamps' entry .* out of range.*2-character transcript"),
+        ({"audio": "audio/1.wav", "src_lang": "eng", "transcript": "ab", "word_timestamps": [[0, 2, 0.5, 0.2]]},
+         "row 2.*'word_timestamps' entry .* out of range"),
+        ({"audio": "audio/1.wav", "src_lang": "eng", "transcript": "ab", "word_timestamps": [[0, 2, 0.5]]},
+         r"row 2.*'word_timestamps' must be a list of \[first_char, end_char, start_seconds, end_seconds\]"),
     ],
 )
 def test_bad_manifest_rows_are_named(tmp_path, bad_row, message):
@@ -178,3 +185,30 @@ def test_smt_share_mixes_tasks_by_ratio():
     assert all(mixed_task(i, 0.0) == "srt" for i in ids[:100])
     with pytest.raises(ValueError, match="smt_share"):
         CurriculumCollator(processor=None, task="asr", smt_share=0.5)
+
+
+def test_word_timestamps_reach_the_align_batch_as_token_times(tiny, tmp_path):
+    _, processor = tiny
+    timed = {**GOOD_ROWS[0], "transcript": "the train", "word_timestamps": [[0, 3, 0.1, 0.3], [4, 9, 0.3, 0.8]]}
+    path = write_manifest(tmp_path, [timed, {**GOOD_ROWS[0], "id": "b", "audio": "audio/1.wav"}])
+    examples = list(load_manifest(path))
+    assert examples[0]["word_timestamps"] == [[0, 3, 0.1, 0.3], [4, 9, 0.3, 0.8]]
+    assert examples[1]["word_timestamps"] is None
+    batch = AlignmentCollator(processor)(examples)
+    seconds = batch["input_features_mask"].sum(-1) * 160 / 16000
+    times = batch["ctc_token_times"]
+    assert times.shape == (*batch["ctc_labels"].shape, 2)
+    known = batch["ctc_labels"][0] >= 0
+    first, last = times[0][known][0], times[0][known][-1]
+    assert first[0].item() == pytest.approx(0.1 / seconds[0].item(), rel=1e-3)  # "the" starts at 0.1 s
+    assert last[1].item() == pytest.approx(0.8 / seconds[0].item(), rel=1e-3)  # "train" ends at 0.8 s
+    assert times[1].isnan().all()  # a row without timestamps
+    assert "ctc_token_times" not in AlignmentCollator(processor)(examples[1:])
+
+
+def test_token_times_share_a_word_by_characters_and_skip_unspoken_tokens():
+    words = [[0, 4, 0.0, 0.4], [5, 7, 0.6, 1.0]]  # "Good" 0-0.4 s, "me" 0.6-1.0 s, in "Good, me?" of 2 s
+    times = token_times([(0, 2), (2, 4), (4, 5), (5, 7), (7, 9)], words, 2.0)
+    assert times[:2] == [pytest.approx((0.0, 0.1)), pytest.approx((0.1, 0.2))]
+    assert times[3] == pytest.approx((0.3, 0.5))
+    assert all(np.isnan(times[2])) and all(np.isnan(times[4]))  # "," and "?" are not spoken

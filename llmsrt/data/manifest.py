@@ -1,4 +1,5 @@
-"""Local manifests: JSONL or CSV rows of `audio`, `src_lang`, `transcript` (+ `tgt_lang`, `translation`, `id`)."""
+"""Local manifests: JSONL or CSV rows of `audio`, `src_lang`, `transcript` (+ `tgt_lang`, `translation`, `id`,
+and in JSONL `word_timestamps`)."""
 
 import logging
 import os
@@ -8,7 +9,7 @@ import datasets
 import soundfile
 
 from ..languages import get_language
-from .schema import standardize
+from .schema import COLUMNS, WORD_TIMESTAMPS, standardize, word_timestamps_problem
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ def _row_problem(row: dict, base_dir: Path, require_translation: bool) -> str | 
         return "a translation example needs non-empty 'tgt_lang' and 'translation'"
     if has_translation and not row.get("tgt_lang"):
         return "'translation' is given without 'tgt_lang'"
+    timing = word_timestamps_problem(row.get(WORD_TIMESTAMPS), str(row["transcript"]))
+    if timing:
+        return timing
     path = row["audio"]
     if not os.path.isabs(path):
         path = str(base_dir / path)
@@ -71,7 +75,7 @@ def load_manifest(
         raise ValueError(f"Unsupported manifest {path.name}: use .jsonl (one JSON object per line) or .csv.")
     raw = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=streaming)
     base_dir = path.parent.resolve()
-    for optional in ("id", "tgt_lang", "translation"):
+    for optional in ("id", "tgt_lang", "translation", WORD_TIMESTAMPS):
         if optional not in (raw.column_names or []):
             raw = raw.map(lambda row, name=optional: {name: None})
 
@@ -98,5 +102,5 @@ def load_manifest(
         if problems:
             logger.warning("Skipped %d invalid row(s) of %s:\n%s", len(problems), path, "\n".join(problems))
     checked = checked.filter(lambda row: not row["problem"])
-    columns = {name: name for name in ("audio", "id", "src_lang", "transcript", "tgt_lang", "translation")}
+    columns = {name: name for name in COLUMNS}
     return standardize(checked, columns)

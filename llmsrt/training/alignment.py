@@ -6,7 +6,8 @@ adapter a direct signal instead, without the LLM's forward pass (LegoSLM arXiv 2
 2502.12900): each of the `Q` audio embeddings is scored against the LLM's frozen input-embedding rows of the
 training transcripts' tokens (cosine similarity, a learned scale) plus a learned blank. With the `ctc` loss the
 sequence of `Q` embeddings spells the transcript's tokens in order; with the `proportional` loss each embedding is
-classified as the token its time slice covers under a fixed alignment. The head (blank vector, scale) is for training only: the
+classified as the token its time slice covers under a fixed alignment (tokens last in proportion to their letters);
+with the `timed` loss, as the token spoken at its time slice's centre, from the data's `word_timestamps`. The head (blank vector, scale) is for training only: the
 stage's folder is a plain LLM-SRT model, and the next stage starts from its adapter.
 """
 
@@ -86,25 +87,41 @@ class CTCAlignmentHead(nn.Module):
         return classes[keep], keep.sum(-1)
 
 
-    def proportional_targets(self, ctc_labels: torch.Tensor, num_queries: int) -> torch.Tensor:
-        """A fixed alignment: `(B, L)` token ids (-100 padded) -> `(B, Q)` the class of the token whose share of the
-        transcript's characters covers the centre of each query's time slice (-100 where the token cannot be
-        written). Speech lasts roughly in proportion to its letters, and the queries split the clip evenly."""
+    def proportional_targets(
+        self, ctc_labels: torch.Tensor, num_queries: int, label_times: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """A fixed alignment: `(B, L)` token ids (-100 padded) -> `(B, Q)` the class of the token spoken at the
+        centre of each query's time slice (-100 where the token cannot be written); the queries split the clip
+        evenly.
+
+        Without `label_times` (or for a row whose times are all NaN), a token lasts in proportion to its letters
+        over the whole clip. With `label_times` `(B, L, 2)` (each token's start and end as fractions of the clip,
+        NaN where unknown: `llmsrt.data.collator.token_times`), the token whose time holds the centre, or else the
+        nearest one in time.
+        """
         centres = (torch.arange(num_queries, device=ctc_labels.device) + 0.5) / num_queries
         rows = []
-        for labels in ctc_labels:
-            token_ids = labels[labels >= 0]
+        for row, labels in enumerate(ctc_labels):
+            known = labels >= 0
+            token_ids = labels[known]
             if not len(token_ids):
                 rows.append(torch.full((num_queries,), -100, device=ctc_labels.device))
                 continue
-            boundaries = self.character_length[token_ids].cumsum(0)
-            covering = torch.searchsorted(boundaries / boundaries[-1], centres).clamp(max=len(token_ids) - 1)
-            classes = self.class_of_token[token_ids][covering]
+            times = None if label_times is None else label_times[row][known].to(centres)
+            spoken = None if times is None else ~times.isnan().any(-1)
+            if spoken is not None and spoken.any():
+                start, end = times[spoken, 0], times[spoken, 1]
+                distance = (start[None] - centres[:, None]).clamp(min=0) + (centres[:, None] - end[None]).clamp(min=0)
+                classes = self.class_of_token[token_ids[spoken]][distance.argmin(-1)]
+            else:
+                boundaries = self.character_length[token_ids].cumsum(0)
+                covering = torch.searchsorted(boundaries / boundaries[-1], centres).clamp(max=len(token_ids) - 1)
+                classes = self.class_of_token[token_ids][covering]
             rows.append(classes.masked_fill(classes <= 0, -100))
         return torch.stack(rows)
 
 
-ALIGN_LOSSES = ("ctc", "proportional")
+ALIGN_LOSSES = ("ctc", "proportional", "timed")
 
 # SpecAugment on the frozen encoder's frames (20 ms each) in the align stage: spans of 100 ms, and of 32 channels.
 ALIGN_MASK_TIME_LENGTH = 5
@@ -143,8 +160,9 @@ class LLMSRTForAlignment(nn.Module):
 
     `loss="ctc"`: the `Q` audio embeddings spell the transcript's tokens in order (CTC, learned blank);
     `loss="proportional"`: each query is classified as the token its time slice covers under a fixed alignment
-    (`CTCAlignmentHead.proportional_targets`): no blank plateau to escape, at the price of a rough alignment.
-    In training mode, `mask_time_prob` / `mask_feature_prob` hide spans of the encoder's frames (`mask_frames`).
+    (`CTCAlignmentHead.proportional_targets`): no blank plateau to escape, at the price of a rough alignment;
+    `loss="timed"`: the same with each token's time from the batch's `ctc_token_times` (the data's
+    `word_timestamps`), the letter-proportional layout for rows without them. In training mode, `mask_time_prob` / `mask_feature_prob` hide spans of the encoder's frames (`mask_frames`).
 
     Its `state_dict` holds the trainable parts only (the speech adapter and the head): checkpoints stay small and
     the frozen Whisper encoder and LLM come back from the stage's starting point on resume.
@@ -164,8 +182,8 @@ class LLMSRTForAlignment(nn.Module):
         super().__init__()
         if loss not in ALIGN_LOSSES:
             raise ValueError(f"Unknown align loss {loss!r}; accepted: {', '.join(ALIGN_LOSSES)}.")
-        if loss == "proportional" and character_lengths is None:
-            raise ValueError("The proportional align loss needs the character length of each vocabulary token.")
+        if loss != "ctc" and character_lengths is None:
+            raise ValueError(f"The {loss} align loss needs the character length of each vocabulary token.")
         self.model = model
         self.loss = loss
         self.mask_time_prob, self.mask_feature_prob = mask_time_prob, mask_feature_prob
@@ -181,16 +199,19 @@ class LLMSRTForAlignment(nn.Module):
         input_features: torch.Tensor,
         input_features_mask: torch.Tensor,
         ctc_labels: torch.Tensor | None = None,
+        ctc_token_times: torch.Tensor | None = None,
     ) -> dict:
         """
         Args:
             input_features: `(B, n_mels, T_mel)` log-mel features.
             input_features_mask: `(B, T_mel)` 1 on real mel frames.
             ctc_labels: `(B, L)` the transcripts' token ids, `-100` on padding.
+            ctc_token_times: `(B, L, 2)` when each token is spoken, as fractions of the clip (NaN where unknown);
+                read by the `timed` loss only.
 
         Returns:
             `{"logits": (B, Q, 1 + V_align), "loss": ...}` (loss only with labels): `ctc`, the mean CTC loss per
-            target token; `proportional`, the mean cross entropy per query against `proportional_targets`.
+            target token; `proportional` / `timed`, the mean cross entropy per query against `proportional_targets`.
         """
         frames, frame_mask = self.model.encode_frames(input_features, input_features_mask)
         if self.training and (self.mask_time_prob or self.mask_feature_prob):
@@ -198,8 +219,9 @@ class LLMSRTForAlignment(nn.Module):
         audio_embeds = self.model.speech_adapter(frames.to(self.model.audio_encoder.conv1.weight.dtype), frame_mask)
         logits = self.head(audio_embeds, self.model.get_input_embeddings().weight)
         output = {"logits": logits}
-        if ctc_labels is not None and self.loss == "proportional":
-            targets = self.head.proportional_targets(ctc_labels.to(logits.device), logits.shape[1])
+        if ctc_labels is not None and self.loss != "ctc":
+            times = ctc_token_times if self.loss == "timed" else None
+            targets = self.head.proportional_targets(ctc_labels.to(logits.device), logits.shape[1], times)
             output["loss"] = nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
         elif ctc_labels is not None:
             targets, target_lengths = self.head.targets(ctc_labels.to(logits.device))

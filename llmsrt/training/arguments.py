@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from ..data.arguments import DataArguments  # noqa: F401  (re-exported: the data part of the arguments)
-from .alignment import ALIGN_MASK_FEATURE_LENGTH, ALIGN_MASK_TIME_LENGTH
+from .alignment import ALIGN_LOSSES, ALIGN_MASK_FEATURE_LENGTH, ALIGN_MASK_TIME_LENGTH
 
 STAGES = ("align", "asr", "smt", "srt")
 PAPER_CURRICULUM = ("asr", "smt", "srt")
@@ -79,9 +79,10 @@ class CurriculumArguments:
     )
     align_loss: str = field(
         default="ctc",
-        metadata={"help": "Loss of the align stage: ctc (the audio embeddings spell the transcript's tokens) or "
+        metadata={"help": "Loss of the align stage: ctc (the audio embeddings spell the transcript's tokens), "
                           "proportional (each query is the token its time slice covers, tokens lasting in "
-                          "proportion to their letters)."},
+                          "proportion to their letters) or timed (the token spoken at its slice's centre, from the "
+                          "data's word_timestamps; proportional for rows without them)."},
     )
     align_output_scale: str = field(
         default="embedding",
@@ -125,8 +126,8 @@ class CurriculumArguments:
         if unknown or not self.curriculum_stages or len(set(self.curriculum_stages)) < len(self.curriculum_stages):
             raise ValueError(f"--curriculum_stages takes distinct stages among {', '.join(STAGES)}, got "
                              f"{self.curriculum_stages}.")
-        if self.align_loss not in ("ctc", "proportional"):
-            raise ValueError(f"--align_loss takes ctc or proportional, got {self.align_loss!r}.")
+        if self.align_loss not in ALIGN_LOSSES:
+            raise ValueError(f"--align_loss takes {', '.join(ALIGN_LOSSES)}, got {self.align_loss!r}.")
         for name in ("align_mask_time_prob", "align_mask_feature_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"--{name} is a share of the frames or channels: 0 <= p < 1, got {getattr(self, name)}.")
