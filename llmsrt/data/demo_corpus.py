@@ -70,9 +70,10 @@ def _speak(engine: ESpeak, path: Path, text: str, voice: str, rate: int, pitch: 
         return json.loads(times.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
     waveform, words = engine.synthesize_with_word_times(text, voice, rate=rate, pitch=pitch)
+    words = [list(word) for word in words]
     soundfile.write(path, waveform, SAMPLING_RATE)
-    times.write_text(json.dumps([list(word) for word in words]))
-    return [list(word) for word in words]
+    times.write_text(json.dumps(words))
+    return words
 
 
 SPOKEN_UNIT = re.compile(r"\d+|[\u4e00-\u9fff]")  # a Chinese character, or a number (spoken as numerals)

@@ -95,12 +95,18 @@ class ESpeak:
                    sampling_rate: int = 16000) -> np.ndarray:
         """Speak `text` with `voice` (e.g. "en-us", "de", "cmn-latn-pinyin"), `rate` in words per minute and
         `pitch` 0-100; returns mono float32 at `sampling_rate`."""
-        return self.synthesize_with_word_times(text, voice, rate, pitch, sampling_rate)[0]
+        return self._synthesize_with_events(text, voice, rate, pitch, sampling_rate)[0]
 
     def synthesize_with_word_times(self, text: str, voice: str, rate: int = 175, pitch: int = 50,
                                    sampling_rate: int = 16000) -> tuple[np.ndarray, list[tuple]]:
         """`synthesize`, and when each word of `text` is spoken: `(first_char, end_char, start_s, end_s)` per
         word (character offsets into `text`; see `word_spans`)."""
+        waveform, events = self._synthesize_with_events(text, voice, rate, pitch, sampling_rate)
+        return waveform, word_spans(events, waveform, sampling_rate)
+
+    def _synthesize_with_events(self, text: str, voice: str, rate: int, pitch: int, sampling_rate: int
+               ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+        """The waveform at `sampling_rate` and eSpeak's word events, `(text_position, length, audio_position_ms)`."""
         base, _, variant = voice.lower().partition("+")  # "en-us+f2": a voice and a variant (f1-f5, m1-m8...)
         if base not in self.voices or (variant and variant not in self.voices):
             raise ValueError(f"eSpeak NG has no voice {voice!r}; e.g. en-us, de, fr, es, cmn-latn-pinyin "
@@ -120,5 +126,4 @@ class ESpeak:
         if not chunks:
             raise ValueError(f"eSpeak NG produced no audio for {text!r} with voice {voice!r}.")
         waveform = np.concatenate(chunks).astype(np.float32) / 32768.0
-        waveform = librosa.resample(waveform, orig_sr=self.sampling_rate, target_sr=sampling_rate)
-        return waveform, word_spans(events, waveform, sampling_rate)
+        return librosa.resample(waveform, orig_sr=self.sampling_rate, target_sr=sampling_rate), events
