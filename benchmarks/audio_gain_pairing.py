@@ -16,7 +16,7 @@ from pathlib import Path
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.audio_gain import audio_gain_on_examples
-from llmsrt.data import load_manifest
+from llmsrt.data import load_manifest, write_manifest
 from llmsrt.data.collator import CurriculumCollator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +44,7 @@ if __name__ == "__main__":
             scores = results["models"][str(model_dir)] = {}
             for name, order in ORDERS.items():
                 path = Path(folder) / "ordered.jsonl"
-                path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in order(rows)),
-                                encoding="utf-8")
+                write_manifest(path, order(rows))
                 gain = audio_gain_on_examples(model, load_manifest(path), collator, args.batch_size)
                 scores[name] = {"audio_gain": gain.overall, "own_audio_loss": gain.own_audio_loss,
                                 "other_audio_loss": gain.other_audio_loss}

@@ -15,11 +15,8 @@ import json
 from pathlib import Path
 
 from llmsrt.data.demo_corpus import SPOKEN_COLUMN, TRAIN_STYLES, VOICES, _speak, read_sentences, style_index
+from llmsrt.data import write_manifest
 from llmsrt.data.speech_synthesis import ESpeak
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
 def main():
@@ -38,9 +35,9 @@ def main():
         voice = f"{VOICES[source]}+{variant}"
         _speak(engine, path, sentences[sentence_id][SPOKEN_COLUMN.get(source, source)], voice, rate, pitch)
         dev.append({**row, "audio": str(path.resolve()), "voice": voice})
-    write_jsonl(output / "dev.jsonl", dev)
+    write_manifest(output / "dev.jsonl", dev)
     train = [json.loads(line) for line in (corpus / "train.jsonl").read_text(encoding="utf-8").splitlines()]
-    write_jsonl(output / "train.jsonl", [{**row, "audio": str(corpus / row["audio"])} for row in train])
+    write_manifest(output / "train.jsonl", [{**row, "audio": str(corpus / row["audio"])} for row in train])
     print(f"{len(dev)} dev clips in training styles, {len(train)} training rows -> {output}")
 
 

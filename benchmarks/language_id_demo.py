@@ -14,7 +14,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
 from transformers import WhisperFeatureExtractor, WhisperModel
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration, LLMSRTProcessor

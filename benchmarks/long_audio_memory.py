@@ -10,11 +10,9 @@ Writes benchmarks/results/long-audio-memory.json.
 """
 
 import json
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -70,7 +70,7 @@ def translate_files(translator, files: list[str], args: argparse.Namespace, stde
     output_dir = Path(args.output_dir) if args.output_dir else None
     results = {}
     progress = tqdm(total=round(sum(durations.values()), 1), unit="s", desc="audio", file=stderr)
-    segments, file_done = 0, 0.0
+    segments, file_done, previous = 0, 0.0, None
 
     def advance(chunks: list[dict]) -> None:
         nonlocal segments, file_done

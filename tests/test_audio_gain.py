@@ -11,6 +11,7 @@ import torch
 
 from llmsrt.audio_gain import answer_losses, audio_gain, audio_gain_on_examples, example_chunks, swap_audio
 from llmsrt.data import CurriculumCollator
+from llmsrt.data import write_manifest as write_jsonl_manifest
 from llmsrt.data.schema import SAMPLING_RATE
 from llmsrt.data.toy import build_toy_corpus, tone_speech, toy_texts
 from llmsrt.tiny import build_tiny_model_and_processor
@@ -129,8 +130,7 @@ def write_manifest(folder: Path) -> Path:
             {key: example[key] for key in ("id", "src_lang", "transcript", "tgt_lang", "translation")} | {"audio": name}
         )
     manifest = folder / "pairs.jsonl"
-    manifest.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    return manifest
+    return write_jsonl_manifest(manifest, rows)
 
 
 def test_eval_writes_the_audio_gain(trained, tmp_path):

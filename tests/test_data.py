@@ -1,5 +1,4 @@
 import csv
-import json
 import logging
 
 import datasets
@@ -12,6 +11,7 @@ from hub_layout import wav_bytes, write_hub_dataset
 
 from llmsrt.data import CurriculumCollator, ManifestError, load_common_voice, load_covost2, load_fleurs, load_manifest
 from llmsrt.data import AlignmentCollator
+from llmsrt.data import write_manifest as write_jsonl_manifest
 from llmsrt.data.collator import mixed_task, token_times
 from llmsrt.processing_llmsrt import format_answer
 
@@ -98,7 +98,7 @@ def write_manifest(folder, rows, kind="jsonl"):
         sf.write(folder / "audio" / f"{index}.wav", make_clip(1.0, index, 22050), 22050)
     path = folder / f"manifest.{kind}"
     if kind == "jsonl":
-        path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+        write_jsonl_manifest(path, rows)
     else:
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=sorted({key for row in rows for key in row}))
@@ -123,6 +123,15 @@ def test_manifest_rows_resolve_paths_languages_and_ids(tmp_path, kind):
     assert rows[1]["src_lang"] == "fra" and rows[1]["translation"] in (None, "")
     streamed = list(load_manifest(path, streaming=True))
     assert [row["id"] for row in streamed] == ["a", "manifest-2"]
+
+
+def test_written_manifest_replaces_the_old_one_whole_and_keeps_unicode(tmp_path):
+    path = write_manifest(tmp_path, GOOD_ROWS)
+    rows = [{**GOOD_ROWS[0], "id": "z", "transcript": "我的姐姐 · héllo"}]
+    write_jsonl_manifest(path, rows)
+    assert "我的姐姐 · héllo" in path.read_text(encoding="utf-8")  # written as text, not \\u escapes
+    assert [row["transcript"] for row in load_manifest(path)] == ["我的姐姐 · héllo"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "manifest.jsonl"]  # no temporary file left
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from .collator import AlignmentCollator, CurriculumCollator, mixed_task
 from .hub import load_common_voice, load_covost2, load_fleurs
-from .manifest import ManifestError, load_manifest
+from .manifest import ManifestError, load_manifest, write_manifest
 from .schema import COLUMNS, SAMPLING_RATE, standardize
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "load_covost2",
     "load_fleurs",
     "load_manifest",
+    "write_manifest",
     "mixed_task",
     "standardize",
 ]

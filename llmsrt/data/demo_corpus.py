@@ -20,6 +20,7 @@ from pathlib import Path
 import cn2an
 import soundfile
 
+from .manifest import write_manifest
 from .schema import SAMPLING_RATE
 from .speech_synthesis import ESpeak
 from .demo_templates import fill_templates
@@ -179,8 +180,6 @@ def build_demo_corpus(
         rows["train"].append({"id": words["id"], "audio": name, "src_lang": source, "transcript": words["text"],
                               "tgt_lang": None, "translation": None, "voice": voice, "word_timestamps": times})
     for split, path in manifests.items():
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[split]), "utf-8")
-        temporary.replace(path)
+        write_manifest(path, rows[split])
     stamp.write_text(json.dumps(settings))
     return manifests

@@ -1,6 +1,7 @@
 """Local manifests: JSONL or CSV rows of `audio`, `src_lang`, `transcript` (+ `tgt_lang`, `translation`, `id`,
 and in JSONL `word_timestamps`)."""
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -49,6 +50,16 @@ def _row_problem(row: dict, base_dir: Path, require_translation: bool) -> str | 
     except Exception as error:  # noqa: BLE001 - soundfile raises several types for unreadable files
         return f"unreadable audio file {path} ({error})"
     return None
+
+
+def write_manifest(path: str | os.PathLike, rows) -> Path:
+    """Write `rows` (dicts) to the JSONL manifest `path`, one row per line, UTF-8; atomically: a reader sees the old
+    file or the whole new one, never a half-written one."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    temporary.replace(path)
+    return path
 
 
 def load_manifest(

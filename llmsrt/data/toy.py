@@ -1,11 +1,11 @@
 """A tiny, memorisable speech translation set for smoke tests: tone-coded "speech" of short parallel phrases."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
+from .manifest import write_manifest
 from .schema import SAMPLING_RATE
 
 PHRASES = {
@@ -54,7 +54,4 @@ def build_toy_corpus(out_dir: str | Path) -> Path:
             soundfile.write(out_dir / name, tone_speech(phrase, language), SAMPLING_RATE)
             rows.append({"id": f"{language}-{index}", "audio": name, "src_lang": language, "transcript": phrase,
                          "tgt_lang": target, "translation": PHRASES[target][index]})
-    tmp = manifest.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    tmp.replace(manifest)
-    return manifest
+    return write_manifest(manifest, rows)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..data import load_manifest
+from ..data import load_manifest, write_manifest
 from ..evaluation.cascade import CascadeTranslator, generate_cascade_predictions
 from ..evaluation.evaluator import EvalArguments, evaluate_model, write_report
 from ..training import parse_train_args, run_curriculum
@@ -91,8 +91,7 @@ def test_subset(manifest: Path, clips_per_direction: int, out_path: Path, max_cl
         if seen.get(direction, 0) < clips_per_direction and (max_clips is None or len(kept) < max_clips):
             seen[direction] = seen.get(direction, 0) + 1
             kept.append({**row, "audio": str((manifest.parent / row["audio"]).resolve())})
-    out_path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept), encoding="utf-8")
-    return out_path
+    return write_manifest(out_path, kept)
 
 
 def srt_only_overrides(stage_settings: dict, curriculum: list[str], curriculum_dir: Path) -> list[str]:
