@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -17,9 +18,11 @@ from llmsrt.training import main, parse_train_args
 from llmsrt.training.alignment import (
     ALIGN_MASK_TIME_LENGTH,
     CTCAlignmentHead,
+    hold_out_transcripts,
     LLMSRTForAlignment,
     mask_frames,
     match_embedding_scale,
+    transcript_share_point,
     transcript_token_ids,
     unreachable_transcripts,
 )
@@ -236,3 +239,28 @@ def test_adapter_output_starts_at_the_llm_embedding_scale_on_request():
     assert norms["embedding"] == pytest.approx(token_norm, rel=0.1)
     with pytest.raises(ValueError, match="adapter_norm_init"):
         build_tiny_model_and_processor(toy_texts(), adapter_norm_init="large")
+
+
+def test_the_align_holdout_leaves_out_whole_transcripts_by_a_fixed_hash():
+    texts = [f"sentence number {index}" for index in range(200)]
+    rows = datasets.Dataset.from_dict({"transcript": texts + texts[:50], "clip": list(range(250))})
+    kept = hold_out_transcripts(rows, 0.5)
+    held_out = set(texts) - set(kept["transcript"])
+    assert 70 < len(held_out) < 130  # about half of the distinct transcripts
+    assert not held_out & set(kept["transcript"])  # every clip of a held-out transcript goes, none of a kept one
+    assert kept["transcript"] == [text for text in texts + texts[:50] if transcript_share_point(text) >= 0.5]
+    assert hold_out_transcripts(rows, 0.5)["clip"] == kept["clip"]  # the same rows on every call
+    assert len(hold_out_transcripts(rows, 0.0)) == 250
+    with pytest.raises(ValueError, match="--align_holdout_share is a share"):
+        parse_train_args([RECIPE, "--align_holdout_share", "1"])
+
+
+def test_the_align_stage_trains_on_the_kept_transcripts_and_the_next_stage_on_all(tmp_path):
+    main([*ALIGN, "--curriculum_stages", "align", "asr", "--output_dir", str(tmp_path), "--align_holdout_share", "0.5",
+          "--stage_overrides", "align.max_steps=1", "asr.max_steps=1", "--save_strategy", "no"])
+    texts = toy_texts()
+    kept = [text for text in texts if transcript_share_point(text) >= 0.5]
+    assert 0 < len(kept) < len(texts)
+    align = info(tmp_path / "align")
+    assert align["align_holdout_share"] == 0.5 and align["align_training_clips"] == len(kept)
+    assert info(tmp_path / "asr")["initial_fingerprint"] == align["final_fingerprint"]

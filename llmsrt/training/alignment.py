@@ -11,6 +11,7 @@ with the `timed` loss, as the token spoken at its time slice's centre, from the 
 stage's folder is a plain LLM-SRT model, and the next stage starts from its adapter.
 """
 
+import hashlib
 import itertools
 import logging
 import math
@@ -243,6 +244,22 @@ class LLMSRTForAlignment(nn.Module):
         if strict and (missing or result.unexpected_keys):
             raise RuntimeError(f"Alignment checkpoint mismatch: missing {missing}, unexpected {result.unexpected_keys}.")
         return nn.modules.module._IncompatibleKeys(missing, result.unexpected_keys)
+
+
+def transcript_share_point(transcript: str) -> float:
+    """A fixed point in [0, 1) for a transcript, from a hash of its text: the same text always falls on the same side
+    of a share, on every machine and run."""
+    return int.from_bytes(hashlib.blake2b(transcript.encode("utf-8"), digest_size=8).digest(), "big") / 2**64
+
+
+def hold_out_transcripts(examples, share: float):
+    """The rows the align stage trains on: all but the `share` of the distinct transcripts whose hash point falls
+    below it (every clip of a held-out transcript is left out). The adapter fits the speech it trains on (demo-long:
+    every query right on its training clips, a third on unseen sentences), so the LLM stages that follow read an
+    adapter output far cleaner than at test time; on the held-out rows they read it as noisy as on new speech."""
+    if not share:
+        return examples
+    return examples.filter(lambda transcript: transcript_share_point(transcript) >= share, input_columns="transcript")
 
 
 def prepare_alignment(

@@ -99,6 +99,12 @@ class CurriculumArguments:
         metadata={"help": "SpecAugment in the align stage: the share of the encoder's channels zeroed in spans of "
                           f"{ALIGN_MASK_FEATURE_LENGTH} channels at each training step; 0 turns it off."},
     )
+    align_holdout_share: float = field(
+        default=0.0,
+        metadata={"help": "Share of the training transcripts (chosen by a hash of the text, every clip of each) that "
+                          "the align stage leaves out, so that the LLM stages after it also read the adapter's output "
+                          "on speech it never fitted, as they will at test time; 0 aligns on every transcript."},
+    )
     encoder_cache_dir: str | None = field(
         default=None,
         metadata={"help": "Cache the frozen encoder's outputs on disk here, reused across epochs and stages."},
@@ -128,6 +134,9 @@ class CurriculumArguments:
                              f"{self.curriculum_stages}.")
         if self.align_loss not in ALIGN_LOSSES:
             raise ValueError(f"--align_loss takes {', '.join(ALIGN_LOSSES)}, got {self.align_loss!r}.")
+        if not 0.0 <= self.align_holdout_share < 1.0:
+            raise ValueError(f"--align_holdout_share is a share of the training transcripts: 0 <= share < 1, got "
+                             f"{self.align_holdout_share}.")
         for name in ("align_mask_time_prob", "align_mask_feature_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"--{name} is a share of the frames or channels: 0 <= p < 1, got {getattr(self, name)}.")
