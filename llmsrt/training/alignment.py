@@ -256,7 +256,8 @@ def hold_out_transcripts(examples, share: float):
     """The rows the align stage trains on: all but the `share` of the distinct transcripts whose hash point falls
     below it (every clip of a held-out transcript is left out). The adapter fits the speech it trains on (demo-long:
     every query right on its training clips, a third on unseen sentences), so the LLM stages that follow read an
-    adapter output far cleaner than at test time; on the held-out rows they read it as noisy as on new speech."""
+    adapter output far cleaner than at test time; on the held-out rows they read a noisier one, closer to new speech
+    (demo-long, half held out: right at 56% of the held-out clips' queries, 27% on dev)."""
     if not share:
         return examples
     return examples.filter(lambda transcript: transcript_share_point(transcript) >= share, input_columns="transcript")
