@@ -66,14 +66,20 @@ def gains(model, processor, examples, batch_size: int) -> dict:
     return row
 
 
+def train_llm_stages(align_dir: Path, recipe: Path, corpus: Path, output: Path, flags: list[str]) -> tuple[dict, float]:
+    """The recipe's ASR -> SMT -> SRT from `align_dir` into `output`, with train.py `flags` added: the finished
+    stage folders (stage -> folder) and the seconds it took."""
+    argv = [str(recipe), "--output_dir", str(output), "--model_name_or_path", str(align_dir),
+            "--dataset_path", str(corpus), "--curriculum_stages", "asr", "smt", "srt", *flags]
+    started = time.time()
+    finished = run_curriculum(*parse_train_args(argv))
+    return finished, time.time() - started
+
+
 def run_variant(name: str, align_dir: Path, recipe: Path, corpus: Path, work: Path, examples, batch_size: int) -> dict:
     output = work / name
     shutil.rmtree(output, ignore_errors=True)
-    argv = [str(recipe), "--output_dir", str(output), "--model_name_or_path", str(align_dir),
-            "--dataset_path", str(corpus), "--curriculum_stages", "asr", "smt", "srt", *VARIANTS[name]]
-    started = time.time()
-    finished = run_curriculum(*parse_train_args(argv))
-    seconds = time.time() - started
+    finished, seconds = train_llm_stages(align_dir, recipe, corpus, output, VARIANTS[name])
     last = list(finished.values())[-1]
     model = LLMSRTForConditionalGeneration.from_pretrained(last).eval()
     processor = LLMSRTProcessor.from_pretrained(last)

@@ -10,28 +10,19 @@ tokens, no-repeat 5 over the answer. Either scores a finished model, or first tr
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
+from llm_stage_levers import train_llm_stages
 from translation_quality import translate_score_and_hear
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data import load_manifest
-from llmsrt.training import parse_train_args, run_curriculum
 
 ROOT = Path(__file__).resolve().parents[1]
 DECODING = {"num_beams": 1, "do_sample": False, "max_new_tokens": 40, "no_repeat_ngram_size": 5}
 TEST_SETS = {"test_56_clips": ROOT / "runs" / "demo-long" / "test-subset.jsonl",
              "test_304_clips": ROOT / ".cache" / "demo-corpus" / "test.jsonl"}
-
-
-def train_llm_stages(align_dir: Path, recipe: Path, output: Path, overrides: list[str]) -> tuple[Path, float]:
-    argv = [str(recipe), "--output_dir", str(output), "--model_name_or_path", str(align_dir),
-            "--dataset_path", str(ROOT / ".cache" / "demo-corpus"), "--curriculum_stages", "asr", "smt", "srt"]
-    started = time.time()
-    finished = run_curriculum(*parse_train_args(argv + (["--stage_overrides", *overrides] if overrides else [])))
-    return list(finished.values())[-1], time.time() - started
 
 
 def main():
@@ -50,8 +41,10 @@ def main():
     row = {"model": str(args.model), "stage_overrides": args.stage_overrides}
     model_dir = args.model
     if args.align_dir:
-        model_dir, seconds = train_llm_stages(args.align_dir, args.recipe, args.work_dir / args.name,
-                                              args.stage_overrides)
+        flags = ["--stage_overrides", *args.stage_overrides] if args.stage_overrides else []
+        finished, seconds = train_llm_stages(args.align_dir, args.recipe, ROOT / ".cache" / "demo-corpus",
+                                             args.work_dir / args.name, flags)
+        model_dir = list(finished.values())[-1]
         row.update(model=str(model_dir), align_dir=str(args.align_dir), llm_stage_seconds=round(seconds))
     model = LLMSRTForConditionalGeneration.from_pretrained(model_dir).eval()
     processor = LLMSRTProcessor.from_pretrained(model_dir)
