@@ -104,8 +104,9 @@ class ESpeak:
         waveform, events = self._synthesize_with_events(text, voice, rate, pitch, sampling_rate)
         return waveform, word_spans(events, waveform, sampling_rate)
 
-    def _synthesize_with_events(self, text: str, voice: str, rate: int, pitch: int, sampling_rate: int
-               ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    def _synthesize_with_events(
+        self, text: str, voice: str, rate: int, pitch: int, sampling_rate: int
+    ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
         """The waveform at `sampling_rate` and eSpeak's word events, `(text_position, length, audio_position_ms)`."""
         base, _, variant = voice.lower().partition("+")  # "en-us+f2": a voice and a variant (f1-f5, m1-m8...)
         if base not in self.voices or (variant and variant not in self.voices):
