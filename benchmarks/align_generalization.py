@@ -3,7 +3,8 @@ per-query accuracy on training clips against unseen dev clips, for align checkpo
 saved them).
 
     python benchmarks/align_generalization.py runs/demo-long/curriculum/align \
-        runs/demo-long/curriculum/checkpoints/align/checkpoint-4000 [--clips 128] [--output results/F.json]
+        runs/demo-long/curriculum/checkpoints/align/checkpoint-4000 [--clips 128] [--output results/F.json] \
+        [--read_split test]
 
 The align folder gives the frozen parts and the processor; each checkpoint gives the adapter and the head. The head's
 vocabulary is rebuilt from the training transcripts, as the stage built it. Accuracy counts the queries whose target
@@ -11,6 +12,10 @@ token is in that vocabulary; all-query accuracy counts every query, a token outs
 compares heads whose vocabularies differ. The targets are those of `--targets`: `proportional` (tokens last in
 proportion to their letters, `--align_loss proportional`) or `timed` (the token spoken at each query's centre, from
 the corpus's `word_timestamps`, `--align_loss timed`), whichever loss the checkpoints were trained with.
+
+`--read_split S` also reads every clip of split S with the head alone (no LLM): each query's best token, runs of the
+same token merged, the text decoded, and scores it with the report's WER/CER, averaged over source languages. It is
+what the adapter hands the LLM, read the simplest way: the LLM stages' transcripts are measured against it.
 """
 
 import argparse
@@ -22,6 +27,7 @@ from safetensors.torch import load_file
 
 from llmsrt.data import load_manifest
 from llmsrt.data.collator import AlignmentCollator
+from llmsrt.evaluation.metrics import error_rate
 from llmsrt.training.alignment import prepare_alignment
 from llmsrt.training.model_setup import load_model
 
@@ -45,6 +51,26 @@ def score(aligner, collate, examples, batch_size: int, timed: bool) -> dict:
             "all_query_accuracy": correct / queries}
 
 
+@torch.no_grad()
+def read(aligner, collate, tokenizer, examples, batch_size: int) -> dict:
+    """The head's greedy reading of every clip: best class per query, runs merged, blanks dropped, decoded."""
+    readings = []
+    for start in range(0, len(examples), batch_size):
+        batch = collate([examples[i] for i in range(start, min(start + batch_size, len(examples)))])
+        for classes in aligner(**batch)["logits"].argmax(-1).tolist():
+            merged = [c for i, c in enumerate(classes) if c > 0 and (i == 0 or classes[i - 1] != c)]
+            readings.append(tokenizer.decode(aligner.head.vocabulary_ids[torch.tensor(merged, dtype=torch.long) - 1]
+                                             if merged else []))
+    by_language = {}
+    for example, reading in zip(examples, readings):
+        by_language.setdefault(example["src_lang"], ([], []))
+        by_language[example["src_lang"]][0].append(reading)
+        by_language[example["src_lang"]][1].append(example["transcript"])
+    rates = {language: error_rate(hyps, refs, language)[1] for language, (hyps, refs) in sorted(by_language.items())}
+    return {"clips": len(examples), "asr_error_rate": sum(rates.values()) / len(rates), "per_language": rates,
+            "examples": [{"transcript": e["transcript"], "reading": r} for e, r in list(zip(examples, readings))[:8]]}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("align_dir")
@@ -55,6 +81,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--targets", choices=["proportional", "timed"], default="proportional")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--read_split", default=None, help="also read this split's clips with the head alone")
     args = parser.parse_args()
     model, processor = load_model(args.align_dir)
     model.enable_encoder_cache(args.encoder_cache_dir)
@@ -72,6 +99,12 @@ def main():
         print(f"{checkpoint}: train loss {train['loss']:.3f} accuracy {train['query_accuracy']:.3f} | "
               f"dev loss {dev['loss']:.3f} accuracy {dev['query_accuracy']:.3f} "
               f"(all queries {dev['all_query_accuracy']:.3f})", flush=True)
+        if args.read_split:
+            reading = read(aligner, collate, processor.tokenizer,
+                           load_manifest(Path(args.corpus) / f"{args.read_split}.jsonl"), args.batch_size)
+            rows[checkpoint][f"{args.read_split}_reading"] = reading
+            print(f"  head alone on {reading['clips']} {args.read_split} clips: WER/CER "
+                  f"{reading['asr_error_rate']:.1f}% {reading['per_language']}", flush=True)
     if args.output:
         Path(args.output).write_text(json.dumps({"align_dir": args.align_dir, "clips": args.clips, "targets": args.targets,
                                                  "rows": rows},

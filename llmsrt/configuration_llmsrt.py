@@ -77,6 +77,11 @@ class LLMSRTConfig(PreTrainedConfig):
             `k` slices on either side: the queries are ordered in time from the first step of training, which
             helps a new adapter align with little compute (a departure from the paper; used in training and
             inference alike, saved with the model).
+        query_self_attention_window (`int`, *optional*):
+            `None` (the paper): in the Q-Former's self-attention every query sees every other. An integer `k`:
+            query `i` sees queries `i - k` to `i + k` only. With `query_time_window`, each audio embedding then
+            depends on a stretch of the clip, not on the whole sentence, so the adapter cannot recognise a training
+            sentence as a whole and write it from memory (a departure from the paper, saved with the model).
         adapter_norm_init (`str`, *optional*, defaults to `"ones"`):
             Initial gain of the adapter's final LayerNorm in a new adapter. `"ones"` (the paper): audio embeddings of
             norm ~sqrt(D_llm). `"embedding"`: the root-mean-square of the LLM's input-embedding matrix, so audio
@@ -139,6 +144,7 @@ class LLMSRTConfig(PreTrainedConfig):
     parts_dtype: str | None = None
     variable_length_encoding: bool = False
     query_time_window: int | None = None
+    query_self_attention_window: int | None = None
     adapter_norm_init: str = "ones"
     language_id_languages: list[str] | None = None
 
@@ -153,6 +159,10 @@ class LLMSRTConfig(PreTrainedConfig):
             self.custom_pipelines = SPEECH_TRANSLATION_PIPELINE
         if self.query_time_window is not None and self.query_time_window < 0:
             raise ValueError(f"query_time_window must be None or >= 0 slices, got {self.query_time_window}.")
+        if self.query_self_attention_window is not None and self.query_self_attention_window < 0:
+            raise ValueError(
+                f"query_self_attention_window must be None or >= 0 queries, got {self.query_self_attention_window}."
+            )
         if self.adapter_norm_init not in ADAPTER_NORM_INITS:
             raise ValueError(f"adapter_norm_init must be one of {ADAPTER_NORM_INITS}, got {self.adapter_norm_init!r}.")
         if self.language_id_languages is not None and (

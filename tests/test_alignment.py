@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from llmsrt import LLMSRTForConditionalGeneration
+from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
 from llmsrt.data.toy import toy_texts
 from llmsrt.encoder_cache import fingerprint
 from llmsrt.tiny import build_tiny_model_and_processor
@@ -264,3 +264,23 @@ def test_the_align_stage_trains_on_the_kept_transcripts_and_the_next_stage_on_al
     align = info(tmp_path / "align")
     assert align["align_holdout_share"] == 0.5 and align["align_training_clips"] == len(kept)
     assert info(tmp_path / "asr")["initial_fingerprint"] == align["final_fingerprint"]
+
+
+def test_banded_query_self_attention_keeps_each_embedding_local():
+    model, _ = build_tiny_model_and_processor(toy_texts(), num_query_tokens=6, query_time_window=0,
+                                              query_self_attention_window=1)
+    model.eval()
+    frames = torch.randn(1, 30, model.config.audio_config.d_model)
+    frame_mask = torch.ones(1, 30, dtype=torch.long)
+    changed = frames.clone()
+    changed[:, 25:] += 1.0  # the last query's slice only
+    with torch.no_grad():
+        before, after = model.speech_adapter(frames, frame_mask), model.speech_adapter(changed, frame_mask)
+        moved = (before - after).abs().amax(-1)[0]
+        # Two Q-Former layers: the change reaches the neighbour (self-attention of layer 2), not beyond.
+        assert moved[4:].min() > 1e-4 and moved[:4].max() == 0
+        model.speech_adapter.query_self_attention_window = None  # the paper's global self-attention
+        moved = (model.speech_adapter(frames, frame_mask) - model.speech_adapter(changed, frame_mask)).abs().amax(-1)
+        assert moved[0, :4].min() > 1e-6  # small at initialisation (every query starts equal), never 0
+    with pytest.raises(ValueError, match="query_self_attention_window"):
+        LLMSRTConfig(query_self_attention_window=-1)

@@ -47,6 +47,11 @@ class ModelArguments:
         metadata={"help": "A new adapter's queries attend to their own time slice of the clip +- this many slices "
                           "(default: all frames, the paper)."},
     )
+    query_self_attention_window: int | None = field(
+        default=None,
+        metadata={"help": "A new adapter's queries see only this many neighbours on each side in the Q-Former's "
+                          "self-attention (default: all queries, the paper)."},
+    )
     adapter_norm_init: str = field(
         default="ones",
         metadata={"help": "Initial gain of a new adapter's final LayerNorm: ones (the paper) or embedding (the "
