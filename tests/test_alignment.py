@@ -15,6 +15,7 @@ from llmsrt.data.toy import toy_texts
 from llmsrt.encoder_cache import fingerprint
 from llmsrt.tiny import build_tiny_model_and_processor
 from llmsrt.training import main, parse_train_args
+from llmsrt.training.model_setup import build_initial_model
 from llmsrt.training.alignment import (
     ALIGN_MASK_TIME_LENGTH,
     CTCAlignmentHead,
@@ -284,3 +285,15 @@ def test_banded_query_self_attention_keeps_each_embedding_local():
         assert moved[0, :4].min() > 1e-6  # small at initialisation (every query starts equal), never 0
     with pytest.raises(ValueError, match="query_self_attention_window"):
         LLMSRTConfig(query_self_attention_window=-1)
+
+
+def test_the_self_attention_window_flag_builds_a_model_that_keeps_it(tmp_path):
+    model_args = parse_train_args([RECIPE, "--query_time_window", "0", "--query_self_attention_window", "1",
+                                   "--output_dir", str(tmp_path)])[0]
+    model, _ = build_initial_model(model_args, toy_texts())
+    model.save_pretrained(tmp_path / "model")
+    reloaded = LLMSRTForConditionalGeneration.from_pretrained(tmp_path / "model")
+    assert reloaded.config.query_self_attention_window == 1
+    frames = torch.randn(2, 30, model.config.audio_config.d_model)
+    with torch.no_grad():
+        assert torch.equal(model.eval().speech_adapter(frames), reloaded.eval().speech_adapter(frames))
