@@ -14,8 +14,9 @@ proportion to their letters, `--align_loss proportional`) or `timed` (the token 
 the corpus's `word_timestamps`, `--align_loss timed`), whichever loss the checkpoints were trained with.
 
 `--read_split S` also reads every clip of split S with the head alone (no LLM): each query's best token, runs of the
-same token merged, the text decoded, and scores it with the report's WER/CER, averaged over source languages. It is
-what the adapter hands the LLM, read the simplest way: the LLM stages' transcripts are measured against it.
+same token merged, the text decoded, and scores it as the report scores transcripts (WER/CER per direction, then
+the mean over directions). It is what the adapter hands the LLM, read the simplest way: the LLM stages' transcripts
+are measured against it.
 """
 
 import argparse
@@ -27,7 +28,7 @@ from safetensors.torch import load_file
 
 from llmsrt.data import load_manifest
 from llmsrt.data.collator import AlignmentCollator
-from llmsrt.evaluation.metrics import error_rate
+from llmsrt.evaluation.scoring import prediction_record, score_records
 from llmsrt.training.alignment import prepare_alignment
 from llmsrt.training.model_setup import load_model
 
@@ -53,22 +54,19 @@ def score(aligner, collate, examples, batch_size: int, timed: bool) -> dict:
 
 @torch.no_grad()
 def read(aligner, collate, tokenizer, examples, batch_size: int) -> dict:
-    """The head's greedy reading of every clip: best class per query, runs merged, blanks dropped, decoded."""
-    readings = []
+    """The head's greedy reading of every clip (best class per query, runs merged, blanks dropped, decoded), scored
+    as the LLM's transcripts are: WER/CER per direction (`score_records`), then the mean over directions."""
+    records = []
     for start in range(0, len(examples), batch_size):
-        batch = collate([examples[i] for i in range(start, min(start + batch_size, len(examples)))])
-        for classes in aligner(**batch)["logits"].argmax(-1).tolist():
+        batch_examples = [examples[i] for i in range(start, min(start + batch_size, len(examples)))]
+        for example, classes in zip(batch_examples, aligner(**collate(batch_examples))["logits"].argmax(-1).tolist()):
             merged = [c for i, c in enumerate(classes) if c > 0 and (i == 0 or classes[i - 1] != c)]
-            readings.append(tokenizer.decode(aligner.head.vocabulary_ids[torch.tensor(merged, dtype=torch.long) - 1]
-                                             if merged else []))
-    by_language = {}
-    for example, reading in zip(examples, readings):
-        by_language.setdefault(example["src_lang"], ([], []))
-        by_language[example["src_lang"]][0].append(reading)
-        by_language[example["src_lang"]][1].append(example["transcript"])
-    rates = {language: error_rate(hyps, refs, language)[1] for language, (hyps, refs) in sorted(by_language.items())}
-    return {"clips": len(examples), "asr_error_rate": sum(rates.values()) / len(rates), "per_language": rates,
-            "examples": [{"transcript": e["transcript"], "reading": r} for e, r in list(zip(examples, readings))[:8]]}
+            reading = tokenizer.decode(aligner.head.vocabulary_ids[torch.tensor(merged, dtype=torch.long) - 1]
+                                       if merged else [])
+            records.append(prediction_record(example, reading, ""))
+    rates = [scores["asr_error_rate"] for scores in score_records(records)["directions"].values()]
+    return {"clips": len(records), "asr_error_rate": sum(rates) / len(rates),
+            "examples": [{"transcript": r["ref_transcription"], "reading": r["hyp_transcription"]} for r in records[:8]]}
 
 
 def main():
@@ -90,6 +88,7 @@ def main():
     aligner.eval()
     samples = {split: rows.shuffle(seed=0).select(range(min(args.clips, len(rows)))) for split, rows in splits.items()}
     collate = AlignmentCollator(processor)
+    reading_clips = load_manifest(Path(args.corpus) / f"{args.read_split}.jsonl") if args.read_split else None
     rows = {}
     for checkpoint in args.checkpoints:
         aligner.load_state_dict(load_file(Path(checkpoint) / "model.safetensors"))
@@ -100,11 +99,10 @@ def main():
               f"dev loss {dev['loss']:.3f} accuracy {dev['query_accuracy']:.3f} "
               f"(all queries {dev['all_query_accuracy']:.3f})", flush=True)
         if args.read_split:
-            reading = read(aligner, collate, processor.tokenizer,
-                           load_manifest(Path(args.corpus) / f"{args.read_split}.jsonl"), args.batch_size)
+            reading = read(aligner, collate, processor.tokenizer, reading_clips, args.batch_size)
             rows[checkpoint][f"{args.read_split}_reading"] = reading
             print(f"  head alone on {reading['clips']} {args.read_split} clips: WER/CER "
-                  f"{reading['asr_error_rate']:.1f}% {reading['per_language']}", flush=True)
+                  f"{reading['asr_error_rate']:.1f}% (mean over directions)", flush=True)
     if args.output:
         Path(args.output).write_text(json.dumps({"align_dir": args.align_dir, "clips": args.clips, "targets": args.targets,
                                                  "rows": rows},
