@@ -65,8 +65,8 @@ def read(aligner, collate, tokenizer, examples, batch_size: int) -> dict:
                                        if merged else [])
             records.append(prediction_record(example, reading, ""))
     rates = [scores["asr_error_rate"] for scores in score_records(records)["directions"].values()]
-    examples = [{"transcript": r["ref_transcription"], "reading": r["hyp_transcription"]} for r in records[:8]]
-    return {"clips": len(records), "asr_error_rate": sum(rates) / len(rates), "examples": examples}
+    shown = [{"transcript": r["ref_transcription"], "reading": r["hyp_transcription"]} for r in records[:8]]
+    return {"clips": len(records), "asr_error_rate": sum(rates) / len(rates), "examples": shown}
 
 
 def main():
