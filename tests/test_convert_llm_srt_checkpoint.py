@@ -224,6 +224,7 @@ def assert_reference_logits(logits, input_ids, reference, waveform, tolerance=1e
     assert input_ids.shape[1] == QUERIES + prompt_ids.shape[1]
     assert input_ids[0, QUERIES:].tolist() == prompt_ids[0].tolist()
     difference = (logits[..., : expected.shape[-1]] - expected).abs().max().item()
+    print(f"max |logits - reference| = {difference:.3g} (logits up to {expected.abs().max().item():.3g})")
     assert difference < tolerance, f"max |logits - reference| = {difference}"
     return difference
 

@@ -410,11 +410,11 @@ def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str,
     tags = ", ".join(f"{code} -> {language_tag(code, language_tags)}" for code in sorted(language_tags or {}))
     lines = [
         f"files: {', '.join(contents.files)}",
-        f"speech adapter: {len(contents.adapter)} tensors (encoder_projector.*, {'/'.join(dtypes)}), "
-        f"projector {projector}",
+        (f"speech adapter: {len(contents.adapter)} tensors (encoder_projector.*, {'/'.join(dtypes)}), "
+         f"projector {projector}"),
         f"queries: {queries} x {width}",
-        f"Q-Former: {qformer['num_hidden_layers']} layers, cross-attention every {qformer['cross_attention_frequency']}"
-        f", FFN {qformer['intermediate_size']}",
+        (f"Q-Former: {qformer['num_hidden_layers']} layers, cross-attention every "
+         f"{qformer['cross_attention_frequency']} layers, FFN {qformer['intermediate_size']}"),
         f"projector: {_projector_shape(contents.adapter)}",
         f"LoRA: {lora_line}",
         f"encoder: {encoder_line}",
