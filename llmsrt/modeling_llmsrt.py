@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, Blip2QFormerModel, GenerationMixin, PreTrainedModel
+from transformers import AutoModelForCausalLM, Blip2QFormerModel, GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.generation import (
     GenerationConfig,
@@ -42,6 +42,13 @@ PAPER_DECODING = {"num_beams": 5, "max_new_tokens": 400, "no_repeat_ngram_size":
 
 # Arguments of `from_pretrained` that say where a folder is (also used to read a changes-only folder's files).
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+# The ones that also reach the pretrained parts a changes-only folder names (`revision`, `subfolder`: the folder's).
+PART_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token")
+# Arguments of `from_pretrained` that a changes-only folder cannot take, and why.
+CHANGES_ONLY_REFUSED = {
+    "state_dict": "its weights are the recorded parts with the folder's tensors on top; load a complete folder.",
+    "gguf_file": "the folder is not a GGUF file (its config names the GGUF file of its LLM, if any).",
+}
 
 AUTO_MAP = {
     "AutoConfig": "configuration_llmsrt.LLMSRTConfig",
@@ -241,13 +248,19 @@ def part_name(name_or_path: str | os.PathLike) -> str:
 
 
 def load_pretrained_parts(
-    whisper: str, llm: str, gguf_file: str | None = None, dtype: torch.dtype | str | None = None
+    whisper: str,
+    llm: str,
+    gguf_file: str | None = None,
+    dtype: torch.dtype | str | None = None,
+    download_kwargs: dict | None = None,
 ) -> tuple[nn.Module, nn.Module]:
-    """A pretrained `WhisperModel` and causal LM (a GGUF file is de-quantized into a plain model)."""
+    """A pretrained `WhisperModel` and causal LM (a GGUF file is de-quantized into a plain model); `download_kwargs`
+    (`cache_dir`, `token`, `local_files_only`, ...) reach both."""
     from transformers import WhisperModel
 
-    whisper_model = WhisperModel.from_pretrained(whisper, dtype=dtype)
-    language_model = AutoModelForCausalLM.from_pretrained(llm, gguf_file=gguf_file, dtype=dtype)
+    download_kwargs = download_kwargs or {}
+    whisper_model = WhisperModel.from_pretrained(whisper, dtype=dtype, **download_kwargs)
+    language_model = AutoModelForCausalLM.from_pretrained(llm, gguf_file=gguf_file, dtype=dtype, **download_kwargs)
     if gguf_file is not None:
         # A GGUF-loaded model keeps its quantizer and refuses `save_pretrained`: copy it into a plain model.
         language_model.config.quantization_config = None
@@ -293,41 +306,64 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a changes-only folder (`config.stored_weights == "changed"`, written
-        by `save_pretrained(..., changed_only=True)`) is loaded as the pretrained parts its config names with the
-        folder's tensors on top. The Whisper encoder comes back frozen either way."""
+        """`PreTrainedModel.from_pretrained`, with the arguments it takes (`dtype`, `device_map`, `attn_implementation`,
+        `quantization_config`, config overrides, ...), for every folder llmsrt writes. A changes-only folder
+        (`config.stored_weights == "changed"`, written by `save_pretrained(..., changed_only=True)`) is read as the
+        pretrained parts its config names with the folder's tensors on top, and that complete state dict goes
+        through transformers' own loading, so each argument acts as on a complete folder. The Whisper encoder comes
+        back frozen either way."""
         hub_kwargs = {name: kwargs[name] for name in HUB_KWARGS if name in kwargs}
         config = kwargs.get("config")
         if config is None or isinstance(config, (str, os.PathLike)):
             config = LLMSRTConfig.from_pretrained(config or pretrained_model_name_or_path, **hub_kwargs)
         if getattr(config, "stored_weights", "all") == "changed":
-            dtype = kwargs.get("dtype", kwargs.get("torch_dtype")) or config.parts_dtype
-            model = cls._from_changes(pretrained_model_name_or_path, config, dtype, hub_kwargs)
+            model = cls._from_changes(pretrained_model_name_or_path, config, *args, **kwargs)
         else:
             model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model.freeze_audio_encoder()
         return model
 
     @classmethod
-    def _from_changes(cls, folder, config, dtype, hub_kwargs: dict) -> "LLMSRTForConditionalGeneration":
-        """The parts named in `config` (loaded in `dtype`) with the changes-only folder's tensors loaded over them."""
+    def _from_changes(cls, folder, folder_config: LLMSRTConfig, *args, **kwargs) -> "LLMSRTForConditionalGeneration":
+        """A changes-only folder: the parts named in `folder_config` (read in its `parts_dtype`) with the folder's
+        tensors over them, loaded by `PreTrainedModel.from_pretrained(None, state_dict=...)` with `kwargs`."""
+        for name, reason in CHANGES_ONLY_REFUSED.items():
+            if kwargs.get(name) is not None:
+                raise ValueError(f"`{name}` cannot be used with the changes-only folder {folder}: {reason}")
+        hub_kwargs = {name: kwargs.pop(name) for name in HUB_KWARGS if name in kwargs}
+        part_kwargs = {name: value for name, value in hub_kwargs.items() if name in PART_HUB_KWARGS}
+        dtype, torch_dtype = kwargs.pop("dtype", None), kwargs.pop("torch_dtype", None)
+        dtype = dtype if dtype is not None else torch_dtype
+        state_dict = cls._changes_on_parts(folder, folder_config, hub_kwargs, part_kwargs)
+        if not isinstance(kwargs.get("config"), PreTrainedConfig):
+            # transformers reads the folder's config and splits config overrides from loading arguments.
+            kwargs["config"] = os.fspath(kwargs.get("config") or folder)
+        load_generation_config = "generation_config" not in kwargs
+        model = super().from_pretrained(
+            None, *args, state_dict=state_dict, dtype=dtype or folder_config.parts_dtype, **hub_kwargs, **kwargs
+        )
+        model.config.stored_weights, model.config.parts_dtype = "all", None  # in memory, the model is complete
+        if load_generation_config:
+            try:
+                model.generation_config = GenerationConfig.from_pretrained(folder, **hub_kwargs)
+            except OSError:
+                pass  # no saved generation config: the paper's defaults, set in __init__, stay
+        return model
+
+    @classmethod
+    def _changes_on_parts(cls, folder, config: LLMSRTConfig, hub_kwargs: dict, part_kwargs: dict) -> dict:
+        """The complete state dict of a changes-only folder: the recorded parts' tensors, the folder's over them."""
         from safetensors.torch import load_file
         from transformers.utils import SAFE_WEIGHTS_NAME, cached_file
 
-        config = LLMSRTConfig.from_dict(config.to_dict())
-        model = cls._from_recorded_parts(config, dtype)
+        parts = cls._from_recorded_parts(LLMSRTConfig.from_dict(config.to_dict()), config.parts_dtype, part_kwargs)
+        state_dict = parts.state_dict()
         changes = load_file(cached_file(folder, SAFE_WEIGHTS_NAME, **hub_kwargs))
-        expected = model.state_dict()
-        unexpected = sorted(name for name in changes if name not in expected)
+        unexpected = sorted(name for name in changes if name not in state_dict)
         if unexpected:
             raise ValueError(f"{folder} stores tensors the model does not have: {unexpected[:5]}.")
-        model.load_state_dict(changes, strict=False)
-        model.config.stored_weights = "all"  # in memory, the model is complete
-        try:
-            model.generation_config = GenerationConfig.from_pretrained(folder, **hub_kwargs)
-        except OSError:
-            pass  # no saved generation config: the paper's defaults, set in __init__, stay
-        return model.eval()
+        state_dict.update(changes)
+        return state_dict
 
     @classmethod
     def from_pretrained_parts(
@@ -392,7 +428,9 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         return model
 
     @classmethod
-    def _from_recorded_parts(cls, config: LLMSRTConfig, dtype: torch.dtype | str | None):
+    def _from_recorded_parts(
+        cls, config: LLMSRTConfig, dtype: torch.dtype | str | None, download_kwargs: dict | None = None
+    ):
         """Rebuild the pretrained parts that `config` names (a new adapter): the base of a changes-only folder."""
         if not (config.audio_model_name and config.text_model_name):
             raise ValueError(
@@ -401,7 +439,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
                 "the model with `from_pretrained_parts`, or save a complete folder (`changed_only=False`)."
             )
         whisper_model, language_model = load_pretrained_parts(
-            config.audio_model_name, config.text_model_name, config.text_model_gguf_file, dtype
+            config.audio_model_name, config.text_model_name, config.text_model_gguf_file, dtype, download_kwargs
         )
         return cls._assemble(config, whisper_model, language_model)
 
