@@ -196,7 +196,9 @@ class LLMSRTConfig(PreTrainedConfig):
             len(set(self.language_id_languages)) < 2
             or len(set(self.language_id_languages)) != len(self.language_id_languages)
         ):
-            raise ValueError(f"language_id_languages needs two or more distinct codes, got {self.language_id_languages}.")
+            raise ValueError(
+                f"language_id_languages needs two or more distinct codes, got {self.language_id_languages}."
+            )
         if self.stored_weights not in STORED_WEIGHTS:
             raise ValueError(f"stored_weights must be one of {STORED_WEIGHTS}, got {self.stored_weights!r}.")
         if self.num_query_tokens < 1:
