@@ -12,8 +12,7 @@ from tqdm.auto import tqdm
 from ..audio_gain import audio_gain_on_examples
 from ..language_id_features import language_id_accuracy
 from ..quantization import CPU_MODES, quantize_for_cpu
-from ..audio_utils import prepare_audio
-from ..data import CurriculumCollator
+from ..data import CurriculumCollator, clip_waveform
 from ..data.schema import SAMPLING_RATE
 from ..modeling_llmsrt import PAPER_DECODING
 from .metrics import comet_scorer
@@ -114,8 +113,7 @@ def length_sorted_batches(examples, batch_size: int, window: int = 32):
 
 
 def _sorted(buffer, batch_size):
-    decoded = [(example, prepare_audio(example["audio"], None, SAMPLING_RATE, name=f"clip {example['id']}"))
-               for example in buffer]
+    decoded = [(example, clip_waveform(example)) for example in buffer]  # cut to the encoder window, as in training
     decoded.sort(key=lambda pair: pair[1].size)
     for start in range(0, len(decoded), batch_size):
         chunk = decoded[start : start + batch_size]
