@@ -5,6 +5,7 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import datasets
 import librosa
@@ -26,6 +27,7 @@ from llmsrt.data import CurriculumCollator, clip_waveform, load_common_voice, lo
 from llmsrt.data.arguments import DataArguments
 from llmsrt.data.stage_data import load_stage_data
 
+ROOT = Path(__file__).resolve().parents[1]
 ENGLISH = {1: "The train leaves at nine.", 2: "Good morning!", 3: "Where is the station?", 4: "A long story."}
 GERMAN = {1: "Der Zug fährt um neun ab.", 2: "Guten Morgen!", 4: "Eine lange Geschichte."}  # no sentence 3
 
@@ -220,8 +222,8 @@ def test_a_corrupt_clip_is_named_or_counted(release):
 
 
 def inspect(*arguments, cwd=None):
-    return subprocess.run([sys.executable, "-m", "llmsrt.data.inspect", *map(str, arguments)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, "-m", "llmsrt.data.inspect", *map(str, arguments)], check=False,
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def test_inspect_writes_the_counts_and_examples(fleurs, tmp_path):
@@ -256,3 +258,37 @@ def test_inspect_stops_early_and_fails_loudly_on_a_bad_direction_or_folder(fleur
     assert main(["--dataset", "common_voice", "--data_dir", str(tmp_path / "nowhere"), "--directions", "all",
                  "--languages", "fra", "--stage", "asr"]) == 2
     assert "release folder not found" in capsys.readouterr().err
+
+
+def test_training_and_evaluation_read_mp3_corpora_and_stage_info_counts(release, tmp_path):
+    """A tiny curriculum stage on Common Voice MP3 clips (48 kHz, a 31-s one, a corrupt one), then eval.py's
+    evaluation on CoVoST-2's test split of MP3 clips at 48 and 32 kHz."""
+    from llmsrt.evaluation import EvalArguments, evaluate_model
+    from llmsrt.training import main
+
+    main([str(ROOT / "recipes" / "tiny.yaml"), "--dataset", "common_voice", "--data_dir", str(release["cv"]),
+          "--directions", "all", "--languages", "ita", "--skip_invalid_rows", "true", "--stage", "asr",
+          "--max_steps", "1", "--per_device_train_batch_size", "2", "--save_strategy", "no",
+          "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true"])
+    info = json.loads((tmp_path / "run" / "asr" / "stage_info.json").read_text())
+    assert info["data"] == {"examples": 2, "by_direction": {"ita": 2}, "audio_seconds": pytest.approx(31.0, abs=0.1),
+                            "trimmed": 1, "skipped": {"unreadable audio": 1}}
+    results = evaluate_model(EvalArguments(
+        model=str(tmp_path / "run" / "asr"), output_dir=str(tmp_path / "eval"), dataset="covost2",
+        dataset_path=str(release["covost"]), data_dir=str(release["cv"]), directions=["fra-eng"], split="dev",
+        comet_model="none", audio_gain=False, num_beams=1, max_new_tokens=3, no_repeat_ngram_size=0))
+    predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in predictions] == ["common_voice_fr_3.mp3"] and results is not None
+
+
+def test_the_pipeline_reads_an_mp3_file_at_48khz(saved_tiny, tmp_path):
+    from transformers import pipeline
+
+    clip = write_mp3(tmp_path / "clip.mp3", speech(2.0, 7, 48000), 48000)
+    translator = pipeline("speech-translation", model=str(saved_tiny), trust_remote_code=True)
+    result = translator(str(clip), src_lang="eng", tgt_lang="deu",
+                        generate_kwargs={"do_sample": False, "num_beams": 1, "max_new_tokens": 3})
+    assert set(result) == {"transcription", "translation", "src_lang", "tgt_lang"}
+    processor = translator.processor
+    features = processor(audio=str(clip), src_lang="eng", tgt_lang="deu")["input_features_mask"]
+    assert features.sum() == pytest.approx(2.0 * SAMPLING_RATE / processor.feature_extractor.hop_length, abs=8)

@@ -1,7 +1,7 @@
 """Data sources in one example schema, and the collator that turns examples into training batches."""
 
-from .collator import AlignmentCollator, CurriculumCollator, mixed_task
 from .clips import check_clips, clip_waveform
+from .collator import AlignmentCollator, CurriculumCollator, mixed_task
 from .common_voice import load_common_voice
 from .covost2 import load_covost2
 from .fleurs import load_fleurs
@@ -10,9 +10,9 @@ from .report import DataReport
 from .schema import COLUMNS, SAMPLING_RATE, standardize
 
 __all__ = [
-    "AlignmentCollator",
     "COLUMNS",
     "SAMPLING_RATE",
+    "AlignmentCollator",
     "CurriculumCollator",
     "DataReport",
     "ManifestError",
@@ -22,7 +22,7 @@ __all__ = [
     "load_covost2",
     "load_fleurs",
     "load_manifest",
-    "write_manifest",
     "mixed_task",
     "standardize",
+    "write_manifest",
 ]

@@ -54,7 +54,7 @@ def decode_stored(audio, name: str) -> np.ndarray:
         audio = io.BytesIO(audio["bytes"]) if audio.get("bytes") else audio.get("path")
     try:
         waveform, sampling_rate = soundfile.read(audio, dtype="float32")
-    except Exception as error:  # noqa: BLE001 - libsndfile raises several types for unreadable files
+    except Exception as error:  # libsndfile raises several types for unreadable files
         raise ValueError(f"Could not decode {name} ({type(error).__name__}: {error}). Accepted: what libsndfile "
                          "reads (WAV, FLAC, OGG, MP3...).") from error
     waveform = to_mono(waveform)
@@ -74,7 +74,7 @@ def clip_waveform(example: dict, window: float | None = ENCODER_WINDOW_SECONDS) 
     if isinstance(audio, str) or (isinstance(audio, dict) and "array" not in audio):
         audio = decode_stored(audio, name)
     waveform = prepare_audio(audio, None, SAMPLING_RATE, name=name)  # checks: not empty, finite, not silent
-    return waveform if window is None else waveform[: int(round(window * SAMPLING_RATE))]
+    return waveform if window is None else waveform[: round(window * SAMPLING_RATE)]
 
 
 def check_clips(examples, report: DataReport, long_audio: str = "trim", skip_invalid: bool = False,

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,8 +61,8 @@ def inspect_stage(data_args: DataArguments, args: InspectArguments, output_dir: 
     report = DataReport(directions={key: counts for key, counts in loaded.report.directions.items()})
     for counts in report.directions.values():  # the loader's skips stay; what is kept is measured again, decoded
         counts.examples, counts.audio_seconds, counts.trimmed = 0, 0.0, 0
-    lines = open(args.examples_out, "w", encoding="utf-8") if args.examples_out else None
-    try:
+    with ExitStack() as files:
+        lines = files.enter_context(open(args.examples_out, "w", encoding="utf-8")) if args.examples_out else None
         for example in loaded.examples:
             direction = direction_key(example["src_lang"], example["tgt_lang"])
             try:
@@ -78,9 +79,6 @@ def inspect_stage(data_args: DataArguments, args: InspectArguments, output_dir: 
                 lines.write(json.dumps({**record, "audio_seconds": round(seconds, 3)}, ensure_ascii=False) + "\n")
             if args.max_examples and report.examples >= args.max_examples:
                 break
-    finally:
-        if lines:
-            lines.close()
     return report
 
 

@@ -10,11 +10,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio_gain import audio_gain_on_examples
-from ..language_id_features import language_id_accuracy
-from ..quantization import CPU_MODES, quantize_for_cpu
 from ..data import CurriculumCollator, clip_waveform
 from ..data.schema import SAMPLING_RATE
+from ..language_id_features import language_id_accuracy
 from ..modeling_llmsrt import PAPER_DECODING
+from ..quantization import CPU_MODES, quantize_for_cpu
 from .metrics import comet_scorer
 from .report import (
     audio_gain_markdown,
