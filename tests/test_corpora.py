@@ -258,6 +258,11 @@ def test_inspect_stops_early_and_fails_loudly_on_a_bad_direction_or_folder(fleur
     assert main(["--dataset", "common_voice", "--data_dir", str(tmp_path / "nowhere"), "--directions", "all",
                  "--languages", "fra", "--stage", "asr"]) == 2
     assert "release folder not found" in capsys.readouterr().err
+    # a train.py recipe's data entries, overridden from the command line
+    assert main([str(ROOT / "recipes" / "paper-qwen2.5-3b-covost2.yaml"), "--dataset_path", str(release["covost"]),
+                 "--data_dir", str(release["cv"]), "--directions", "fra-eng", "--stage", "srt", "--split", "dev",
+                 "--json", str(summary)]) == 0
+    assert json.loads(summary.read_text())["by_direction"] == {"fra-eng": 1}
 
 
 def test_training_and_evaluation_read_mp3_corpora_and_stage_info_counts(release, tmp_path):
@@ -292,3 +297,22 @@ def test_the_pipeline_reads_an_mp3_file_at_48khz(saved_tiny, tmp_path):
     processor = translator.processor
     features = processor(audio=str(clip), src_lang="eng", tgt_lang="deu")["input_features_mask"]
     assert features.sum() == pytest.approx(2.0 * SAMPLING_RATE / processor.feature_extractor.hop_length, abs=8)
+
+
+def test_the_corpus_recipes_parse_and_name_real_directions():
+    CPU = ["--bf16", "false"]  # no GPU here
+    from llmsrt.data.covost2 import covost_directions
+    from llmsrt.training import parse_train_args
+
+    _, covost, _, _, _ = parse_train_args([str(ROOT / "recipes" / "paper-qwen2.5-3b-covost2.yaml"), *CPU])
+    pairs = [tuple(direction.split("-")) for direction in covost.directions]
+    assert covost.dataset == "covost2" and len(pairs) == 21
+    assert set(pairs) == {(src, tgt) for src, tgt in covost_directions() if tgt == "eng"}
+    _, voice, curriculum, _, _ = parse_train_args([str(ROOT / "recipes" / "paper-qwen2.5-3b-common-voice-asr.yaml"),
+                                                    *CPU])
+    assert (voice.dataset, voice.directions, curriculum.stage) == ("common_voice", ["all"], "asr")
+    _, fleurs, _, _, _ = parse_train_args([str(ROOT / "recipes" / "paper-qwen2.5-3b-fleurs15.yaml"), *CPU])
+    assert (fleurs.dataset, fleurs.dataset_path) == ("fleurs", "google/fleurs")
+    from llmsrt.data.fleurs import export_root
+
+    assert export_root(fleurs.dataset_path) == "hf://datasets/google/fleurs@~parquet"
