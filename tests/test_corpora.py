@@ -316,3 +316,16 @@ def test_the_corpus_recipes_parse_and_name_real_directions():
     from llmsrt.data.fleurs import export_root
 
     assert export_root(fleurs.dataset_path) == "hf://datasets/google/fleurs@~parquet"
+
+
+def test_a_stream_is_checked_row_by_row(release):
+    args = DataArguments(dataset="common_voice", data_dir=str(release["cv"]), directions=["all"], languages=["ita"],
+                         streaming=True)
+    data = load_stage_data(args, "asr", "unused")
+    assert isinstance(data.examples, datasets.IterableDataset) and not data.report.counted
+    with pytest.raises(ValueError, match="Unreadable audio: clip 'common_voice_it_3.mp3'"):
+        list(data.examples)
+    args.skip_invalid_rows = True
+    rows = list(load_stage_data(args, "asr", "unused").examples)
+    assert [row["id"] for row in rows] == ["common_voice_it_1.mp3", "common_voice_it_2.mp3"]
+    assert clip_waveform(rows[1]).size == 30 * SAMPLING_RATE

@@ -35,8 +35,10 @@ class EvalArguments:
     output_dir: str = field(metadata={"help": "Where predictions, results, matrix and heatmap are written."})
     manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest with translations."})
     dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2, demo or toy."})
-    dataset_path: str | None = field(default=None, metadata={"help": "Hub id or local folder of the dataset."})
-    data_dir: str | None = field(default=None)
+    dataset_path: str | None = field(
+        default=None, metadata={"help": "fleurs: the parquet export (folder or Hub id); covost2: its TSV folder."}
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "covost2: the Common Voice release folder."})
     split: str = field(default="test")
     directions: list[str] = field(default_factory=list, metadata={"help": "e.g. eng-deu deu-eng, or all."})
     languages: list[str] | None = field(default=None, metadata={"help": "Languages paired by '--directions all'."})
