@@ -13,6 +13,7 @@ import logging
 
 import datasets
 import numpy as np
+import pyarrow.compute
 import soundfile
 import soxr
 
@@ -89,23 +90,23 @@ def check_clips(examples, report: DataReport, long_audio: str = "trim", skip_inv
     streaming = isinstance(examples, datasets.IterableDataset)
     examples = undecoded(examples)
 
-    def verdict(audio, src_lang, tgt_lang, identifier) -> tuple[float, str, str]:
-        """`(seconds after trimming, reason it is left out or "", message)`."""
-        try:
-            seconds = clip_seconds(audio)
-        except Exception as error:  # noqa: BLE001 - libsndfile raises several types for unreadable files
+    def verdict(audio, identifier, seconds=None) -> tuple[float, str, str]:
+        """`(seconds after trimming, reason it is left out or "", message)`; `seconds` if already measured (a float,
+        or the error a first reading raised)."""
+        if seconds is None:
+            seconds = measure(audio)
+        if isinstance(seconds, Exception):
             label = clip_label({"id": identifier, "audio": audio})
-            return 0.0, UNREADABLE, f"{label} ({type(error).__name__}: {error})"
+            return 0.0, UNREADABLE, f"{label} ({type(seconds).__name__}: {seconds})"
         if seconds > window and long_audio == "skip":
             return seconds, longer_than_window(window), ""
         return min(seconds, window), "", "trimmed" if seconds > window else ""
 
-    columns = ["audio", "src_lang", "tgt_lang", "id"]
     if streaming:
         report.counted = False
 
-        def usable(audio, src_lang, tgt_lang, identifier):
-            _, reason, message = verdict(audio, src_lang, tgt_lang, identifier)
+        def usable(audio, identifier):
+            _, reason, message = verdict(audio, identifier)
             if reason == UNREADABLE and not skip_invalid:
                 raise ValueError(f"Unreadable audio: {message}. Pass --skip_invalid_rows true to leave such clips "
                                  "out (they are counted and logged).")
@@ -113,12 +114,11 @@ def check_clips(examples, report: DataReport, long_audio: str = "trim", skip_inv
                 logger.warning("Left out %s: %s", identifier, message or reason)
             return not reason
 
-        return examples.filter(usable, input_columns=columns).cast_column("audio", audio_feature(True))
+        return examples.filter(usable, input_columns=["audio", "id"]).cast_column("audio", audio_feature(True))
 
     kept, unreadable = [], []
-    for index, row in enumerate(examples.select_columns(columns)):
-        seconds, reason, message = verdict(*(row[name] for name in columns))
-        direction = direction_key(row["src_lang"], row["tgt_lang"])
+    for index, (audio, identifier, direction, seconds) in enumerate(_stored_clips(examples)):
+        seconds, reason, message = verdict(audio, identifier, seconds)
         if reason:
             report.skip(direction, reason)
             if reason == UNREADABLE:
@@ -133,3 +133,31 @@ def check_clips(examples, report: DataReport, long_audio: str = "trim", skip_inv
     if len(kept) < len(examples):
         examples = examples.select(kept)
     return examples.cast_column("audio", audio_feature(False))
+
+
+def measure(audio) -> float | Exception:
+    """A stored clip's length in seconds, or the error libsndfile raised reading its header."""
+    try:
+        return clip_seconds(audio)
+    except Exception as error:  # noqa: BLE001 - libsndfile raises several types for unreadable files
+        return error
+
+
+def _stored_clips(examples: datasets.Dataset, batch_size: int = 512):
+    """`(audio, id, direction, seconds)` per row, read in Arrow batches. A clip that several rows share (FLEURS: the
+    same recording in each of its directions; same file name and size) is measured once: `seconds` is then its
+    length (or error), else None. An audio's bytes are copied out of Arrow only when it must be measured."""
+    measured: dict[tuple[str, int | None], float | Exception] = {}
+    rows = examples.select_columns(["audio", "id", "src_lang", "tgt_lang"]).with_format("arrow")
+    for batch in rows.iter(batch_size=batch_size):
+        audio = batch.column("audio").combine_chunks()
+        paths, data = audio.field("path").to_pylist(), audio.field("bytes")
+        sizes = pyarrow.compute.binary_length(data).to_pylist()
+        for row, (path, size, identifier, src_lang, tgt_lang) in enumerate(zip(
+                paths, sizes, batch.column("id").to_pylist(), batch.column("src_lang").to_pylist(),
+                batch.column("tgt_lang").to_pylist())):
+            key = (path, size) if path else None
+            value = {"bytes": data[row].as_py(), "path": path} if key not in measured else {"path": path}
+            if key is not None and key not in measured:
+                measured[key] = measure(value)
+            yield value, identifier, direction_key(src_lang, tgt_lang), measured.get(key)
