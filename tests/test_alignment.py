@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
 from llmsrt.data.toy import toy_texts
 from llmsrt.encoder_cache import fingerprint
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 from llmsrt.training import main, parse_train_args
 from llmsrt.training.model_setup import build_initial_model
 from llmsrt.training.alignment import (

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import make_tiny_whisper, write_checkpoint
+from helpers import make_tiny_whisper, write_checkpoint
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
 from llmsrt.data.demo_corpus import read_sentences
 from llmsrt.demo.run import Timings, main, read_recipe, srt_only_overrides
-from llmsrt.tiny import build_tiny_tokenizer
+from llmsrt.testing import build_tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

@@ -6,7 +6,7 @@ from pathlib import Path
 import evaluate
 import pytest
 import sacrebleu
-from conftest import save_model
+from helpers import save_model
 
 from llmsrt.data.toy import build_toy_corpus
 from llmsrt.evaluation import EvalArguments, bleu_tokenizer, error_rate, write_report

@@ -211,7 +211,7 @@ def test_offline_mirrors_only_stand_in_for_the_demo_models():
 
 
 def test_mirror_downloads_are_pruned_only_once_both_parts_are_assembled(tmp_path):
-    from llmsrt.offline import prune_downloads
+    from llmsrt.conversion.offline import prune_downloads
 
     for folder, name in [("wheels", "part1.whl"), ("qwen2.5-0.5b-gguf", "model.gguf"), ("whisper-base-ct2", "model.bin"),
                          ("whisper-base", "config.json")]:
@@ -228,7 +228,7 @@ def test_mirror_downloads_are_pruned_only_once_both_parts_are_assembled(tmp_path
 
 def test_trainer_loss_projects_answer_positions_only(lively):
     """`LLMSRTTrainer.compute_loss` skips the output layer on audio and prompt positions: same loss, fewer logits."""
-    from conftest import SAMPLING_RATE, make_clip
+    from helpers import SAMPLING_RATE, make_clip
     from transformers import TrainingArguments
 
     from llmsrt.training.trainer import LLMSRTTrainer
