@@ -53,6 +53,7 @@ def aligned_run(tmp_path_factory):
     return output, finished
 
 
+@pytest.mark.slow
 def test_align_loss_falls_and_its_folder_is_a_plain_model(aligned_run):
     output, finished = aligned_run
     assert list(finished) == ["align", "asr"]
@@ -75,12 +76,14 @@ def test_align_loss_falls_and_its_folder_is_a_plain_model(aligned_run):
     assert audio_norm.item() == pytest.approx(token_norm, rel=0.15)
 
 
+@pytest.mark.slow
 def test_the_next_stage_starts_from_the_aligned_adapter(aligned_run):
     output, _ = aligned_run
     assert info(output / "asr")["initial_fingerprint"] == info(output / "align")["final_fingerprint"]
     assert info(output / "align")["initial_fingerprint"] != info(output / "align")["final_fingerprint"]
 
 
+@pytest.mark.slow
 def test_align_resumes_exactly_from_a_checkpoint(tmp_path):
     common = [*ALIGN, "--curriculum_stages", "align", "--stage_overrides", *ALIGN_SETTINGS,
               "--save_strategy", "steps", "--save_steps", "8", "--logging_steps", "4"]
@@ -173,6 +176,7 @@ def test_the_timed_loss_reads_the_batch_token_times(wav_file):
         assert proportional(**inputs)["loss"].item() != pytest.approx(expected.item(), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_proportional_align_loss_falls(tmp_path):
     main([*ALIGN, "--curriculum_stages", "align", "--align_loss", "proportional", "--stage_overrides",
           *ALIGN_SETTINGS, "--logging_steps", "4", "--save_strategy", "no", "--output_dir", str(tmp_path)])

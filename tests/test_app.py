@@ -40,6 +40,7 @@ def served_app(one_thread):
     page.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: on Debian, `apt-get install chromium` (make setup does)")
 def test_upload_a_wav_and_see_the_translation(served_app, tmp_path):
     waveform, _ = recording_with_pauses(speechlike_utterances(2, seed=5), [0.5, 1.0])

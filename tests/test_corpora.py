@@ -226,6 +226,7 @@ def inspect(*arguments, cwd=None):
                           capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_inspect_writes_the_counts_and_examples(fleurs, tmp_path):
     summary, lines = tmp_path / "counts.json", tmp_path / "examples.jsonl"
     done = inspect("--dataset", "fleurs", "--dataset_path", fleurs, "--directions", "eng-deu", "deu-eng", "--stage",

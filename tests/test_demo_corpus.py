@@ -29,6 +29,7 @@ def test_sentences_are_parallel_in_eight_languages():
     assert all(row[code].strip() for row in rows for code in VOICES)
 
 
+@pytest.mark.slow
 def test_corpus_splits_by_sentence_with_held_out_voices(corpus):
     out, manifests = corpus
     rows = {split: [json.loads(line) for line in path.read_text().splitlines()] for split, path in manifests.items()}
@@ -48,6 +49,7 @@ def test_corpus_splits_by_sentence_with_held_out_voices(corpus):
     assert len(templates) == 20 and not any(s.startswith("tpl") for s in sentence["dev"] | sentence["test"])
 
 
+@pytest.mark.slow
 def test_more_training_styles_add_voices_to_the_training_split_only(corpus, tmp_path):
     out, manifests = corpus
     shutil.copytree(out / "audio", tmp_path / "audio", copy_function=os.link)  # the clips of the first style
@@ -66,6 +68,7 @@ def test_more_training_styles_add_voices_to_the_training_split_only(corpus, tmp_
         build_demo_corpus(tmp_path, languages=["eng"], train_styles_per_sentence=10)
 
 
+@pytest.mark.slow
 def test_word_lists_add_transcribed_clips_that_the_translation_stages_leave_out(corpus, tmp_path):
     out, manifests = corpus
     shutil.copytree(out / "audio", tmp_path / "audio", copy_function=os.link)
@@ -110,6 +113,7 @@ def test_templates_are_parallel_and_vary_in_what_only_the_audio_tells():
         fill_templates(1, ["eng", "jpn"])
 
 
+@pytest.mark.slow
 def test_rebuild_is_cached(corpus):
     out, manifests = corpus
     before = {path: path.stat().st_mtime_ns for path in manifests.values()}
@@ -121,6 +125,7 @@ def test_rebuild_is_cached(corpus):
         build_demo_corpus(out, languages=["eng", "tlh"])
 
 
+@pytest.mark.slow
 def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
     from llmsrt.training.arguments import DataArguments
     from llmsrt.data.stage_data import load_stage_examples
@@ -134,6 +139,7 @@ def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
         load_stage_examples(data_args, "srt", str(tmp_path), split="validation")
 
 
+@pytest.mark.slow
 def test_every_clip_says_when_each_word_of_its_transcript_is_spoken(corpus):
     _, manifests = corpus
     rows = [json.loads(line) for path in manifests.values() for line in path.read_text().splitlines()]
