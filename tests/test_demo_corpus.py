@@ -9,8 +9,7 @@ import pytest
 from llmsrt.data import load_manifest
 from llmsrt.demo import VOICES, build_demo_corpus
 from llmsrt.data.arguments import DataArguments
-from llmsrt.data.demo_corpus import TRAIN_STYLES, read_sentences, split_of, transcript_word_times
-from llmsrt.data.schema import word_timestamps_problem
+from llmsrt.data.demo_corpus import TRAIN_STYLES, read_sentences, split_of
 from llmsrt.data.stage_data import load_stage_examples
 from llmsrt.data.demo_templates import SLOT, chinese_pinyin, fill_templates
 from llmsrt.data.demo_word_lists import word_lists
@@ -133,25 +132,3 @@ def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
     with pytest.raises(ValueError, match="splits"):
         load_stage_examples(data_args, "srt", str(tmp_path), split="validation")
 
-
-def test_every_clip_says_when_each_word_of_its_transcript_is_spoken(corpus):
-    _, manifests = corpus
-    rows = [json.loads(line) for path in manifests.values() for line in path.read_text().splitlines()]
-    assert all(row["word_timestamps"] and word_timestamps_problem(row["word_timestamps"], row["transcript"]) is None
-               for row in rows)
-    english = next(row for row in rows if row["src_lang"] == "eng")
-    spoken = [english["transcript"][int(first):int(end)] for first, end, *_ in english["word_timestamps"]]
-    assert " ".join(spoken) == english["transcript"].rstrip(".?!").replace(",", "")
-    chinese = next(row for row in rows if row["src_lang"] == "zho" and row["id"].startswith("s"))
-    han = [character for character in chinese["transcript"] if "\u4e00" <= character <= "\u9fff"]
-    assert len(chinese["word_timestamps"]) == len(han)  # one pinyin syllable per character
-
-
-def test_chinese_times_go_to_characters_and_numbers_take_their_numerals():
-    syllables = [[0, 4, 0.0, 0.2], [5, 9, 0.2, 0.4], [10, 13, 0.4, 0.6], [14, 17, 0.6, 0.8], [18, 21, 0.8, 1.0]]
-    # 他有47: ta1 you3 si4 shi2 qi1 (47 is spoken as three numerals)
-    assert transcript_word_times("他有47。", "ta1 you3 si4 shi2 qi1 。", syllables) == [
-        [0, 1, 0.0, 0.2], [1, 2, 0.2, 0.4], [2, 4, 0.4, 1.0]]
-    # characters and syllables that do not pair up: one span from the first word to the last
-    assert transcript_word_times("他有。", "ta1 you3 ma 。", syllables[:3]) == [[0, 3, 0.0, 0.6]]
-    assert transcript_word_times("It is.", "It is.", [[0, 2, 0.0, 0.1]]) == [[0, 2, 0.0, 0.1]]

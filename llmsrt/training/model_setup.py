@@ -31,8 +31,6 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             qformer_config={"num_hidden_layers": model_args.qformer_num_layers},
             variable_length_encoding=model_args.variable_length_encoding,
             query_time_window=model_args.query_time_window,
-            query_self_attention_window=model_args.query_self_attention_window,
-            adapter_norm_init=model_args.adapter_norm_init,
         )
         return model, processor
     if model_args.tiny_model:
@@ -44,8 +42,6 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             texts,
             num_query_tokens=min(model_args.num_query_tokens, 16),
             query_time_window=model_args.query_time_window,
-            query_self_attention_window=model_args.query_self_attention_window,
-            adapter_norm_init=model_args.adapter_norm_init,
         )
     raise ValueError(
         "No starting model: give --model_name_or_path (an LLM-SRT folder), or --whisper and --llm "
