@@ -38,6 +38,7 @@ class LLMSRTConfig(PreTrainedConfig):
     r"""
     Configuration of [`LLMSRTForConditionalGeneration`]. Defaults follow the LLM-SRT paper (arXiv 2409.19510):
     whisper-large-v3 encoder, an 8-layer Q-Former with 80 learnable queries, Qwen2.5-3B, LoRA r=8 on q/v.
+    One exception, kept for saved folders: `qformer_attends_padding` defaults to `False` (the reference: `True`).
 
     Args:
         audio_config (`dict` or `WhisperConfig`, *optional*):
@@ -71,9 +72,20 @@ class LLMSRTConfig(PreTrainedConfig):
             Run the encoder on the longest clip of the batch (padded frames masked) instead of the paper's full 30-s
             window: faster for short clips. Off by default: on demo-long models trained each way it cost 3.0 WER
             points for 0.3 BLEU (README, *Performance*). A model must be read the way it was trained.
+        qformer_attends_padding (`bool`, *optional*, defaults to `False`):
+            What the Q-Former's cross-attention reads of the encoder window. `True` is the reference's behaviour
+            (the authors' code pads every clip to 30 s and hands the Q-Former an all-ones mask over the 1500
+            encoder frames): every query attends to all frames of the window, the padding's included, and the
+            frames after the clip are encoded and kept. Converted checkpoints of the authors and the paper recipe
+            use it, since the released Q-Former was trained so. `False`, the default, attends to the clip's real
+            frames only (padded frames are masked, and those past the batch's longest clip are dropped): what every
+            folder saved before this field existed computed, so a config without the field reads as before; the
+            demo recipes (variable-length encoding) use it. `True` needs the whole window, so not with
+            `variable_length_encoding`. A model must be read the way it was trained.
         query_time_window (`int`, *optional*):
-            `None` (the paper): every query cross-attends to all real frames of the clip. An integer `k`: query `i`
-            of `Q` attends only to its own slice of the clip's real frames (the `i`-th of `Q` equal slices) and the
+            `None` (the paper): every query cross-attends to all real frames of the clip (all frames of the window
+            with `qformer_attends_padding`). An integer `k`: query `i` of `Q` attends only to its own slice of the
+            clip's real frames (the window's, with `qformer_attends_padding`; the `i`-th of `Q` equal slices) and the
             `k` slices on either side: the queries are ordered in time from the first step of training, which
             helps a new adapter align with little compute (a departure from the paper; used in training and
             inference alike, saved with the model).
@@ -143,6 +155,7 @@ class LLMSRTConfig(PreTrainedConfig):
     stored_weights: str = "all"
     parts_dtype: str | None = None
     variable_length_encoding: bool = False
+    qformer_attends_padding: bool = False
     query_time_window: int | None = None
     query_self_attention_window: int | None = None
     adapter_norm_init: str = "ones"
@@ -157,6 +170,12 @@ class LLMSRTConfig(PreTrainedConfig):
             self.adapter_hidden_size = paper_adapter_hidden_size(self.text_config.hidden_size) or 0
         if self.custom_pipelines is None:
             self.custom_pipelines = SPEECH_TRANSLATION_PIPELINE
+        if self.qformer_attends_padding and self.variable_length_encoding:
+            raise ValueError(
+                "qformer_attends_padding=True (the reference: the Q-Former reads the whole 30-s window, padding "
+                "included) needs the encoder to run on the whole window, but variable_length_encoding=True runs it on "
+                "the batch's longest clip only: set one of them to False."
+            )
         if self.query_time_window is not None and self.query_time_window < 0:
             raise ValueError(f"query_time_window must be None or >= 0 slices, got {self.query_time_window}.")
         if self.query_self_attention_window is not None and self.query_self_attention_window < 0:

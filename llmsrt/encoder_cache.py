@@ -26,7 +26,7 @@ def fingerprint(module: torch.nn.Module) -> str:
 
 class EncoderCache:
     """`encode(run_encoder, features, mask) -> (B, T_enc, D)` with cached real frames; padded frames come back
-    as 0 (the Q-Former masks them).
+    as 0 (the Q-Former masks them), or are cached too with `keep_padding=True` (a Q-Former that reads them).
 
     `variant` names how the encoder is run (`"window"`: the 30-s window; `"variable-length"`: the clip's own
     length): the two give different frames, so each has its own entries.
@@ -51,9 +51,15 @@ class EncoderCache:
         save_file({"frames": frames.detach().cpu().contiguous()}, temporary)
         os.replace(temporary, path)
 
-    def encode(self, run_encoder, input_features: torch.Tensor, input_features_mask: torch.Tensor) -> torch.Tensor:
-        """`run_encoder(features, mask) -> (b, T_enc, D)` encodes the clips missing from the cache."""
+    def encode(
+        self, run_encoder, input_features: torch.Tensor, input_features_mask: torch.Tensor, keep_padding: bool = False
+    ) -> torch.Tensor:
+        """`run_encoder(features, mask) -> (b, T_enc, D)` encodes the clips missing from the cache; with
+        `keep_padding`, every frame of the window is cached and returned (an on-disk cache then needs a variant of
+        its own, as `enable_encoder_cache` gives it)."""
         mel_lengths = input_features_mask.sum(-1).tolist()
+        if keep_padding:
+            mel_lengths = [input_features.shape[-1]] * len(mel_lengths)
         frame_lengths = [(length + 1) // 2 for length in mel_lengths]
         paths = [self._path(features, length) for features, length in zip(input_features, mel_lengths)]
         cached = {i: frames for i, frames in enumerate(map(self._load, paths)) if frames is not None}

@@ -4,8 +4,9 @@ Data flow for a batch of `B` clips:
 
     input_features (B, n_mels, T_mel)                      log-mel features, padded to the encoder window
       -> WhisperEncoder (frozen, eval mode)             -> (B, T_mel // 2, D_whisper)
-      -> LLMSRTSpeechAdapter: 80 learnable queries cross-attend to the real (unpadded) frames
-         through a Blip-2 Q-Former, then an MLP + LayerNorm  -> (B, num_query_tokens, D_llm)
+      -> LLMSRTSpeechAdapter: 80 learnable queries cross-attend to the frames through a Blip-2 Q-Former
+         (the clip's real frames; all frames of the window with `config.qformer_attends_padding`, as the
+         reference), then an MLP + LayerNorm  -> (B, num_query_tokens, D_llm)
       -> scattered over the audio placeholder tokens of `input_ids`
       -> the causal LM, which reads `[audio][prompt tags][answer]` and predicts the answer.
 """
@@ -153,7 +154,8 @@ class LLMSRTSpeechAdapter(nn.Module):
         """
         Args:
             encoder_hidden_states: `(B, T_enc, D_whisper)` Whisper encoder output.
-            encoder_attention_mask: `(B, T_enc)`, 1 on real frames and 0 on padding; `None` attends to all.
+            encoder_attention_mask: `(B, T_enc)`, 1 on real frames and 0 on padding; `None` attends to all (the
+                reference's reading of the window, see `LLMSRTForConditionalGeneration.qformer_frame_mask`).
                 With `config.query_time_window` set, it becomes the queries' time windows (`time_window_mask`).
                 With `config.query_self_attention_window` set, the queries' self-attention is banded too
                 (`query_neighbour_mask`).
@@ -467,7 +469,14 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             `(B, num_query_tokens, D_llm)` audio embeddings.
         """
         frames, frame_mask = self.encode_frames(input_features, input_features_mask)
-        return self.speech_adapter(frames.to(self.audio_encoder.conv1.weight.dtype), frame_mask)
+        frames = frames.to(self.audio_encoder.conv1.weight.dtype)
+        return self.speech_adapter(frames, self.qformer_frame_mask(frame_mask))
+
+    def qformer_frame_mask(self, frame_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """What the Q-Former's cross-attention may read of `encode_frames`' output: the clip's real frames
+        (`frame_mask`, `(B, T_enc)`), or with `config.qformer_attends_padding` every frame of the window, padding
+        included (`None`): the reference's all-ones mask over its 1500 frames."""
+        return None if self.config.qformer_attends_padding else frame_mask
 
     def encode_frames(
         self, input_features: torch.Tensor, input_features_mask: torch.Tensor | None = None
@@ -476,7 +485,8 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
 
         Returns:
             `(B, T_enc, D_audio)` frames and their `(B, T_enc)` mask (1 on real frames; `None` without
-            `input_features_mask`).
+            `input_features_mask`). With `config.qformer_attends_padding`, `T_enc` is the whole window (the
+            Q-Former reads the padded frames too); otherwise frames past the batch's longest clip are dropped.
         """
         frame_mask = None
         if input_features_mask is not None:
@@ -493,11 +503,16 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         cache = getattr(self, "encoder_cache", None)
         if cache is not None and input_features_mask is not None and not encoder_trains:
             with torch.no_grad():
-                frames = cache.encode(self._run_audio_encoder, input_features, input_features_mask)
+                frames = cache.encode(
+                    self._run_audio_encoder,
+                    input_features,
+                    input_features_mask,
+                    keep_padding=self.config.qformer_attends_padding,
+                )
         else:
             with torch.set_grad_enabled(encoder_trains):
                 frames = self._run_audio_encoder(input_features, input_features_mask)
-        if frame_mask is not None:
+        if frame_mask is not None and not self.config.qformer_attends_padding:
             # Padded frames are masked out of everything downstream: drop those past the batch's longest clip. The
             # 30-s window leaves about 1,250 of them after a 5-s clip, which the Q-Former would read for nothing.
             real_frames = max(int(frame_mask.sum(-1).max()), 1)
@@ -521,6 +536,8 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         from .encoder_cache import EncoderCache
 
         variant = "variable-length" if self.config.variable_length_encoding else "window"
+        if self.config.qformer_attends_padding:
+            variant = "window-with-padding"  # entries hold the padded frames too
         self.encoder_cache = EncoderCache(directory, self.audio_encoder, variant)
 
     def get_placeholder_mask(
@@ -635,7 +652,8 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
                 per clip.
             input_features: `(B, n_mels, T_mel)` log-mel features; only needed when `input_ids` hold placeholders
                 (generation passes them at prefill only). Not with `inputs_embeds` (a `ValueError`).
-            input_features_mask: `(B, T_mel)` 1 on real mel frames: the Q-Former ignores padded frames.
+            input_features_mask: `(B, T_mel)` 1 on real mel frames: the Q-Former ignores padded frames
+                (unless `config.qformer_attends_padding`, the reference's reading of the whole window).
             labels: `(B, L)` target ids aligned with `input_ids`, `-100` on audio, prompt and padding; the loss
                 covers answer tokens only.
 

@@ -24,6 +24,30 @@ AUDIO_TOKEN = "<|audio|>"
 IGNORE_INDEX = -100
 _TAG_PAIR = re.compile(r"<\|([a-z]{3})\|><\|([a-z]{3})\|>")
 _TAG = re.compile(r"<\|[a-z]{3}\|>")
+_TAG_CODE = re.compile(r"[a-z]{3}")
+
+
+def check_language_tags(language_tags: dict[str, str] | None) -> dict[str, str] | None:
+    """Normalise `{language: tag code}` (e.g. `{"zho": "cmn"}`: Mandarin written `<|cmn|>`, as the authors' 2026
+    data does), or raise a `ValueError` naming the bad entry. `None` or `{}`: every language's tag is its code."""
+    if not language_tags:
+        return None
+    if not isinstance(language_tags, dict):
+        raise ValueError(f"language_tags must be a dict of language code -> tag code, got {language_tags!r}.")
+    normalised = {}
+    for language, tag in language_tags.items():
+        if not isinstance(tag, str) or not _TAG_CODE.fullmatch(tag):
+            raise ValueError(
+                f"language_tags[{language!r}] = {tag!r}: a tag code is three lowercase letters (as in <|cmn|>)."
+            )
+        normalised[get_language(language).code] = tag
+    return normalised
+
+
+def language_tag(code: str, language_tags: dict[str, str] | None = None) -> str:
+    """The tag written for a language: `<|code|>` (ISO 639-3), or the tag code `language_tags` gives it."""
+    code = get_language(code).code
+    return f"<|{(language_tags or {}).get(code, code)}|>"
 
 
 def check_task(task: str) -> str:
@@ -36,13 +60,20 @@ def check_task(task: str) -> str:
     )
 
 
-def format_prompt(task: str, src_lang: str, tgt_lang: str | None = None, transcript: str | None = None) -> str:
-    """The instruction that follows the audio: language tags, and for `smt` the gold transcript before them."""
+def format_prompt(
+    task: str,
+    src_lang: str,
+    tgt_lang: str | None = None,
+    transcript: str | None = None,
+    language_tags: dict[str, str] | None = None,
+) -> str:
+    """The instruction that follows the audio: language tags (see `language_tag`), and for `smt` the gold
+    transcript before them."""
     task = check_task(task)
-    src_tag = get_language(src_lang).tag
+    src_tag = language_tag(src_lang, language_tags)
     if task == "asr":
         return src_tag
-    tgt_tag = get_language(tgt_lang).tag
+    tgt_tag = language_tag(tgt_lang, language_tags)
     if task == "srt":
         return src_tag + tgt_tag
     if transcript is None or not str(transcript).strip():
@@ -56,6 +87,7 @@ def format_answer(
     tgt_lang: str | None = None,
     transcription: str | None = None,
     translation: str | None = None,
+    language_tags: dict[str, str] | None = None,
 ) -> str:
     """The text the model learns to produce (without the end-of-sequence token)."""
     task = check_task(task)
@@ -68,10 +100,13 @@ def format_answer(
         return transcription.strip()
     if task == "smt":
         return translation.strip()
-    return transcription.strip() + get_language(src_lang).tag + get_language(tgt_lang).tag + translation.strip()
+    separator = language_tag(src_lang, language_tags) + language_tag(tgt_lang, language_tags)
+    return transcription.strip() + separator + translation.strip()
 
 
-def split_answer(text: str, src_lang: str | None = None, tgt_lang: str | None = None) -> tuple[str, str]:
+def split_answer(
+    text: str, src_lang: str | None = None, tgt_lang: str | None = None, language_tags: dict[str, str] | None = None
+) -> tuple[str, str]:
     """Split an SRT answer into (transcription, translation) on its tag pair.
 
     The expected pair `<|src|><|tgt|>` is tried first, then any pair of tags, then a single tag (a weakly trained
@@ -79,7 +114,7 @@ def split_answer(text: str, src_lang: str | None = None, tgt_lang: str | None = 
     text is the transcription and the translation is empty.
     """
     if src_lang and tgt_lang:
-        separator = get_language(src_lang).tag + get_language(tgt_lang).tag
+        separator = language_tag(src_lang, language_tags) + language_tag(tgt_lang, language_tags)
         if separator in text:
             transcription, translation = text.split(separator, 1)
             return transcription.strip(), translation.strip()
@@ -119,9 +154,14 @@ class LLMSRTProcessor(ProcessorMixin):
         tokenizer: the LLM's tokenizer. The audio placeholder is added to it as a special token when missing.
         audio_token (`str`, defaults to `"<|audio|>"`): the placeholder, expanded `num_query_tokens` times.
         num_query_tokens (`int`, defaults to 80): audio embeddings per clip (the model's `num_query_tokens`).
+        language_tags (`dict[str, str]`, *optional*): the tag code written for a language where it is not its ISO
+            639-3 code, as the model was trained (`{"zho": "cmn"}` writes `<|cmn|>` for Mandarin); saved with the
+            processor. Default: every language's own code.
     """
 
-    def __init__(self, feature_extractor=None, tokenizer=None, audio_token=AUDIO_TOKEN, num_query_tokens=80):
+    def __init__(
+        self, feature_extractor=None, tokenizer=None, audio_token=AUDIO_TOKEN, num_query_tokens=80, language_tags=None
+    ):
         if audio_token not in tokenizer.get_vocab():
             tokenizer.add_tokens([audio_token], special_tokens=True)
         if tokenizer.pad_token is None:
@@ -129,18 +169,24 @@ class LLMSRTProcessor(ProcessorMixin):
         self.audio_token = audio_token
         self.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
         self.num_query_tokens = num_query_tokens
+        self.language_tags = check_language_tags(language_tags)
         super().__init__(feature_extractor, tokenizer)
 
     @classmethod
     def from_pretrained_parts(
-        cls, whisper: str, llm: str, gguf_file: str | None = None, num_query_tokens: int = 80
+        cls,
+        whisper: str,
+        llm: str,
+        gguf_file: str | None = None,
+        num_query_tokens: int = 80,
+        language_tags: dict[str, str] | None = None,
     ) -> "LLMSRTProcessor":
         """Combine a Whisper checkpoint's feature extractor with a causal LM's tokenizer (Hub ids or folders)."""
         from transformers import AutoTokenizer, WhisperFeatureExtractor
 
         feature_extractor = WhisperFeatureExtractor.from_pretrained(whisper)
         tokenizer = AutoTokenizer.from_pretrained(llm, gguf_file=gguf_file)
-        return cls(feature_extractor, tokenizer, num_query_tokens=num_query_tokens)
+        return cls(feature_extractor, tokenizer, num_query_tokens=num_query_tokens, language_tags=language_tags)
 
     @property
     def sampling_rate(self) -> int:
@@ -201,7 +247,7 @@ class LLMSRTProcessor(ProcessorMixin):
         ]
         features = self._log_mel(waveforms)
         prompts = [
-            self.audio_token * self.num_query_tokens + format_prompt(name, src, tgt, transcript)
+            self.audio_token * self.num_query_tokens + format_prompt(name, src, tgt, transcript, self.language_tags)
             for name, src, tgt, transcript in zip(tasks, src_langs, tgt_langs, transcripts)
         ]
         prompt_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
@@ -245,10 +291,11 @@ class LLMSRTProcessor(ProcessorMixin):
             "speech_mask": speech_frame_mask(intervals, features["input_features"].shape[-1] // 2, samples_per_frame),
         }
 
-    @staticmethod
-    def _answer_text(task: str, target, src_lang: str, tgt_lang: str) -> str:
+    def _answer_text(self, task: str, target, src_lang: str, tgt_lang: str) -> str:
         if isinstance(target, dict):
-            return format_answer(task, src_lang, tgt_lang, target.get("transcription"), target.get("translation"))
+            return format_answer(
+                task, src_lang, tgt_lang, target.get("transcription"), target.get("translation"), self.language_tags
+            )
         if target is None or not str(target).strip():
             raise ValueError(f"Empty target for task={task!r}: every training example needs answer text.")
         return str(target).strip()
@@ -305,7 +352,7 @@ class LLMSRTProcessor(ProcessorMixin):
         results = []
         for answer, name, src, tgt, transcript in zip(decoded, tasks, src_langs, tgt_langs, transcripts):
             if name == "srt":
-                transcription, translation = split_answer(answer, src, tgt)
+                transcription, translation = split_answer(answer, src, tgt, self.language_tags)
             elif name == "asr":
                 transcription, translation = answer.strip(), None
             else:
@@ -314,4 +361,13 @@ class LLMSRTProcessor(ProcessorMixin):
         return results
 
 
-__all__ = ["LLMSRTProcessor", "format_answer", "format_prompt", "split_answer", "TASKS", "AUDIO_TOKEN"]
+__all__ = [
+    "LLMSRTProcessor",
+    "check_language_tags",
+    "format_answer",
+    "format_prompt",
+    "language_tag",
+    "split_answer",
+    "TASKS",
+    "AUDIO_TOKEN",
+]

@@ -12,8 +12,7 @@ from llmsrt.evaluation.scoring import score_records
 from llmsrt.tiny import build_tiny_model_and_processor
 
 ROOT = Path(__file__).resolve().parents[1]
-# The README's parity table, moved out of it until docs/parity.md takes its place.
-PARITY_TABLE = ROOT / "docs" / "_from_readme_parity_and_conversion.md"
+PARITY_TABLE = ROOT / "docs" / "parity.md"
 
 
 def test_qformer_is_blip2_defaults_with_8_layers_and_cross_attention_on_every_second_layer():
@@ -67,6 +66,22 @@ def test_comet_reads_the_gold_transcription_as_source():
     results = score_records([record], comet=comet)
     assert seen == [(["the train leaves"], ["ein zug fährt"], ["der zug fährt"])]
     assert results["directions"]["eng-deu"]["comet"] == 0.5
+
+
+def test_the_paper_recipe_keeps_the_reference_sizes_and_the_demo_departs():
+    """The paper's recipe, as train.py parses it, builds the reference's sizes and its reading of the window; the
+    demo trains small parts, fewer queries and layers, a query time window and variable-length encoding."""
+    from llmsrt.training.recipes import parse_train_args
+
+    paper = parse_train_args([str(ROOT / "recipes" / "paper-qwen2.5-3b-fleurs15.yaml"), "--bf16", "false"])[0]
+    assert (paper.whisper, paper.llm) == ("openai/whisper-large-v3", "Qwen/Qwen2.5-3B")
+    assert (paper.num_query_tokens, paper.qformer_num_layers, paper.query_time_window) == (80, 8, None)
+    assert paper.qformer_attends_padding is True and paper.variable_length_encoding is False
+    for recipe in ("demo.yaml", "demo-long.yaml"):
+        demo = parse_train_args([str(ROOT / "recipes" / recipe)])[0]
+        assert (demo.whisper, demo.llm) == ("openai/whisper-base", "Qwen/Qwen2.5-0.5B-Instruct")
+        assert demo.num_query_tokens < 80 and demo.qformer_num_layers < 8 and demo.query_time_window is not None
+        assert demo.variable_length_encoding is True and demo.qformer_attends_padding is False
 
 
 def test_every_test_the_parity_table_names_exists():

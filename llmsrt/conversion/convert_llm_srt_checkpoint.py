@@ -1,39 +1,55 @@
 """Convert a checkpoint of the LLM-SRT authors (the SLAM-LLM fork behind arXiv 2409.19510) into an llmsrt folder.
 
     python -m llmsrt.conversion.convert_llm_srt_checkpoint --checkpoint llm_srt_3b.pt \
-        --whisper openai/whisper-large-v3 --llm Qwen/Qwen2.5-3B --output_dir llm-srt-3b [--lora_rank 8 --lora_alpha 32]
+        --whisper openai/whisper-large-v3 --llm Qwen/Qwen2.5-3B --output_dir llm-srt-3b \
+        [--lora_alpha 32] [--no_lora] [--language_tag zho=cmn] [--projector q-former]
 
-The reference saves with `torch.save` a dict of only the parameters that trained (bf16) and loads it with
-`load_state_dict(strict=False)` over a Whisper encoder and the base LLM. Its keys:
+Two layouts are read (see docs/conversion.md):
 
-- `encoder_projector.query` `(1, Q, 768)` and `encoder_projector.qformer.*` (transformers' `Blip2QFormerModel`);
-- `encoder_projector.linear` + `encoder_projector.norm` (LLM width <= 1536), else `encoder_projector.linear1`,
-  ReLU, `encoder_projector.linear2`, `encoder_projector.norm`;
-- with LoRA: `llm.base_model.model.model.layers.N.self_attn.{q,v}_proj.lora_{A,B}.default.weight` (merged here
-  with `--lora_rank` / `--lora_alpha`);
-- with a trained encoder: `encoder.*` (transformers' `WhisperEncoder` names).
+- **One file** (`torch.save` of the parameters that trained, bf16, as `save_model_checkpoint_peft` writes it):
+  `encoder_projector.query` `(1, Q, 768)` and `encoder_projector.qformer.*` (transformers' `Blip2QFormerModel`);
+  `encoder_projector.linear` + `norm` (LLM width <= 1536) or `linear1`, ReLU, `linear2`, `norm`; with LoRA
+  `llm.base_model.model.model.layers.N.self_attn.{q,v}_proj.lora_{A,B}.default.weight`; with a trained encoder
+  `encoder.*` (transformers' `WhisperEncoder` names).
+- **The FSDP save path** (`save_model_checkpoint_peft_full_shard`): a folder with `model.pt` (the projector, and
+  `encoder.*` when the encoder trained) and the LLM's peft adapter (`adapter_config.json` +
+  `adapter_model.safetensors` or `adapter_model.bin`). `--checkpoint` names the folder or its `model.pt`.
 
-The output folder holds the model (LoRA merged), the processor, the remote code, a generation config with the
-paper's decoding and a model card naming the source checkpoint and its licence.
+The LoRA rank is read from the tensors; alpha is `--lora_alpha` (default: the adapter_config.json's where there is
+one, else the reference's 32, which the file cannot confirm). Older transformers saved an unused text branch in
+every Q-Former layer (`qformer.encoder.layer.N.intermediate.*` / `.output.*`): those keys are dropped with a
+warning. Only the reference's `q-former` projector is built: a file with another query count than its 80 (150 is
+the `qqm` projector of the MCAT checkpoints, mean-pooled to 30 embeddings) is refused unless `--projector q-former`
+says it is a plain Q-Former. The converter prints what it found and writes it into the model card.
+
+The output folder holds the model (LoRA merged), the processor (with `--language_tag` tags), the remote code, a
+generation config with the paper's decoding and a model card naming the source checkpoint and its licence. The
+folder's Q-Former reads the whole 30-s window, padding included (`qformer_attends_padding=True`), as the reference.
 """
 
 import argparse
+import json
 import logging
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+from torch import nn
 from transformers import Blip2QFormerConfig
 
 from ..configuration_llmsrt import paper_adapter_hidden_size
 from ..hub.card import render_model_card
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
-from ..processing_llmsrt import LLMSRTProcessor
+from ..processing_llmsrt import LLMSRTProcessor, check_language_tags, language_tag
 
 logger = logging.getLogger(__name__)
 
 # The released checkpoint (`yxdu/llm-srt`: whisper-large-v3 + Qwen2.5-3B) and its licence, for the model card.
 SOURCE_LICENSE = "cc-by-nc-sa-4.0"
+# The reference's LoRA alpha (`PeftConfig.lora_alpha` in examples/st_covost2/asr_config.py, with r 8 then 16).
+REFERENCE_LORA_ALPHA = 32
 
 PROJECTOR_PREFIX = "encoder_projector."
 ENCODER_PREFIX = "encoder."
@@ -50,11 +66,43 @@ PROJECTOR_RENAMES = {
     "norm.bias": "projector.layer_norm.bias",
 }
 QFORMER_PREFIX = "qformer."  # the same `Blip2QFormerModel` names on both sides
-LORA_KEY = re.compile(
-    r"^llm\.base_model\.model\.(?P<module>model\.layers\.(?P<layer>\d+)\.self_attn\.[qv]_proj)"
-    r"\.lora_(?P<part>[AB])\.default\.weight$"
+# The projectors llmsrt builds, by the reference's `encoder_projector` names, and the reference's query counts.
+PROJECTORS = ("q-former",)
+REFERENCE_QUERY_COUNTS = {"q-former": 80, "qqm": 150}
+# The Q-Former's text branch (`Blip2QFormerLayer.intermediate` / `.output`, built by transformers before
+# `use_qformer_text_input` existed): never run on query-only input, so dropped.
+TEXT_BRANCH_KEY = re.compile(r"^qformer\.encoder\.layer\.\d+\.(intermediate|output)\.")
+LORA_KEY = re.compile(r"^llm\.base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.default\.weight$")
+# A peft adapter file's keys: `base_model.model.<module>.lora_A.weight` as peft writes them, `llm.`-prefixed as the
+# reference's FSDP path hands peft its own state dict; the adapter name may stay in.
+PEFT_ADAPTER_KEY = re.compile(
+    r"^(?:llm\.)?base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])(?:\.default)?\.weight$"
 )
+_LAYER_MODULE = re.compile(r"^(?P<stack>.+\.layers)\.(?P<layer>\d+)\.(?P<kind>.+)$")
 _QFORMER_LAYER = re.compile(r"^qformer\.encoder\.layer\.(\d+)\.(crossattention\.)?")
+PEFT_CONFIG_NAME = "adapter_config.json"
+PEFT_WEIGHT_NAMES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass
+class ReferenceCheckpoint:
+    """What a reference checkpoint holds, sorted into llmsrt's parts.
+
+    Attributes:
+        files: the files read.
+        adapter: the speech adapter's tensors, under llmsrt's names (below `speech_adapter.`).
+        encoder: trained Whisper encoder tensors (below `audio_encoder.`), if any.
+        lora: `{LLM module name: {"A": (r, in), "B": (out, r)}}`.
+        text_branch_keys: the Q-Former text-branch keys that were dropped.
+        peft_config: the adapter_config.json of the FSDP layout, if any.
+    """
+
+    files: list[str]
+    adapter: dict[str, torch.Tensor]
+    encoder: dict[str, torch.Tensor] = field(default_factory=dict)
+    lora: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    text_branch_keys: list[str] = field(default_factory=list)
+    peft_config: dict | None = None
 
 
 def load_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
@@ -71,28 +119,81 @@ def load_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def split_checkpoint(state: dict[str, torch.Tensor]) -> tuple[dict, dict, dict]:
-    """Sort the reference's keys into `(adapter, encoder, lora)`: the adapter and the encoder under llmsrt's names
-    (relative to `speech_adapter.` and `audio_encoder.`), LoRA as `{llm module name: {"A": ..., "B": ...}}`.
+def load_peft_adapter(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The LLM's LoRA from a peft adapter folder, under the single-file layout's key names, and its config."""
+    config = json.loads((folder / PEFT_CONFIG_NAME).read_text(encoding="utf-8"))
+    if str(config.get("peft_type", "")).upper() != "LORA":
+        raise ValueError(f"{folder / PEFT_CONFIG_NAME} is a {config.get('peft_type')!r} adapter; only LoRA is read.")
+    weights = next((folder / name for name in PEFT_WEIGHT_NAMES if (folder / name).is_file()), None)
+    if weights is None:
+        raise ValueError(f"{folder} has {PEFT_CONFIG_NAME} but none of {list(PEFT_WEIGHT_NAMES)}.")
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        tensors = load_file(weights)
+    else:
+        tensors = load_reference_checkpoint(weights)
+    state, unknown = {}, []
+    for key, tensor in tensors.items():
+        match = PEFT_ADAPTER_KEY.match(key)
+        if match:
+            state[f"llm.base_model.model.{match['module']}.lora_{match['part']}.default.weight"] = tensor
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(
+            f"{weights} holds {len(unknown)} key(s) that are not LoRA matrices: {sorted(unknown)[:5]}. Accepted: "
+            "[llm.]base_model.model.<module>.lora_{A,B}[.default].weight."
+        )
+    return state, config
+
+
+def read_reference_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], list[str], dict | None]:
+    """The reference's tensors from a `.pt` file or an FSDP save folder (`model.pt` + peft adapter), with the files
+    read and the adapter's config. A `.pt` file with a peft adapter beside it is read with that adapter."""
+    path = Path(path)
+    pt_file = path / "model.pt" if path.is_dir() else path
+    if not pt_file.is_file():
+        raise ValueError(
+            f"{path}: expected the reference's .pt file, or an FSDP save folder holding model.pt and a peft adapter "
+            f"({PEFT_CONFIG_NAME} + {' or '.join(PEFT_WEIGHT_NAMES)})."
+        )
+    state = load_reference_checkpoint(pt_file)
+    files, peft_config = [str(pt_file)], None
+    if (pt_file.parent / PEFT_CONFIG_NAME).is_file():
+        lora, peft_config = load_peft_adapter(pt_file.parent)
+        if any(LORA_KEY.match(key) for key in state):
+            raise ValueError(f"{pt_file} holds LoRA keys and so does the peft adapter beside it: which one is meant?")
+        state.update(lora)
+        files.append(str(pt_file.parent / PEFT_CONFIG_NAME))
+    return state, files, peft_config
+
+
+def split_checkpoint(state: dict[str, torch.Tensor]) -> ReferenceCheckpoint:
+    """Sort the reference's keys into adapter, encoder and LoRA (see `ReferenceCheckpoint`); the Q-Former's unused
+    text branch is dropped, with a warning that counts its keys.
 
     Raises:
         ValueError: listing every key that belongs to none of them.
     """
-    adapter, encoder, lora, unknown = {}, {}, {}, []
+    contents = ReferenceCheckpoint(files=[], adapter={})
+    unknown = []
     for key, tensor in state.items():
         lora_match = LORA_KEY.match(key)
         if key.startswith(PROJECTOR_PREFIX):
             name = key[len(PROJECTOR_PREFIX) :]
             if name in PROJECTOR_RENAMES:
-                adapter[PROJECTOR_RENAMES[name]] = tensor
+                contents.adapter[PROJECTOR_RENAMES[name]] = tensor
+            elif TEXT_BRANCH_KEY.match(name):
+                contents.text_branch_keys.append(key)
             elif name.startswith(QFORMER_PREFIX):
-                adapter[name] = tensor
+                contents.adapter[name] = tensor
             else:
                 unknown.append(key)
         elif key.startswith(ENCODER_PREFIX):
-            encoder[key[len(ENCODER_PREFIX) :]] = tensor
+            contents.encoder[key[len(ENCODER_PREFIX) :]] = tensor
         elif lora_match:
-            lora.setdefault(lora_match["module"], {})[lora_match["part"]] = tensor
+            contents.lora.setdefault(lora_match["module"], {})[lora_match["part"]] = tensor
         else:
             unknown.append(key)
     if unknown:
@@ -100,11 +201,44 @@ def split_checkpoint(state: dict[str, torch.Tensor]) -> tuple[dict, dict, dict]:
             f"{len(unknown)} checkpoint key(s) belong to no part of LLM-SRT: {sorted(unknown)}. Accepted: "
             f"{PROJECTOR_PREFIX}{{query, qformer.*, linear, linear1, linear2, norm}}, {ENCODER_PREFIX}* "
             "(transformers' WhisperEncoder names) and LoRA keys matching "
-            "llm.base_model.model.model.layers.N.self_attn.{q,v}_proj.lora_{A,B}.default.weight."
+            "llm.base_model.model.<module>.lora_{A,B}.default.weight."
         )
+    if contents.text_branch_keys:
+        logger.warning(
+            "Dropped %d Q-Former text-branch tensors (qformer.encoder.layer.N.intermediate.* / output.*, saved by "
+            "older transformers and never run on the queries alone).", len(contents.text_branch_keys)
+        )
+    return contents
+
+
+def check_projector(adapter: dict[str, torch.Tensor], projector: str | None) -> str:
+    """The projector this adapter is, or a `ValueError` saying what the file holds. Its only mark is the query
+    count: the reference's `q-former` has 80 queries, its `qqm` (MCAT) 150, mean-pooled to 30 embeddings, which
+    llmsrt does not implement. `projector` (a user's `--projector`) overrides the count."""
+    if projector is not None and projector not in PROJECTORS:
+        raise ValueError(f"--projector {projector!r}: llmsrt builds {list(PROJECTORS)} only.")
     if "query_tokens" not in adapter:
-        raise ValueError(f"The checkpoint has no {PROJECTOR_PREFIX}query: it is not an LLM-SRT speech adapter.")
-    return adapter, encoder, lora
+        found = sorted(name for name in adapter if not name.startswith(QFORMER_PREFIX))
+        raise ValueError(
+            f"The checkpoint has no {PROJECTOR_PREFIX}query: it is not a Q-Former adapter (projector tensors found: "
+            f"{found or 'none'}). The reference's `linear` and `cov1d-linear` projectors are not built by llmsrt."
+        )
+    queries, width = adapter["query_tokens"].shape[1:]
+    if projector is None and queries != REFERENCE_QUERY_COUNTS["q-former"]:
+        seen = f"The checkpoint's {PROJECTOR_PREFIX}query holds {queries} queries of width {width}"
+        if queries == REFERENCE_QUERY_COUNTS["qqm"]:
+            reason = (
+                ": the query count of the authors' `qqm` projector (MCAT checkpoints, yxdu/mcat-*), whose Q-Former "
+                "outputs are mean-pooled by 5 into 30 embeddings before the MLP. llmsrt does not implement that "
+                "pooling, and converted unpooled it would compute something else."
+            )
+        else:
+            reason = ": neither the reference's q-former (80) nor its qqm (150, mean-pooled), so its layout is unknown."
+        raise ValueError(
+            seen + reason + " If the file is a plain Q-Former with this many queries (no pooling), say so with "
+            "--projector q-former."
+        )
+    return projector or "q-former"
 
 
 def adapter_config_kwargs(adapter: dict[str, torch.Tensor]) -> dict:
@@ -143,6 +277,65 @@ def adapter_config_kwargs(adapter: dict[str, torch.Tensor]) -> dict:
     }
 
 
+def lora_rank(lora: dict[str, dict[str, torch.Tensor]]) -> int:
+    """The LoRA rank the tensors were trained with: `lora_A` `(r, in)`, `lora_B` `(out, r)`, one `r` for all."""
+    incomplete = sorted(name for name, pair in lora.items() if set(pair) != {"A", "B"})
+    if incomplete:
+        raise ValueError(f"LoRA modules without both lora_A and lora_B: {incomplete}.")
+    ranks = {pair["A"].shape[0] for pair in lora.values()} | {pair["B"].shape[1] for pair in lora.values()}
+    if len(ranks) != 1:
+        raise ValueError(f"The checkpoint's LoRA matrices disagree on their rank: {sorted(ranks)}.")
+    return ranks.pop()
+
+
+def lora_layout(lora: dict) -> tuple[list[int], list[str]]:
+    """The decoder layers and the projections (`self_attn.q_proj`, ...) that LoRA modules sit on."""
+    layers, kinds, other = set(), set(), []
+    for name in lora:
+        match = _LAYER_MODULE.match(name)
+        if match is None:
+            other.append(name)
+            continue
+        layers.add(int(match["layer"]))
+        kinds.add(match["kind"])
+    if other:
+        raise ValueError(f"LoRA on modules outside the LLM's decoder layers: {sorted(other)}.")
+    return sorted(layers), sorted(kinds)
+
+
+def merge_reference_lora(model: LLMSRTForConditionalGeneration, lora: dict, alpha: int, rslora: bool = False) -> int:
+    """Fold `W += scaling * B @ A` into the LLM (`scaling = alpha / r`, or `alpha / sqrt(r)` with rsLoRA). The
+    projections that carry LoRA must carry it on every decoder layer of the LLM, with both matrices.
+
+    Returns:
+        The rank read from the tensors.
+    """
+    rank = lora_rank(lora)
+    language_model = model.language_model
+    _, kinds = lora_layout(lora)
+    expected = {f"model.layers.{i}.{kind}" for i in range(model.config.text_config.num_hidden_layers) for kind in kinds}
+    missing, unknown = sorted(expected - set(lora)), sorted(set(lora) - expected)
+    if missing or unknown:
+        raise ValueError(
+            f"The checkpoint's LoRA keys do not cover the LLM's {', '.join(kinds)} on every layer: missing "
+            f"{missing or 'none'}, unknown {unknown or 'none'}."
+        )
+    scaling = alpha / rank**0.5 if rslora else alpha / rank
+    with torch.no_grad():
+        for name, pair in lora.items():
+            module = language_model.get_submodule(name)
+            if not isinstance(module, nn.Linear):
+                raise ValueError(f"{name}: LoRA on a {type(module).__name__}; only Linear layers are merged.")
+            down, up = pair["A"].float(), pair["B"].float()
+            if (up.shape[0], down.shape[1]) != tuple(module.weight.shape):
+                raise ValueError(
+                    f"{name}: LoRA update {(up.shape[0], down.shape[1])} does not fit the given LLM's weight "
+                    f"{tuple(module.weight.shape)} ({model.config.text_model_name})."
+                )
+            module.weight.add_((scaling * up @ down).to(module.weight.dtype))
+    return rank
+
+
 def _copy_checked(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor], part: str, owner: str) -> None:
     """Copy `source` into the parameters `target` (same names), after checking that names and shapes agree."""
     missing = sorted(set(target) - set(source))
@@ -177,31 +370,64 @@ def load_encoder(model: LLMSRTForConditionalGeneration, encoder: dict[str, torch
     _copy_checked(target, encoder, "Whisper encoder (encoder.*)", owner)
 
 
-def merge_reference_lora(model: LLMSRTForConditionalGeneration, lora: dict, rank: int, alpha: int) -> None:
-    """Fold `W += alpha / rank * B @ A` into the LLM's q/v projections; every layer's q_proj and v_proj must have
-    both matrices, of rank `rank`."""
-    language_model = model.language_model
-    expected = {f"model.layers.{i}.self_attn.{p}_proj" for i in range(model.config.text_config.num_hidden_layers)
-                for p in "qv"}
-    incomplete = sorted(name for name, pair in lora.items() if set(pair) != {"A", "B"})
-    missing, unknown = sorted(expected - set(lora)), sorted(set(lora) - expected)
-    if missing or unknown or incomplete:
-        raise ValueError(
-            f"The checkpoint's LoRA keys do not cover the LLM's q/v projections: missing {missing or 'none'}, "
-            f"unknown {unknown or 'none'}, without both lora_A and lora_B {incomplete or 'none'}."
-        )
-    with torch.no_grad():
-        for name, pair in lora.items():
-            weight = language_model.get_submodule(name).weight
-            down, up = pair["A"].float(), pair["B"].float()
-            if down.shape[0] != rank or up.shape[1] != rank:
-                raise ValueError(f"{name}: the checkpoint's LoRA rank is {down.shape[0]}, but --lora_rank is {rank}.")
-            if (up.shape[0], down.shape[1]) != tuple(weight.shape):
-                raise ValueError(
-                    f"{name}: LoRA update {(up.shape[0], down.shape[1])} does not fit the given LLM's weight "
-                    f"{tuple(weight.shape)} ({model.config.text_model_name})."
-                )
-            weight.add_((alpha / rank * up @ down).to(weight.dtype))
+def resolve_lora_alpha(lora_alpha: int | None, peft_config: dict | None) -> tuple[int, str]:
+    """The alpha to merge with and where it came from: `--lora_alpha`, the adapter_config.json, or the reference's
+    default (32); a `--lora_alpha` that disagrees with the adapter_config.json is an error."""
+    recorded = None if peft_config is None else peft_config.get("lora_alpha")
+    if lora_alpha is not None and recorded is not None and lora_alpha != recorded:
+        raise ValueError(f"--lora_alpha {lora_alpha}, but the adapter's {PEFT_CONFIG_NAME} says {recorded}.")
+    if recorded is not None:
+        return recorded, PEFT_CONFIG_NAME
+    if lora_alpha is not None:
+        return lora_alpha, "--lora_alpha"
+    return REFERENCE_LORA_ALPHA, "the reference's default; the file does not record it"
+
+
+def _projector_shape(adapter: dict[str, torch.Tensor]) -> str:
+    first = adapter["projector.layers.0.weight"]
+    norm = adapter["projector.layer_norm.weight"].shape[0]
+    if "projector.layers.2.weight" not in adapter:
+        return f"Linear({first.shape[1]}, {first.shape[0]}) + LayerNorm({norm})"
+    second = adapter["projector.layers.2.weight"]
+    return (f"Linear({first.shape[1]}, {first.shape[0]}) ReLU Linear({second.shape[1]}, {second.shape[0]}) + "
+            f"LayerNorm({norm})")
+
+
+def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str, lora_line: str,
+             language_tags: dict[str, str] | None) -> str:
+    """The converter's summary of what it found and did (printed, and written into the model card)."""
+    qformer = config_kwargs["qformer_config"]
+    queries, width = contents.adapter["query_tokens"].shape[1:]
+    dtypes = sorted({str(tensor.dtype).removeprefix("torch.") for tensor in contents.adapter.values()})
+    if contents.encoder:
+        encoder_line = f"{len(contents.encoder)} tensors (encoder.*), replacing the given Whisper's"
+    else:
+        encoder_line = "none (the given Whisper's weights, frozen as in the reference)"
+    dropped = "none"
+    if contents.text_branch_keys:
+        dropped = (f"{len(contents.text_branch_keys)} Q-Former text-branch tensors "
+                   "(qformer.encoder.layer.N.intermediate.* / output.*: unused by the queries)")
+    tags = ", ".join(f"{code} -> {language_tag(code, language_tags)}" for code in sorted(language_tags or {}))
+    lines = [
+        f"files: {', '.join(contents.files)}",
+        (f"speech adapter: {len(contents.adapter)} tensors (encoder_projector.*, {'/'.join(dtypes)}), "
+         f"projector {projector}"),
+        f"queries: {queries} x {width}",
+        (f"Q-Former: {qformer['num_hidden_layers']} layers, cross-attention every "
+         f"{qformer['cross_attention_frequency']} layers, FFN {qformer['intermediate_size']}"),
+        f"projector: {_projector_shape(contents.adapter)}",
+        f"LoRA: {lora_line}",
+        f"encoder: {encoder_line}",
+        f"dropped: {dropped}",
+        "Q-Former view: the whole 30-s window, padding included (qformer_attends_padding=True, as the reference)",
+        f"language tags: {tags or 'each language its ISO 639-3 code (<|zho|> for Mandarin)'}",
+    ]
+    return "\n".join(lines)
+
+
+class Conversion(NamedTuple):
+    model: LLMSRTForConditionalGeneration
+    summary: str
 
 
 def convert_llm_srt_checkpoint(
@@ -209,62 +435,126 @@ def convert_llm_srt_checkpoint(
     whisper: str,
     llm: str,
     output_dir: str | Path,
-    lora_rank: int = 8,
-    lora_alpha: int = 32,
+    lora_alpha: int | None = None,
+    no_lora: bool = False,
+    projector: str | None = None,
+    language_tags: dict[str, str] | None = None,
     dtype: torch.dtype | str | None = None,
-) -> LLMSRTForConditionalGeneration:
+) -> Conversion:
     """Build the reference's model from its parts and its checkpoint, and save it as an llmsrt folder.
 
     Args:
-        checkpoint: the reference's `.pt` file (e.g. `llm_srt_3b.pt`).
+        checkpoint: the reference's `.pt` file (e.g. `llm_srt_3b.pt`), or an FSDP save folder (`model.pt` + peft
+            adapter).
         whisper, llm: Hub ids or folders of the Whisper and the base LLM the checkpoint was trained on.
         output_dir: where to write the folder.
-        lora_rank, lora_alpha: the LoRA settings of the run (paper: 8 and 32; later code: 16 and 32).
+        lora_alpha: LoRA alpha of the run (default: the adapter_config.json's, else the reference's 32). The rank
+            comes from the tensors.
+        no_lora: convert the adapter alone, ignoring any LoRA in the file (as the authors' current inference script
+            runs `llm_srt_3b.pt`: `use_peft=false`, `load_state_dict(strict=False)`).
+        projector: `"q-former"` to convert a Q-Former whose query count is not the reference's 80.
+        language_tags: tag codes for languages whose training tag was not their ISO 639-3 code (`{"zho": "cmn"}`),
+            saved with the processor.
         dtype: dtype of the Whisper and LLM weights (`None`: as the parts are saved); the adapter stays float32.
 
     Returns:
-        The converted model, as saved.
+        The converted model, as saved, and the summary of what was found (also in the model card).
     """
     import llmsrt  # noqa: F401  (registers the classes for Auto, so that code files and auto_map are written)
 
-    adapter, encoder, lora = split_checkpoint(load_reference_checkpoint(checkpoint))
-    config_kwargs = adapter_config_kwargs(adapter)
-    processor = LLMSRTProcessor.from_pretrained_parts(whisper, llm, num_query_tokens=config_kwargs["num_query_tokens"])
+    language_tags = check_language_tags(language_tags)
+    state, files, peft_config = read_reference_checkpoint(checkpoint)
+    contents = split_checkpoint(state)
+    contents.files, contents.peft_config = files, peft_config
+    projector = check_projector(contents.adapter, projector)
+    config_kwargs = adapter_config_kwargs(contents.adapter)
+    if peft_config is not None and not contents.lora and not no_lora:
+        raise ValueError(
+            f"{checkpoint}: the peft adapter ({', '.join(files[1:])}) holds no LoRA tensors (a peft newer than the "
+            "reference's, given its `llm.`-prefixed state dict, saves none). Convert the adapter alone with --no_lora."
+        )
+    lora_kwargs, lora_line = {}, "none in the file"
+    if contents.lora:
+        layers, kinds = lora_layout(contents.lora)
+        rank = lora_rank(contents.lora)
+        lora_line = f"{len(contents.lora)} modules ({', '.join(kinds)} on {len(layers)} layers), rank {rank} " \
+                    "(from the tensors)"
+        if no_lora:
+            lora_line += ": not applied (--no_lora), the base LLM's weights"
+        else:
+            alpha, source = resolve_lora_alpha(lora_alpha, peft_config)
+            rslora = bool(peft_config and peft_config.get("use_rslora"))
+            scaling = alpha / rank**0.5 if rslora else alpha / rank
+            lora_line += f", alpha {alpha} ({source}), scaling {scaling:g}{' (rsLoRA)' if rslora else ''}: merged " \
+                         "into the LLM"
+            lora_kwargs = {"lora_rank": rank, "lora_alpha": alpha,
+                           "lora_target_modules": sorted({kind.rsplit(".", 1)[-1] for kind in kinds})}
+    processor = LLMSRTProcessor.from_pretrained_parts(
+        whisper, llm, num_query_tokens=config_kwargs["num_query_tokens"], language_tags=language_tags
+    )
     model = LLMSRTForConditionalGeneration.from_pretrained_parts(
-        whisper, llm, audio_token_id=processor.audio_token_id, dtype=dtype,
-        lora_rank=lora_rank, lora_alpha=lora_alpha, **config_kwargs,
+        whisper, llm, audio_token_id=processor.audio_token_id, dtype=dtype, qformer_attends_padding=True,
+        **lora_kwargs, **config_kwargs,
     )
     width = model.config.text_config.hidden_size
     if (paper_adapter_hidden_size(width) or 0) != config_kwargs["adapter_hidden_size"]:
         logger.warning("The checkpoint's projector hidden width is %s; the reference picks %s for an LLM %s wide.",
                        config_kwargs["adapter_hidden_size"], paper_adapter_hidden_size(width) or 0, width)
-    load_adapter(model, adapter)
-    if encoder:
-        load_encoder(model, encoder)
-    if lora:
-        merge_reference_lora(model, lora, lora_rank, lora_alpha)
+    load_adapter(model, contents.adapter)
+    if contents.encoder:
+        load_encoder(model, contents.encoder)
+    if lora_kwargs:
+        merge_reference_lora(model, contents.lora, lora_kwargs["lora_alpha"], rslora)
     model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
+    summary = describe(contents, config_kwargs, projector, lora_line, language_tags)
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    card = render_model_card(output_dir, license=SOURCE_LICENSE, source_checkpoint=Path(checkpoint).name)
+    card = render_model_card(output_dir, license=SOURCE_LICENSE, source_checkpoint=Path(checkpoint).name,
+                             conversion_summary=summary, lora_merged=bool(lora_kwargs))
     card.save(output_dir / "README.md")
-    return model
+    return Conversion(model, summary)
+
+
+def parse_language_tag(text: str) -> tuple[str, str]:
+    """`"zho=cmn"` -> `("zho", "cmn")`, for `--language_tag`."""
+    language, separator, tag = text.partition("=")
+    if not separator or not language or not tag:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LANGUAGE=TAG, e.g. zho=cmn.")
+    return language.strip(), tag.strip()
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="The reference's .pt file (e.g. llm_srt_3b.pt).")
+    parser.add_argument("--checkpoint", required=True,
+                        help="The reference's .pt file (e.g. llm_srt_3b.pt), or an FSDP save folder (model.pt + "
+                             "adapter_config.json + adapter_model.safetensors|bin).")
     parser.add_argument("--whisper", required=True, help="Hub id or folder of the Whisper it was trained on.")
     parser.add_argument("--llm", required=True, help="Hub id or folder of the base LLM it was trained on.")
     parser.add_argument("--output_dir", required=True, help="Where to write the llmsrt folder.")
-    parser.add_argument("--lora_rank", type=int, default=8, help="LoRA rank of the run (paper: 8; later code: 16).")
-    parser.add_argument("--lora_alpha", type=int, default=32, help="LoRA alpha of the run (paper: 32).")
+    parser.add_argument("--lora_alpha", type=int, default=None,
+                        help=f"LoRA alpha of the run (default: the adapter_config.json's, else the reference's "
+                             f"{REFERENCE_LORA_ALPHA}). The rank is read from the tensors.")
+    parser.add_argument("--no_lora", action="store_true",
+                        help="Convert the adapter alone, leaving any LoRA in the file out (as the authors' current "
+                             "inference script runs llm_srt_3b.pt).")
+    parser.add_argument("--language_tag", type=parse_language_tag, action="append", default=[],
+                        metavar="LANGUAGE=TAG",
+                        help="The tag the model was trained with for a language, e.g. zho=cmn (writes <|cmn|> for "
+                             "Mandarin); repeatable. Default: each language's ISO 639-3 code.")
+    parser.add_argument("--projector", choices=PROJECTORS, default=None,
+                        help="Convert the Q-Former even though its query count is not the reference's 80 (refused "
+                             "otherwise: 150 is the qqm projector's, mean-pooled, which llmsrt does not build).")
     parser.add_argument("--dtype", default=None, help="dtype of the Whisper and LLM weights, e.g. bfloat16.")
     args = parser.parse_args(argv)
-    convert_llm_srt_checkpoint(args.checkpoint, args.whisper, args.llm, args.output_dir, args.lora_rank,
-                               args.lora_alpha, args.dtype)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    conversion = convert_llm_srt_checkpoint(
+        args.checkpoint, args.whisper, args.llm, args.output_dir, lora_alpha=args.lora_alpha, no_lora=args.no_lora,
+        projector=args.projector, language_tags=dict(args.language_tag), dtype=args.dtype,
+    )
+    print(f"Converted {args.checkpoint}:")
+    print("\n".join(f"  {line}" for line in conversion.summary.splitlines()))
     print(f"Saved an llmsrt model to {args.output_dir}")
 
 
@@ -274,8 +564,12 @@ if __name__ == "__main__":
 
 __all__ = [
     "PROJECTOR_RENAMES",
+    "Conversion",
+    "ReferenceCheckpoint",
     "adapter_config_kwargs",
+    "check_projector",
     "convert_llm_srt_checkpoint",
     "load_reference_checkpoint",
+    "read_reference_checkpoint",
     "split_checkpoint",
 ]

@@ -28,10 +28,24 @@ def _training_section(stage_infos: list[dict]) -> str:
     return "Each stage starts from the previous stage's final weights.\n\n" + "\n".join(lines)
 
 
-def _converted_section(source_checkpoint: str, license: str) -> str:
-    return (f"Trained by the LLM-SRT authors with the paper's curriculum, and converted from their checkpoint "
+def _converted_section(source_checkpoint: str, license: str, summary: str | None, lora_merged: bool) -> str:
+    text = (f"Trained by the LLM-SRT authors with the paper's curriculum, and converted from their checkpoint "
             f"`{source_checkpoint}` (Hub: `yxdu/llm-srt`; licence `{license}`, which this folder keeps) with "
-            "`python -m llmsrt.conversion.convert_llm_srt_checkpoint`: LoRA merged into the LLM.")
+            "`python -m llmsrt.conversion.convert_llm_srt_checkpoint`"
+            + (": LoRA merged into the LLM." if lora_merged else ": no LoRA applied, the base LLM's weights."))
+    if summary:
+        text += "\n\nWhat the converter found and did:\n\n```\n" + summary + "\n```"
+    return text
+
+
+# The evaluation section of a converted folder before anything was measured on it.
+CONVERTED_NOT_MEASURED = (
+    "Nothing was measured on real data when this folder was written. The conversion itself is checked on tiny "
+    "random models written in the reference's layout (`tests/test_convert_llm_srt_checkpoint.py`: the converted "
+    "folder gives the reference computation's logits). The authors report 21.2 average BLEU over the 210 FLEURS "
+    "directions of their 3B model; `python eval.py --model THIS_FOLDER --dataset fleurs --dataset_path FLEURS "
+    "--directions all` measures this folder with the paper's decoding (see llmsrt's docs/conversion.md)."
+)
 
 
 def stage_records(model_dir: Path) -> list[dict]:
@@ -71,9 +85,12 @@ def render_model_card(
     datasets: list[str] | None = None,
     languages: list[str] | None = None,
     source_checkpoint: str | None = None,
+    conversion_summary: str | None = None,
+    lora_merged: bool = True,
 ) -> ModelCard:
     """Render the card of a saved LLM-SRT folder (results: the `results.json` of `eval.py`; `source_checkpoint`:
-    the authors' file a folder was converted from, named in the training section with its licence)."""
+    the authors' file a folder was converted from, named in the training section with its licence, with the
+    converter's `conversion_summary`; `lora_merged`: whether LoRA is in the LLM's weights)."""
     model_dir = Path(model_dir)
     config = LLMSRTConfig.from_pretrained(model_dir)
     results = results or {}
@@ -93,7 +110,7 @@ def render_model_card(
         model_name=repo_id,
         eval_results=eval_results(results, dataset_name, dataset_type) or None,
     )
-    evaluation = "No evaluation results were given."
+    evaluation = "No evaluation results were given." if source_checkpoint is None else CONVERTED_NOT_MEASURED
     if directions:
         evaluation = (f"On {dataset_name} ({results.get('examples', '?')} clips; BLEU with sacrebleu, `char` "
                       "tokenizer for tha/jpn/kor/zho/yue targets, `13a` otherwise; chrF++; WER/CER of the "
@@ -112,11 +129,13 @@ def render_model_card(
         num_query_tokens=config.num_query_tokens,
         audio_model=config.audio_model_name or "Whisper encoder",
         text_model=config.text_model_name or config.text_config.model_type,
-        lora_rank=config.lora_rank,
+        lora=f"LoRA r={config.lora_rank}, alpha={config.lora_alpha}, merged into the weights" if lora_merged
+        else "no LoRA: the base weights",
+        lora_rank=config.lora_rank,  # read by templates older than the `lora` line
         lora_alpha=config.lora_alpha,
         languages=languages or ["(see evaluation)"],
         training=_training_section(stage_records(model_dir)) if source_checkpoint is None
-        else _converted_section(source_checkpoint, license),
+        else _converted_section(source_checkpoint, license, conversion_summary, lora_merged),
         evaluation=evaluation,
         max_seconds=feature_seconds,
     )

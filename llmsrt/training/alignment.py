@@ -163,7 +163,8 @@ class LLMSRTForAlignment(nn.Module):
             target token; `proportional`, the mean cross entropy per query against `proportional_targets`.
         """
         frames, frame_mask = self.model.encode_frames(input_features, input_features_mask)
-        audio_embeds = self.model.speech_adapter(frames.to(self.model.audio_encoder.conv1.weight.dtype), frame_mask)
+        frames = frames.to(self.model.audio_encoder.conv1.weight.dtype)
+        audio_embeds = self.model.speech_adapter(frames, self.model.qformer_frame_mask(frame_mask))
         logits = self.head(audio_embeds, self.model.get_input_embeddings().weight)
         output = {"logits": logits}
         if ctc_labels is not None and self.loss == "proportional":

@@ -42,6 +42,12 @@ class ModelArguments:
         default=False,
         metadata={"help": "A new model encodes each clip at its own length, not the 30-s window (faster; see README)."},
     )
+    qformer_attends_padding: bool = field(
+        default=False,
+        metadata={"help": "A new adapter's Q-Former attends to every frame of the 30-s window, padding included, as "
+                          "the reference (the paper recipe; a converted checkpoint of the authors reads so too). "
+                          "Default: the clip's real frames only."},
+    )
     query_time_window: int | None = field(
         default=None,
         metadata={"help": "A new adapter's queries attend to their own time slice of the clip +- this many slices "

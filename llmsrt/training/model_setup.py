@@ -30,6 +30,7 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             num_query_tokens=model_args.num_query_tokens,
             qformer_config={"num_hidden_layers": model_args.qformer_num_layers},
             variable_length_encoding=model_args.variable_length_encoding,
+            qformer_attends_padding=model_args.qformer_attends_padding,
             query_time_window=model_args.query_time_window,
         )
         return model, processor
@@ -41,6 +42,7 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
         return build_tiny_model_and_processor(
             texts,
             num_query_tokens=min(model_args.num_query_tokens, 16),
+            qformer_attends_padding=model_args.qformer_attends_padding,
             query_time_window=model_args.query_time_window,
         )
     raise ValueError(
