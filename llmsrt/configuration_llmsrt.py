@@ -2,7 +2,12 @@
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+try:  # transformers >= 5.20 declares sub-configs with their defaults; before, the config resolves them itself
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError:
+    SubConfigSpec = None
 
 # The task entry that `pipeline("speech-translation", model=DIR, trust_remote_code=True)` reads from config.json.
 SPEECH_TRANSLATION_PIPELINE = {
@@ -28,6 +33,49 @@ def paper_adapter_hidden_size(llm_hidden_size: int) -> int | None:
     if llm_hidden_size <= 2560:
         return 1536
     return 2560
+
+
+# The sub-configs a config left without them gets: the paper's parts (whisper-large-v3's encoder, an 8-layer Q-Former,
+# Qwen2.5-3B), as (model type, fields). A dict without `model_type` is read as this model type.
+SUB_CONFIG_DEFAULTS = {
+    "audio_config": (
+        "whisper",
+        {
+            "num_mel_bins": 128,
+            "d_model": 1280,
+            "encoder_layers": 32,
+            "encoder_attention_heads": 20,
+            "encoder_ffn_dim": 5120,
+            "max_source_positions": 1500,
+        },
+    ),
+    "qformer_config": ("blip_2_qformer", {"num_hidden_layers": 8}),
+    "text_config": (
+        "qwen2",
+        {
+            "vocab_size": 151936,
+            "hidden_size": 2048,
+            "intermediate_size": 11008,
+            "num_hidden_layers": 36,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 32768,
+            "tie_word_embeddings": True,
+        },
+    ),
+}
+
+
+def sub_config(value: dict | PreTrainedConfig | None, model_type: str, defaults: dict) -> PreTrainedConfig:
+    """A sub-config from what the config was given: a config as it is, a dict (of `model_type` unless it names its
+    own), or `None` (`model_type` with `defaults`)."""
+    if isinstance(value, PreTrainedConfig):
+        return value
+    if value is None:
+        return CONFIG_MAPPING[model_type](**defaults)
+    if not isinstance(value, dict):
+        raise TypeError(f"A sub-config must be a dict, a PreTrainedConfig or None, got {type(value).__name__}.")
+    return CONFIG_MAPPING[value.get("model_type", model_type)](**value)
 
 
 def drop_removed_fields(kwargs: dict) -> dict:
@@ -113,37 +161,13 @@ class LLMSRTConfig(PreTrainedConfig):
     """
 
     model_type = "llmsrt"
-    sub_configs_defaults = {
-        "audio_config": SubConfigSpec(
-            config_class=AutoConfig,
-            model_type="whisper",
-            init_kwargs={
-                "num_mel_bins": 128,
-                "d_model": 1280,
-                "encoder_layers": 32,
-                "encoder_attention_heads": 20,
-                "encoder_ffn_dim": 5120,
-                "max_source_positions": 1500,
-            },
-        ),
-        "qformer_config": SubConfigSpec(
-            config_class=AutoConfig, model_type="blip_2_qformer", init_kwargs={"num_hidden_layers": 8}
-        ),
-        "text_config": SubConfigSpec(
-            config_class=AutoConfig,
-            model_type="qwen2",
-            init_kwargs={
-                "vocab_size": 151936,
-                "hidden_size": 2048,
-                "intermediate_size": 11008,
-                "num_hidden_layers": 36,
-                "num_attention_heads": 16,
-                "num_key_value_heads": 2,
-                "max_position_embeddings": 32768,
-                "tie_word_embeddings": True,
-            },
-        ),
-    }
+    if SubConfigSpec is not None:
+        sub_configs_defaults = {
+            key: SubConfigSpec(config_class=AutoConfig, model_type=model_type, init_kwargs=defaults)
+            for key, (model_type, defaults) in SUB_CONFIG_DEFAULTS.items()
+        }
+    else:  # resolved in `__post_init__`
+        sub_configs = dict.fromkeys(SUB_CONFIG_DEFAULTS, AutoConfig)
 
     audio_config: dict | PreTrainedConfig | None = None
     qformer_config: dict | PreTrainedConfig | None = None
@@ -168,6 +192,9 @@ class LLMSRTConfig(PreTrainedConfig):
     language_id_languages: list[str] | None = None
 
     def __post_init__(self, **kwargs):
+        if SubConfigSpec is None:
+            for key, (model_type, defaults) in SUB_CONFIG_DEFAULTS.items():
+                setattr(self, key, sub_config(getattr(self, key), model_type, defaults))
         super().__post_init__(**drop_removed_fields(kwargs))
         self.qformer_config.encoder_hidden_size = self.audio_config.d_model
         if self.lora_target_modules is None:
@@ -188,7 +215,9 @@ class LLMSRTConfig(PreTrainedConfig):
             len(set(self.language_id_languages)) < 2
             or len(set(self.language_id_languages)) != len(self.language_id_languages)
         ):
-            raise ValueError(f"language_id_languages needs two or more distinct codes, got {self.language_id_languages}.")
+            raise ValueError(
+                f"language_id_languages needs two or more distinct codes, got {self.language_id_languages}."
+            )
         if self.stored_weights not in STORED_WEIGHTS:
             raise ValueError(f"stored_weights must be one of {STORED_WEIGHTS}, got {self.stored_weights!r}.")
         if self.num_query_tokens < 1:

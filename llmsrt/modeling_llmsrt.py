@@ -16,11 +16,10 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, Blip2QFormerModel, GenerationMixin, PreTrainedModel
+from transformers import AutoModelForCausalLM, Blip2QFormerModel, GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.generation import (
     GenerationConfig,
@@ -38,11 +37,18 @@ from .language_id import LLMSRTLanguageIdHead, check_language_id_languages, pool
 
 # The paper's decoding settings: the defaults of `generate` for a new model (a saved generation_config wins).
 # `no_repeat_ngram_size` and `repetition_penalty` read the generated answer only, as in the paper's reference
-# (which generates from embeddings): see `LLMSRTForConditionalGeneration._get_logits_processor`.
+# (which generates from embeddings): see `LLMSRTForConditionalGeneration.generate`.
 PAPER_DECODING = {"num_beams": 5, "max_new_tokens": 400, "no_repeat_ngram_size": 5, "repetition_penalty": 1.0}
 
 # Arguments of `from_pretrained` that say where a folder is (also used to read a changes-only folder's files).
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+# The ones that also reach the pretrained parts a changes-only folder names (`revision`, `subfolder`: the folder's).
+PART_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token")
+# Arguments of `from_pretrained` that a changes-only folder cannot take, and why.
+CHANGES_ONLY_REFUSED = {
+    "state_dict": "its weights are the recorded parts with the folder's tensors on top; load a complete folder.",
+    "gguf_file": "the folder is not a GGUF file (its config names the GGUF file of its LLM, if any).",
+}
 
 AUTO_MAP = {
     "AutoConfig": "configuration_llmsrt.LLMSRTConfig",
@@ -224,13 +230,19 @@ def part_name(name_or_path: str | os.PathLike) -> str:
 
 
 def load_pretrained_parts(
-    whisper: str, llm: str, gguf_file: str | None = None, dtype: torch.dtype | str | None = None
+    whisper: str,
+    llm: str,
+    gguf_file: str | None = None,
+    dtype: torch.dtype | str | None = None,
+    download_kwargs: dict | None = None,
 ) -> tuple[nn.Module, nn.Module]:
-    """A pretrained `WhisperModel` and causal LM (a GGUF file is de-quantized into a plain model)."""
+    """A pretrained `WhisperModel` and causal LM (a GGUF file is de-quantized into a plain model); `download_kwargs`
+    (`cache_dir`, `token`, `local_files_only`, ...) reach both."""
     from transformers import WhisperModel
 
-    whisper_model = WhisperModel.from_pretrained(whisper, dtype=dtype)
-    language_model = AutoModelForCausalLM.from_pretrained(llm, gguf_file=gguf_file, dtype=dtype)
+    download_kwargs = download_kwargs or {}
+    whisper_model = WhisperModel.from_pretrained(whisper, dtype=dtype, **download_kwargs)
+    language_model = AutoModelForCausalLM.from_pretrained(llm, gguf_file=gguf_file, dtype=dtype, **download_kwargs)
     if gguf_file is not None:
         # A GGUF-loaded model keeps its quantizer and refuses `save_pretrained`: copy it into a plain model.
         language_model.config.quantization_config = None
@@ -276,41 +288,64 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a changes-only folder (`config.stored_weights == "changed"`, written
-        by `save_pretrained(..., changed_only=True)`) is loaded as the pretrained parts its config names with the
-        folder's tensors on top. The Whisper encoder comes back frozen either way."""
+        """`PreTrainedModel.from_pretrained`, with the arguments it takes (`dtype`, `device_map`, `attn_implementation`,
+        `quantization_config`, config overrides, ...), for every folder llmsrt writes. A changes-only folder
+        (`config.stored_weights == "changed"`, written by `save_pretrained(..., changed_only=True)`) is read as the
+        pretrained parts its config names with the folder's tensors on top, and that complete state dict goes
+        through transformers' own loading, so each argument acts as on a complete folder. The Whisper encoder comes
+        back frozen either way."""
         hub_kwargs = {name: kwargs[name] for name in HUB_KWARGS if name in kwargs}
         config = kwargs.get("config")
         if config is None or isinstance(config, (str, os.PathLike)):
             config = LLMSRTConfig.from_pretrained(config or pretrained_model_name_or_path, **hub_kwargs)
         if getattr(config, "stored_weights", "all") == "changed":
-            dtype = kwargs.get("dtype", kwargs.get("torch_dtype")) or config.parts_dtype
-            model = cls._from_changes(pretrained_model_name_or_path, config, dtype, hub_kwargs)
+            model = cls._from_changes(pretrained_model_name_or_path, config, *args, **kwargs)
         else:
             model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model.freeze_audio_encoder()
         return model
 
     @classmethod
-    def _from_changes(cls, folder, config, dtype, hub_kwargs: dict) -> "LLMSRTForConditionalGeneration":
-        """The parts named in `config` (loaded in `dtype`) with the changes-only folder's tensors loaded over them."""
+    def _from_changes(cls, folder, folder_config: LLMSRTConfig, *args, **kwargs) -> "LLMSRTForConditionalGeneration":
+        """A changes-only folder: the parts named in `folder_config` (read in its `parts_dtype`) with the folder's
+        tensors over them, loaded by `PreTrainedModel.from_pretrained(None, state_dict=...)` with `kwargs`."""
+        for name, reason in CHANGES_ONLY_REFUSED.items():
+            if kwargs.get(name) is not None:
+                raise ValueError(f"`{name}` cannot be used with the changes-only folder {folder}: {reason}")
+        hub_kwargs = {name: kwargs.pop(name) for name in HUB_KWARGS if name in kwargs}
+        part_kwargs = {name: value for name, value in hub_kwargs.items() if name in PART_HUB_KWARGS}
+        dtype, torch_dtype = kwargs.pop("dtype", None), kwargs.pop("torch_dtype", None)
+        dtype = dtype if dtype is not None else torch_dtype
+        state_dict = cls._changes_on_parts(folder, folder_config, hub_kwargs, part_kwargs)
+        if not isinstance(kwargs.get("config"), PreTrainedConfig):
+            # transformers reads the folder's config and splits config overrides from loading arguments.
+            kwargs["config"] = os.fspath(kwargs.get("config") or folder)
+        load_generation_config = "generation_config" not in kwargs
+        model = super().from_pretrained(
+            None, *args, state_dict=state_dict, dtype=dtype or folder_config.parts_dtype, **hub_kwargs, **kwargs
+        )
+        model.config.stored_weights, model.config.parts_dtype = "all", None  # in memory, the model is complete
+        if load_generation_config:
+            try:
+                model.generation_config = GenerationConfig.from_pretrained(folder, **hub_kwargs)
+            except OSError:
+                pass  # no saved generation config: the paper's defaults, set in __init__, stay
+        return model
+
+    @classmethod
+    def _changes_on_parts(cls, folder, config: LLMSRTConfig, hub_kwargs: dict, part_kwargs: dict) -> dict:
+        """The complete state dict of a changes-only folder: the recorded parts' tensors, the folder's over them."""
         from safetensors.torch import load_file
         from transformers.utils import SAFE_WEIGHTS_NAME, cached_file
 
-        config = LLMSRTConfig.from_dict(config.to_dict())
-        model = cls._from_recorded_parts(config, dtype)
+        parts = cls._from_recorded_parts(LLMSRTConfig.from_dict(config.to_dict()), config.parts_dtype, part_kwargs)
+        state_dict = parts.state_dict()
         changes = load_file(cached_file(folder, SAFE_WEIGHTS_NAME, **hub_kwargs))
-        expected = model.state_dict()
-        unexpected = sorted(name for name in changes if name not in expected)
+        unexpected = sorted(name for name in changes if name not in state_dict)
         if unexpected:
             raise ValueError(f"{folder} stores tensors the model does not have: {unexpected[:5]}.")
-        model.load_state_dict(changes, strict=False)
-        model.config.stored_weights = "all"  # in memory, the model is complete
-        try:
-            model.generation_config = GenerationConfig.from_pretrained(folder, **hub_kwargs)
-        except OSError:
-            pass  # no saved generation config: the paper's defaults, set in __init__, stay
-        return model.eval()
+        state_dict.update(changes)
+        return state_dict
 
     @classmethod
     def from_pretrained_parts(
@@ -372,7 +407,9 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         return model
 
     @classmethod
-    def _from_recorded_parts(cls, config: LLMSRTConfig, dtype: torch.dtype | str | None):
+    def _from_recorded_parts(
+        cls, config: LLMSRTConfig, dtype: torch.dtype | str | None, download_kwargs: dict | None = None
+    ):
         """Rebuild the pretrained parts that `config` names (a new adapter): the base of a changes-only folder."""
         if not (config.audio_model_name and config.text_model_name):
             raise ValueError(
@@ -381,7 +418,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
                 "the model with `from_pretrained_parts`, or save a complete folder (`changed_only=False`)."
             )
         whisper_model, language_model = load_pretrained_parts(
-            config.audio_model_name, config.text_model_name, config.text_model_gguf_file, dtype
+            config.audio_model_name, config.text_model_name, config.text_model_gguf_file, dtype, download_kwargs
         )
         return cls._assemble(config, whisper_model, language_model)
 
@@ -608,7 +645,6 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
         input_features_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        cache=None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -625,6 +661,8 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
                 (unless `config.qformer_attends_padding`, the reference's reading of the whole window).
             labels: `(B, L)` target ids aligned with `input_ids`, `-100` on audio, prompt and padding; the loss
                 covers answer tokens only.
+            kwargs: passed on to the LLM, its KV cache included (`cache` from transformers 5.24, `past_key_values`
+                before: whichever name `generate` uses).
 
         Returns:
             The language model's `CausalLMOutputWithPast` (`logits` `(B, L, vocab)`, `loss` when `labels` are given).
@@ -639,72 +677,93 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             )
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, input_features, input_features_mask)
-        return self.language_model(
+        language_model = self._language_model_for_step(inputs_embeds, input_features, kwargs)
+        return language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            cache=cache,
             labels=labels,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
             **kwargs,
         )
 
-    def _get_logits_processor(
-        self,
-        generation_config: GenerationConfig,
-        input_ids_seq_length: int | None = None,
-        encoder_input_ids: torch.LongTensor | None = None,
-        prefix_allowed_tokens_fn: Callable[[int, torch.Tensor], list[int]] | None = None,
-        logits_processor: LogitsProcessorList | None = None,
-        device: str | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        negative_prompt_ids: torch.Tensor | None = None,
-        negative_prompt_attention_mask: torch.Tensor | None = None,
+    def answer_logits_processors(
+        self, prompt_length: int, no_repeat_ngram_size: int | None = None, repetition_penalty: float | None = None
     ) -> LogitsProcessorList:
-        """`GenerationMixin._get_logits_processor`, with `no_repeat_ngram_size` and `repetition_penalty` applied to
-        the generated answer only, at their usual places in the list: `generate` then decodes as the paper's
-        reference, which generates from `inputs_embeds`. An SRT answer repeats the prompt's tag pair, which a ban
-        over the prompt ids `(B, input_ids_seq_length)` would forbid.
-
-        The settings themselves are left as they are (a saved generation config still records
-        `no_repeat_ngram_size=5`), and processors given to `generate` in `logits_processor` are kept as given.
-        """
-        processors = super()._get_logits_processor(
-            generation_config=generation_config,
-            input_ids_seq_length=input_ids_seq_length,
-            encoder_input_ids=encoder_input_ids,
-            prefix_allowed_tokens_fn=prefix_allowed_tokens_fn,
-            logits_processor=logits_processor,
-            device=device,
-            model_kwargs=model_kwargs,
-            negative_prompt_ids=negative_prompt_ids,
-            negative_prompt_attention_mask=negative_prompt_attention_mask,
-        )
-        if not input_ids_seq_length:
-            return processors  # no prompt ids (generation from `inputs_embeds`, continuous batching): nothing to cut
-        given = list(logits_processor or [])
-        for index, processor in enumerate(processors):
-            if any(processor is custom for custom in given):
-                continue
-            if type(processor) is NoRepeatNGramLogitsProcessor:
-                processors[index] = LLMSRTAnswerLogitsProcessor(processor, input_ids_seq_length)
-            elif type(processor) is RepetitionPenaltyLogitsProcessor:
-                # transformers skips the left padding only; skip the whole prompt.
-                processors[index] = RepetitionPenaltyLogitsProcessor(
-                    processor.penalty, prompt_ignore_length=input_ids_seq_length
-                )
+        """`repetition_penalty` and `no_repeat_ngram_size` as processors that read the generated answer only: the
+        first `prompt_length` columns of `input_ids` `(batch_size * num_beams, prompt_length + generated)` (left
+        padding, audio placeholders, prompt tags) are skipped. What `generate` passes to transformers in place of the
+        two settings, in transformers' order (the penalty, then the ban); an empty list where neither is on."""
+        processors = LogitsProcessorList()
+        if repetition_penalty is not None and repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(repetition_penalty, prompt_ignore_length=prompt_length))
+        if no_repeat_ngram_size:
+            processors.append(
+                LLMSRTAnswerLogitsProcessor(NoRepeatNGramLogitsProcessor(no_repeat_ngram_size), prompt_length)
+            )
         return processors
 
-    def use_compiled_decoding(self, backend: str = "inductor", mode: str | None = None, **compile_options) -> None:
-        """Decode with a static KV cache and a `torch.compile`d forward pass per new token: transformers'
-        `cache_implementation="static"` and `compile_config`, set in `self.generation_config`, so `generate` and the
-        pipeline keep their interface and give the same tokens as eager decoding (tested, greedy and beam).
+    def generate(
+        self,
+        inputs: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
+        logits_processor: LogitsProcessorList | None = None,
+        **kwargs,
+    ):
+        """`GenerationMixin.generate`, with `no_repeat_ngram_size` and `repetition_penalty` applied to the generated
+        answer only: `generate` then decodes as the paper's reference, which generates from `inputs_embeds`. An SRT
+        answer repeats the prompt's tag pair, which a ban over the prompt ids `(B, L)` would forbid.
 
-        The audio embeddings are merged at prefill, which runs eagerly (its length varies with the prompt); every
-        later step reads one token through the compiled graph at a fixed cache shape. In transformers 5.24 the
-        greedy and sampling loops call the compiled step; beam search runs its steps eagerly on the static cache.
-        Compilation is switched on for every device (transformers compiles by itself on GPUs only).
+        The two settings are read as transformers reads them (a keyword argument, else `generation_config`, else
+        `self.generation_config`; a saved generation config still records `no_repeat_ngram_size=5`), switched off in
+        transformers' own list and passed as `logits_processor` instead (`answer_logits_processors`), ahead of any
+        processors given here. A processor of either kind given in `logits_processor` is kept as given, in place of
+        the setting. Generation from `inputs_embeds` (no prompt ids) is left to transformers as it is.
+
+        transformers applies given processors after its own (before the sampling warpers): the ones they move past
+        only lower scores to `-inf` (suppressed tokens, minimum length), which the penalty and the ban leave at
+        `-inf`, so the tokens are those of the reference. (`forced_eos_token_id`, which overwrites the scores of the
+        last step, is the exception: there the ban can still fall on the forced token. The paper does not set it.)
+        """
+        input_ids = inputs if inputs is not None else kwargs.get("input_ids")
+        if input_ids is None or input_ids.shape[-1] == 0:
+            return super().generate(inputs, generation_config, logits_processor, **kwargs)
+        given = list(logits_processor or [])
+        settings = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}  # each one's "off"
+        answer_only = {}
+        for name, off in settings.items():
+            value = kwargs.pop(name) if name in kwargs else None
+            for config in (generation_config, self.generation_config):
+                if value is None and config is not None:
+                    value = getattr(config, name, None)
+            answer_only[name] = value if value is not None else off
+        if any(isinstance(processor, RepetitionPenaltyLogitsProcessor) for processor in given):
+            answer_only["repetition_penalty"] = None  # the given processor stands in for the setting
+        if any(isinstance(processor, NoRepeatNGramLogitsProcessor) for processor in given):
+            answer_only["no_repeat_ngram_size"] = None
+        generation_config = copy.deepcopy(generation_config) if generation_config is not None else None
+        for name, value in answer_only.items():
+            if value is not None:
+                if generation_config is not None:
+                    setattr(generation_config, name, settings[name])
+                else:
+                    kwargs[name] = settings[name]
+        processors = self.answer_logits_processors(input_ids.shape[-1], **answer_only)
+        processors.extend(given)
+        return super().generate(inputs, generation_config, processors, **kwargs)
+
+    def use_compiled_decoding(self, backend: str = "inductor", mode: str | None = None, **compile_options) -> None:
+        """Decode with a static KV cache and a `torch.compile`d forward pass per new token, on every device, so
+        `generate` and the pipeline keep their interface and give the same tokens as eager decoding (tested, greedy
+        and beam).
+
+        Public switches only: transformers' `cache_implementation="static"` and `compile_config` go into
+        `self.generation_config` (transformers compiles the whole step with them by itself on GPUs); where
+        transformers does not compile (a CPU), `forward` sends each decode step (one token, no audio, a compilable
+        cache) through the LLM compiled here with the same settings. The audio embeddings are merged at prefill,
+        which runs eagerly (its length varies with the prompt); every later step reads one token through the
+        compiled graph at a fixed cache shape. Call it again after replacing `language_model` (e.g. merging LoRA).
 
         Args:
             backend: `torch.compile` backend (`"inductor"`; `"aot_eager"` compiles in seconds, for checks).
@@ -718,9 +777,24 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             if backend == "inductor":
                 mode = "reduce-overhead" if self.device.type == "cuda" else "default"
         compile_config = CompileConfig(backend=backend, mode=mode, **compile_options)
-        compile_config._compile_all_devices = True
         self.generation_config.cache_implementation = "static"
         self.generation_config.compile_config = compile_config
+        self.compiled_decode_step = torch.compile(self.language_model.__call__, **compile_config.to_dict())
+
+    def _language_model_for_step(self, inputs_embeds: torch.Tensor, input_features, kwargs: dict) -> Callable:
+        """The compiled LLM (`use_compiled_decoding`) for a decode step that transformers does not compile itself:
+        one new token `(B, 1, D_llm)`, no audio, a compilable (static) cache. Otherwise the LLM as it is."""
+        compiled = getattr(self, "compiled_decode_step", None)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if (
+            compiled is None
+            or input_features is not None
+            or inputs_embeds.shape[1] != 1
+            or not getattr(cache, "is_compileable", False)
+            or torch.compiler.is_compiling()  # transformers compiles the whole step (GPUs)
+        ):
+            return self.language_model
+        return compiled
 
     def save_pretrained(self, save_directory, *args, changed_only: bool = False, **kwargs):
         """Save weights and config; with the classes registered for Auto (as `import llmsrt` does), also the code

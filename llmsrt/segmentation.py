@@ -57,8 +57,11 @@ def _soundfile_blocks(source, sampling_rate: int, block_seconds: float) -> Itera
 
 def _pyav_blocks(source, sampling_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
     """Decode the first audio stream of any container FFmpeg reads (MP4, MKV, WebM, M4A, ...), resampled by
-    FFmpeg to mono float32."""
-    import av
+    FFmpeg to mono float32. Raises `ImportError` without PyAV (optional: `pip install llmsrt[video]`)."""
+    try:  # inside `try`: transformers' check of remote code does not demand PyAV of a saved folder's users
+        import av
+    except ImportError as error:
+        raise ImportError("Decoding through FFmpeg needs PyAV: `pip install av` (llmsrt[video]).") from error
 
     with av.open(source) as container:
         if not container.streams.audio:

@@ -58,16 +58,22 @@ def tiny():
     return model.eval(), processor
 
 
-@pytest.fixture(scope="session")
-def lively():
-    """A tiny model with large random weights: unlike a freshly initialised one, its outputs depend on the input."""
-    model, processor = build_tiny_model_and_processor(CORPUS)
+def enliven(model):
+    """Give a tiny model large random weights (the matrices outside the encoder): unlike a freshly initialised one,
+    its outputs then depend on the input."""
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if parameter.ndim == 2 and not name.startswith("audio_encoder"):
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    return model.eval(), processor
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def lively():
+    """A tiny model with large random weights: unlike a freshly initialised one, its outputs depend on the input."""
+    model, processor = build_tiny_model_and_processor(CORPUS)
+    return enliven(model), processor
 
 
 @pytest.fixture(scope="session")

@@ -17,21 +17,32 @@ def generate_both_ways(model, processor, backend, **decoding):
     eager = model.generate(**batch, **decoding)
     compiled_model = copy.deepcopy(model)
     compiled_model.use_compiled_decoding(backend=backend)
+    frames_compiled = torch._dynamo.utils.counters["frames"]["ok"]
     compiled = compiled_model.generate(**batch, **decoding, return_dict_in_generate=True)
-    return eager, compiled, compiled_model
+    frames_compiled = torch._dynamo.utils.counters["frames"]["ok"] - frames_compiled
+    return eager, compiled, compiled_model, frames_compiled
+
+
+def returned_cache(output):
+    """The KV cache `generate` returned (`cache` from transformers 5.24, `past_key_values` before)."""
+    return output.get("cache", output.get("past_key_values"))
 
 
 @pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_compiled_greedy_decoding_gives_the_eager_tokens(lively, backend):
     model, processor = lively
-    eager, compiled, compiled_model = generate_both_ways(model, processor, backend, num_beams=1, do_sample=False)
-    assert isinstance(compiled.cache, StaticCache)
-    assert hasattr(compiled_model, "_compiled_call")  # the decode steps went through torch.compile
+    eager, compiled, compiled_model, frames_compiled = generate_both_ways(
+        model, processor, backend, num_beams=1, do_sample=False
+    )
+    assert isinstance(returned_cache(compiled), StaticCache)
+    assert frames_compiled > 0  # the decode steps went through torch.compile
+    assert compiled_model.generation_config.compile_config.backend == backend  # the public switch, recorded
     assert torch.equal(compiled.sequences, eager)
     assert eager.shape[1] > processor(audio=make_clip(1.0, 1), sampling_rate=SAMPLING_RATE)["input_ids"].shape[1]
 
 
 def test_static_cache_beam_search_gives_the_eager_tokens(lively):
     model, processor = lively
-    eager, compiled, _ = generate_both_ways(model, processor, "aot_eager", num_beams=3)
+    eager, compiled, _, _ = generate_both_ways(model, processor, "aot_eager", num_beams=3)
+    assert isinstance(returned_cache(compiled), StaticCache)
     assert torch.equal(compiled.sequences, eager)

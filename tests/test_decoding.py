@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import CORPUS, SAMPLING_RATE, make_clip
 from transformers import GenerationMixin
+from transformers.generation import LogitsProcessorList, NoRepeatNGramLogitsProcessor
 
 from llmsrt import LLMSRTForConditionalGeneration
 from llmsrt.tiny import build_tiny_model_and_processor
@@ -99,7 +100,7 @@ def test_srt_answer_repeats_the_prompt_tags_under_paper_decoding(memorized, monk
     assert saved["no_repeat_ngram_size"] == model.generation_config.no_repeat_ngram_size == 5
 
     # transformers' own rule (the ban reads the prompt too) breaks the answer at the tag pair.
-    monkeypatch.setattr(LLMSRTForConditionalGeneration, "_get_logits_processor", GenerationMixin._get_logits_processor)
+    monkeypatch.setattr(LLMSRTForConditionalGeneration, "generate", GenerationMixin.generate)
     broken = _answers(model, prompts)
     assert broken[0][: len(answers[0])] != answers[0]
     assert processor.post_process_speech_translation(broken[:1], "srt", "eng", "deu") != [TAGGED]
@@ -133,10 +134,8 @@ def test_decoding_rules_match_generation_from_embeddings(memorized, options):
 
 def test_repetition_rules_skip_the_prompt(memorized):
     model, _, _, _ = memorized
-    config = copy.deepcopy(model.generation_config)
-    config.update(no_repeat_ngram_size=5, repetition_penalty=2.0)
     prompt = [10, 11, 12, 13, 14, 15]
-    processors = model._get_logits_processor(config, input_ids_seq_length=len(prompt))
+    processors = model.answer_logits_processors(len(prompt), no_repeat_ngram_size=5, repetition_penalty=2.0)
     vocab = model.config.text_config.vocab_size
 
     def scores_after(generated: list[int]) -> torch.Tensor:
@@ -150,3 +149,24 @@ def test_repetition_rules_skip_the_prompt(memorized):
     # A 5-gram of the answer itself is banned.
     scores = scores_after([10, 11, 12, 13, 14, 20, 10, 11, 12, 13])
     assert scores[14] == -float("inf") and scores[20] == 0.5 and scores[15] == 1.0
+
+
+def test_settings_reach_generate_from_every_place_transformers_reads_them(memorized):
+    """A keyword argument beats a passed `generation_config`, which beats the model's: as in transformers."""
+    model, _, prompts, answers = memorized
+    unbanned = _answers(model, prompts, no_repeat_ngram_size=0)[1]
+    assert unbanned == answers[1]
+    config = copy.deepcopy(model.generation_config)
+    config.update(no_repeat_ngram_size=0, max_new_tokens=MAX_NEW_TOKENS)
+    with torch.no_grad():
+        from_config = model.generate(**prompts, generation_config=config)[:, prompts["input_ids"].shape[1] :]
+    assert _until_eos(from_config[1].tolist(), model.generation_config.eos_token_id) == unbanned
+    assert model.generation_config.no_repeat_ngram_size == 5 and config.no_repeat_ngram_size == 0  # left as they were
+
+
+def test_given_ngram_processor_is_kept_as_given(memorized):
+    """A `NoRepeatNGramLogitsProcessor` given to `generate` stands in for the setting: transformers' own, whole-
+    sequence ban, which breaks the answer at the tag pair."""
+    model, _, prompts, answers = memorized
+    given = LogitsProcessorList([NoRepeatNGramLogitsProcessor(5)])
+    assert _answers(model, prompts, logits_processor=given)[0][: len(answers[0])] != answers[0]

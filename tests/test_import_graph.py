@@ -16,6 +16,8 @@ LAYERS = {
     "llmsrt.metrics": 2,
     "llmsrt.conversion.convert_llm_srt_checkpoint": 2,  # writes a model card (llmsrt.hub)
     "llmsrt.demo": 3,
+    "llmsrt.serving": 3,  # vLLM: the model plugin, and offline batches scored by evaluation's report
+    "llmsrt.commands": 4,  # the console scripts: may import every tool
 }
 SIBLINGS = ("llmsrt.training", "llmsrt.evaluation")  # same layer, independent of each other
 

@@ -69,3 +69,34 @@ def test_fresh_process_without_the_package_gives_identical_outputs(lively, tmp_p
     assert fresh["generated"] == expected
     local = pipeline("speech-translation", model=model, processor=processor)
     assert fresh["result"] == local(str(wav_file), src_lang="eng", tgt_lang="fra", generate_kwargs=GREEDY)
+
+
+# What remote code may import outside `try`: torch, transformers, librosa and what they bring (numpy, soxr and
+# soundfile come with librosa; huggingface_hub, safetensors and tokenizers with transformers).
+REMOTE_CODE_PACKAGES = {"torch", "transformers", "librosa", "numpy", "soxr", "soundfile", "huggingface_hub",
+                        "safetensors", "tokenizers"}
+
+
+def test_remote_code_imports_only_torch_transformers_librosa(saved_tiny):
+    """transformers' own scan (`get_imports`, which skips `try` blocks, as `check_imports` does) over every Python
+    file a saved folder carries: any other top-level package (PyAV, Gradio, datasets, ...) must be optional."""
+    from transformers.dynamic_module_utils import check_imports, get_imports
+
+    files = sorted(saved_tiny.glob("*.py"))
+    assert {path.name for path in files} >= {"configuration_llmsrt.py", "modeling_llmsrt.py", "processing_llmsrt.py",
+                                             "pipeline_llmsrt.py", "segmentation.py"}
+    allowed = REMOTE_CODE_PACKAGES | set(sys.stdlib_module_names)
+    demanded = {path.name: set(get_imports(str(path))) - allowed for path in files}
+    assert {name: packages for name, packages in demanded.items() if packages} == {}
+    for path in files:
+        check_imports(str(path))  # raises ImportError for a package that is missing here
+
+
+def test_the_scan_sees_an_optional_package_outside_try(tmp_path):
+    """The check itself: `import av` inside a function, outside `try`, is demanded; inside `try` it is not."""
+    from transformers.dynamic_module_utils import get_imports
+
+    bare, guarded = tmp_path / "bare.py", tmp_path / "guarded.py"
+    bare.write_text("def decode():\n    import av\n")
+    guarded.write_text("def decode():\n    try:\n        import av\n    except ImportError:\n        raise\n")
+    assert "av" in get_imports(str(bare)) and "av" not in get_imports(str(guarded))
