@@ -31,7 +31,8 @@ setup(
         "evaluate>=0.4.6",
         "accelerate>=1.10,<2",
         "librosa>=0.11",
-        "soundfile>=0.12",
+        "soundfile>=0.12",  # its wheels bundle libsndfile >= 1.1, which reads MP3 (Common Voice, CoVoST-2)
+        "soxr>=0.3.2",  # 16-kHz resampling of the training clips (also what librosa resamples with)
         "huggingface-hub>=1.5,<3",
         "safetensors>=0.6",
         "sacrebleu>=2.4",

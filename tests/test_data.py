@@ -1,95 +1,16 @@
 import csv
 import logging
 
-import datasets
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from conftest import make_clip
-from hub_layout import wav_bytes, write_hub_dataset
 
-from llmsrt.data import CurriculumCollator, ManifestError, load_common_voice, load_covost2, load_fleurs, load_manifest
+from llmsrt.data import CurriculumCollator, ManifestError, load_manifest
 from llmsrt.data import AlignmentCollator
 from llmsrt.data import write_manifest as write_jsonl_manifest
 from llmsrt.data.collator import mixed_task, token_times
 from llmsrt.processing_llmsrt import format_answer
-
-FLEURS_KINDS = {
-    "id": "int32", "num_samples": "int32", "path": "string", "audio": "audio", "transcription": "string",
-    "raw_transcription": "string", "gender": "int64", "lang_id": "int64", "language": "string",
-    "lang_group_id": "int64",
-}
-SENTENCES = {
-    "en_us": {1: "The train leaves at nine.", 2: "Good morning!", 3: "Where is the station?"},
-    "de_de": {1: "Der Zug fährt um neun ab.", 2: "Guten Morgen!"},  # sentence 3 has no German recording
-}
-
-
-def fleurs_row(config, sentence_id, text, seed):
-    clip = make_clip(1.0, seed)
-    return {
-        "id": sentence_id, "num_samples": clip.size, "path": f"{seed}.wav",
-        "audio": {"bytes": wav_bytes(clip, 16000), "path": f"{seed}.wav"},
-        "transcription": text.lower().strip(".!?"), "raw_transcription": text, "gender": 0, "lang_id": 0,
-        "language": config, "lang_group_id": 0,
-    }
-
-
-@pytest.fixture(scope="module")
-def fleurs_dir(tmp_path_factory):
-    configs = {}
-    for c_index, (config, sentences) in enumerate(SENTENCES.items()):
-        rows = [fleurs_row(config, i, text, 10 * c_index + i) for i, text in sentences.items()]
-        rows.append(fleurs_row(config, 1, sentences[1], 99 + c_index))  # FLEURS repeats sentences (speakers)
-        configs[config] = {"train": rows}
-    return write_hub_dataset(tmp_path_factory.mktemp("fleurs"), configs, FLEURS_KINDS)
-
-
-@pytest.mark.parametrize("streaming", [False, True])
-def test_fleurs_pairs_join_on_sentence_id(fleurs_dir, streaming):
-    pairs = list(load_fleurs("eng", "deu", "train", path=str(fleurs_dir), streaming=streaming))
-    assert sorted((row["id"], row["translation"]) for row in pairs) == [
-        ("1", "Der Zug fährt um neun ab."), ("1", "Der Zug fährt um neun ab."), ("2", "Guten Morgen!")
-    ]
-    first = pairs[0]
-    assert first["src_lang"] == "eng" and first["tgt_lang"] == "deu"
-    assert first["transcript"] == "The train leaves at nine."
-    asr = list(load_fleurs("deu", None, "train", path=str(fleurs_dir), streaming=streaming))
-    assert len(asr) == 3 and all(row["translation"] is None for row in asr)
-
-
-def test_fleurs_audio_reaches_the_model_at_16khz(fleurs_dir, tiny):
-    _, processor = tiny
-    pairs = load_fleurs("eng", "deu", "train", path=str(fleurs_dir))
-    assert isinstance(pairs.features["audio"], datasets.Audio) and pairs.features["audio"].sampling_rate == 16000
-    batch = CurriculumCollator(processor, "srt")([pairs[0], pairs[1]])
-    expected = processor(audio=make_clip(1.0, 1), sampling_rate=16000)["input_features"][0]
-    row = 0 if pairs[0]["audio"]["path"] == "1.wav" else 1
-    # equal up to the 16-bit quantisation of the stored WAV
-    torch.testing.assert_close(batch["input_features"][row], expected, atol=0.02, rtol=0)
-
-
-def test_covost2_and_common_voice_layouts(tmp_path):
-    clip = {"bytes": wav_bytes(make_clip(1.0, 5, 48000), 48000), "path": "common_voice_en_1.mp3"}
-    covost = write_hub_dataset(
-        tmp_path / "covost2",
-        {"en_de": {"train": [{"client_id": "c", "file": "a.mp3", "audio": clip, "sentence": "Hello there.",
-                              "translation": "Hallo zusammen.", "id": "common_voice_en_1"}]}},
-        {"client_id": "string", "file": "string", "audio": "audio", "sentence": "string", "translation": "string",
-         "id": "string"},
-    )
-    row = load_covost2("eng", "deu", "train", path=str(covost))[0]
-    assert (row["id"], row["src_lang"], row["tgt_lang"]) == ("common_voice_en_1", "eng", "deu")
-    assert (row["transcript"], row["translation"]) == ("Hello there.", "Hallo zusammen.")
-    voice = write_hub_dataset(
-        tmp_path / "cv",
-        {"zh-CN": {"train": [{"client_id": "c", "path": "cv_zh_1.mp3", "audio": clip, "sentence": "你好",
-                              "locale": "zh-CN"}]}},
-        {"client_id": "string", "path": "string", "audio": "audio", "sentence": "string", "locale": "string"},
-    )
-    row = load_common_voice("zho", "train", path=str(voice))[0]
-    assert (row["id"], row["src_lang"], row["transcript"], row["translation"]) == ("cv_zh_1.mp3", "zho", "你好", None)
 
 
 def write_manifest(folder, rows, kind="jsonl"):

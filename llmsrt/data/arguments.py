@@ -1,8 +1,27 @@
 """Where the examples of a run come from: the data part of `train.py`'s arguments (also read by `eval.py`)."""
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 
 from ..languages import PAPER_LANGUAGES
+
+LONG_AUDIO = ("trim", "skip")
+
+
+def recipe_argv(settings: dict) -> list[str]:
+    """Turn `{key: value}` recipe entries into `--key value` arguments (lists as several values, dicts as JSON)."""
+    argv = []
+    for key, value in settings.items():
+        if value is None:
+            continue
+        argv.append(f"--{key}")
+        if isinstance(value, (list, tuple)):
+            argv.extend(str(item) for item in value)
+        elif isinstance(value, dict):
+            argv.append(json.dumps(value))
+        else:
+            argv.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return argv
 
 
 @dataclass
@@ -17,19 +36,28 @@ class DataArguments:
     )
     dataset_path: str | None = field(
         default=None,
-        metadata={"help": "Hub id or local folder of a Hub dataset; for `demo`, where the corpus is built "
-                          "(default: OUTPUT_DIR/demo-data)."},
+        metadata={"help": "fleurs: a local copy of the Hub's parquet export (CONFIG/SPLIT/*.parquet) or a Hub id "
+                          "(default google/fleurs, read from its parquet branch); covost2: the folder of the "
+                          "covost_v2.*.tsv files; demo: where the corpus is built (default: OUTPUT_DIR/demo-data)."},
     )
-    data_dir: str | None = field(default=None, metadata={"help": "Manual data folder (CoVoST-2's Common Voice)."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "A Common Voice release folder (cv-corpus-VERSION: one folder per locale with clips/ and "
+                          "the split TSVs): the audio and transcripts of covost2, the data of common_voice."},
+    )
     directions: list[str] = field(
         default_factory=list,
-        metadata={"help": "Directions for Hub sources, e.g. eng-deu zho-eng; 'all' = every pair of --languages."},
+        metadata={"help": "Directions, e.g. eng-deu zho-eng; 'all' = every pair of --languages (covost2: its "
+                          "directions among --languages; transcript stages and common_voice: each of --languages)."},
     )
     languages: list[str] = field(
         default_factory=lambda: list(PAPER_LANGUAGES),
         metadata={"help": "Languages that '--directions all' pairs (default: the paper's 15, 210 directions)."},
     )
-    train_split: str = field(default="train")
+    train_split: str = field(
+        default="train", metadata={"help": "fleurs: train/validation/test; covost2: train (= train + "
+                                           "train_covost)/dev/test; common_voice: train/dev/test/validated."}
+    )
     train_styles_per_sentence: int = field(
         default=1,
         metadata={"help": "--dataset demo: training clips per sentence and language, each in another eSpeak voice, "
@@ -43,9 +71,26 @@ class DataArguments:
     eval_split: str | None = field(default=None)
     streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
     skip_invalid_rows: bool = field(
-        default=False, metadata={"help": "Drop bad manifest rows (counted and logged) instead of stopping."}
+        default=False,
+        metadata={"help": "Leave out bad manifest rows and unreadable clips (counted, logged and written into "
+                          "stage_info.json) instead of stopping with an error that names them."},
+    )
+    long_audio: str = field(
+        default="trim",
+        metadata={"help": "Clips longer than the encoder window (30 s): trim (cut to it, as the reference does; "
+                          "counted) or skip (left out; counted)."},
     )
     max_train_samples: int | None = field(default=None)
+
+    def __post_init__(self):
+        if self.long_audio not in LONG_AUDIO:
+            raise ValueError(f"--long_audio takes {' or '.join(LONG_AUDIO)}, got {self.long_audio!r}.")
+
+    @classmethod
+    def recipe_argv(cls, recipe: dict) -> list[str]:
+        """The data entries of a `train.py` recipe as command-line arguments (the other entries are dropped)."""
+        names = {field_.name for field_ in fields(cls)}
+        return recipe_argv({key: value for key, value in recipe.items() if key in names})
 
     def demo_corpus_options(self) -> dict:
         """The keyword arguments of `build_demo_corpus` that these arguments set."""

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import torch
 
 from ..processing_llmsrt import IGNORE_INDEX, TASKS, LLMSRTProcessor, check_task
+from .clips import clip_waveform
 from .schema import SAMPLING_RATE, WORD_TIMESTAMPS
+
+
+def batch_waveforms(processor: LLMSRTProcessor, examples: list[dict]) -> list:
+    """The examples' clips decoded at 16 kHz and cut to the processor's encoder window (`clip_waveform`)."""
+    return [clip_waveform(example, processor.max_audio_seconds) for example in examples]
 
 
 def mixed_task(example_id: str, smt_share: float, seed: int = 0) -> str:
@@ -21,7 +27,7 @@ class CurriculumCollator:
     """Builds `input_ids`, `attention_mask`, `labels`, `input_features` and `input_features_mask` for a stage.
 
     Labels are `-100` on audio placeholders, prompt and padding; batches are right-padded (the processor's
-    training layout). In the `srt` stage, `smt_share` turns that share of the examples into SMT samples.
+    training layout). Clips longer than the encoder window are cut to it (`clip_waveform`). In the `srt` stage, `smt_share` turns that share of the examples into SMT samples.
 
     Args:
         processor: the model's `LLMSRTProcessor`.
@@ -56,7 +62,7 @@ class CurriculumCollator:
                     f"({', '.join(TASKS)}): use translation data, or the 'asr' stage for transcripts only."
                 )
         return self.processor(
-            audio=[example["audio"] for example in examples],
+            audio=batch_waveforms(self.processor, examples),
             sampling_rate=SAMPLING_RATE,
             src_lang=[example["src_lang"] for example in examples],
             tgt_lang=[example.get("tgt_lang") for example in examples],
@@ -107,7 +113,7 @@ class AlignmentCollator:
 
     def __call__(self, examples: list[dict]) -> dict:
         batch = self.processor(
-            audio=[example["audio"] for example in examples],
+            audio=batch_waveforms(self.processor, examples),
             sampling_rate=SAMPLING_RATE,
             src_lang=[example["src_lang"] for example in examples],
             task="asr",

@@ -4,6 +4,8 @@ and optionally word_timestamps (when each word of the transcript is spoken; None
 import datasets
 
 SAMPLING_RATE = 16000
+# Whisper's encoder window: the longest clip the model reads (every Whisper checkpoint has the same 30 s).
+ENCODER_WINDOW_SECONDS = 30.0
 TEXT_COLUMNS = ("id", "src_lang", "transcript", "tgt_lang", "translation")
 # `[first_char, end_char, start_s, end_s]` per word of the transcript: read by the align stage's timed targets.
 WORD_TIMESTAMPS = "word_timestamps"
@@ -99,4 +101,17 @@ def standardize(dataset, columns: dict[str, str], constants: dict[str, str | Non
         return {name: values.get(name) for name in COLUMNS}
 
     dataset = dataset.map(to_schema, remove_columns=available, features=STORAGE_FEATURES)
+    return dataset.cast_column("audio", audio_feature(streaming))
+
+
+def schema_dataset(columns: dict[str, list], streaming: bool = False):
+    """A dataset in the example schema from its columns (schema name -> one value per row; `audio` values are file
+    paths or `{"bytes", "path"}` dicts); absent schema columns are all None. For corpora read from tables (TSVs).
+    """
+    rows = len(columns["audio"])
+    data = {name: columns.get(name, [None] * rows) for name in COLUMNS}
+    data["audio"] = [_stored_audio(value) for value in data["audio"]]
+    dataset = datasets.Dataset.from_dict(data, features=STORAGE_FEATURES)
+    if streaming:
+        dataset = dataset.to_iterable_dataset()
     return dataset.cast_column("audio", audio_feature(streaming))

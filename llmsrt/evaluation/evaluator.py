@@ -10,12 +10,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio_gain import audio_gain_on_examples
-from ..language_id_features import language_id_accuracy
-from ..quantization import CPU_MODES, quantize_for_cpu
-from ..audio_utils import prepare_audio
-from ..data import CurriculumCollator
+from ..data import CurriculumCollator, clip_waveform
 from ..data.schema import SAMPLING_RATE
+from ..language_id_features import language_id_accuracy
 from ..modeling_llmsrt import PAPER_DECODING
+from ..quantization import CPU_MODES, quantize_for_cpu
 from .metrics import comet_scorer
 from .report import (
     audio_gain_markdown,
@@ -36,8 +35,10 @@ class EvalArguments:
     output_dir: str = field(metadata={"help": "Where predictions, results, matrix and heatmap are written."})
     manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest with translations."})
     dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2, demo or toy."})
-    dataset_path: str | None = field(default=None, metadata={"help": "Hub id or local folder of the dataset."})
-    data_dir: str | None = field(default=None)
+    dataset_path: str | None = field(
+        default=None, metadata={"help": "fleurs: the parquet export (folder or Hub id); covost2: its TSV folder."}
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "covost2: the Common Voice release folder."})
     split: str = field(default="test")
     directions: list[str] = field(default_factory=list, metadata={"help": "e.g. eng-deu deu-eng, or all."})
     languages: list[str] | None = field(default=None, metadata={"help": "Languages paired by '--directions all'."})
@@ -114,8 +115,7 @@ def length_sorted_batches(examples, batch_size: int, window: int = 32):
 
 
 def _sorted(buffer, batch_size):
-    decoded = [(example, prepare_audio(example["audio"], None, SAMPLING_RATE, name=f"clip {example['id']}"))
-               for example in buffer]
+    decoded = [(example, clip_waveform(example)) for example in buffer]  # cut to the encoder window, as in training
     decoded.sort(key=lambda pair: pair[1].size)
     for start in range(0, len(decoded), batch_size):
         chunk = decoded[start : start + batch_size]

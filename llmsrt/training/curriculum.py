@@ -18,7 +18,7 @@ from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import AlignmentCollator, CurriculumCollator
-from ..data.stage_data import example_texts, load_stage_examples
+from ..data.stage_data import StageData, example_texts, load_stage_data
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
 from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
@@ -81,9 +81,13 @@ def run_stage(
     curriculum_args: CurriculumArguments,
     training_args: TrainingArguments,
     single_stage: bool,
-    train_examples=None,
+    train_data: StageData | None = None,
 ) -> Path:
-    """Train one stage and write `OUTPUT_DIR/<stage>/`. Returns that folder."""
+    """Train one stage and write `OUTPUT_DIR/<stage>/`. Returns that folder.
+
+    `stage_info.json` records, under `data`, what loading the training examples kept, cut and left out
+    (`DataReport.as_dict`: examples, by_direction, audio_seconds, trimmed, skipped).
+    """
     output_dir = Path(training_args.output_dir)
     stage_args = stage_training_arguments(training_args, stage, settings, output_dir)
     started = time.time()
@@ -91,11 +95,14 @@ def run_stage(
     model.enable_encoder_cache(curriculum_args.encoder_cache_dir)
     model = configure_trainable(model, settings["train"])
     with training_args.main_process_first(desc=f"{stage} data"):
-        train_examples = train_examples or load_stage_examples(data_args, stage, str(output_dir))
+        train_data = train_data or load_stage_data(data_args, stage, str(output_dir))
+        train_examples = train_data.examples
         eval_examples = None
         if data_args.eval_split or data_args.eval_manifest:
-            eval_examples = load_stage_examples(data_args, stage, str(output_dir), split=data_args.eval_split or "eval")
-    stage_notes = {}
+            eval_examples = load_stage_data(data_args, stage, str(output_dir),
+                                            split=data_args.eval_split or "eval").examples
+    stage_notes = {"data": train_data.report.as_dict() if train_data.report.counted else
+                   {"streamed": train_data.report.summary()}}
     if stage == "align":
         # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
         # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
@@ -192,7 +199,7 @@ def run_curriculum(
         set_seed(training_args.seed)
         position = curriculum.index(stage)
         previous = curriculum[position - 1] if position else None
-        train_examples = None
+        train_data = None
         if previous and is_complete(output_dir / previous):
             model, processor = load_model(str(output_dir / previous))
         elif previous and model_args.model_name_or_path is None:
@@ -203,14 +210,14 @@ def run_curriculum(
         else:
             if model_args.tiny_model and not model_args.model_name_or_path:
                 with training_args.main_process_first(desc="tokenizer data"):
-                    train_examples = load_stage_examples(data_args, stage, str(output_dir))
+                    train_data = load_stage_data(data_args, stage, str(output_dir))
             model, processor = build_initial_model(
-                model_args, example_texts(train_examples) if train_examples is not None else None
+                model_args, example_texts(train_data.examples) if train_data is not None else None
             )
         apply_lora_settings(model, model_args)
         finished[stage] = run_stage(
             stage, model, processor, settings[stage], data_args, curriculum_args, training_args, single_stage,
-            train_examples,
+            train_data,
         )
     return finished
 

@@ -1,12 +1,12 @@
 """YAML recipes + command-line overrides -> argument dataclasses and per-stage settings."""
 
 import copy
-import json
 from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from ..data.arguments import recipe_argv
 from .arguments import (
     PAPER_STAGE_SETTINGS,
     STAGES,
@@ -15,22 +15,6 @@ from .arguments import (
     DataArguments,
     ModelArguments,
 )
-
-
-def _as_cli(settings: dict) -> list[str]:
-    """Turn `{key: value}` recipe entries into `--key value` arguments (lists as several values)."""
-    argv = []
-    for key, value in settings.items():
-        if value is None:
-            continue
-        argv.append(f"--{key}")
-        if isinstance(value, (list, tuple)):
-            argv.extend(str(item) for item in value)
-        elif isinstance(value, dict):
-            argv.append(json.dumps(value))
-        else:
-            argv.append(str(value).lower() if isinstance(value, bool) else str(value))
-    return argv
 
 
 def _scalar(text: str):
@@ -76,7 +60,7 @@ def parse_train_args(argv: list[str]):
     recipe.pop("demo", None)  # settings of `python -m llmsrt.demo` (evaluation of the demo), not of training
     parser = HfArgumentParser((ModelArguments, DataArguments, CurriculumArguments, TrainingArguments))
     model_args, data_args, curriculum_args, training_args = parser.parse_args_into_dataclasses(
-        args=_as_cli(recipe) + list(argv)
+        args=recipe_argv(recipe) + list(argv)
     )
     settings = stage_settings(recipe_stages, curriculum_args.stage_overrides)
     return model_args, data_args, curriculum_args, training_args, settings
