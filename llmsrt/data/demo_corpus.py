@@ -3,9 +3,7 @@
 Each sentence is spoken once per language; training clips use one set of voices, speeds and pitches, and
 dev/test clips another, so that test speech is never heard in training. The training split also gets filled
 templates (`demo_templates.py`: names, numbers, cities, things chosen per sentence), whose content only the audio
-tells; dev and test keep the hand-written sentences only, all unseen in training. Optionally the training split
-also gets lists of frequent words (`demo_word_lists.py`), transcribed but not translated, for the transcript
-stages. Chinese is spoken from pinyin (eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output
+tells; dev and test keep the hand-written sentences only, all unseen in training. Chinese is spoken from pinyin (eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output
 is a manifest per split, read by `llmsrt.data.load_manifest` like any user data, and is cached: a rebuild with the
 same text and settings is a no-op.
 """
@@ -21,7 +19,6 @@ from .manifest import write_manifest
 from .schema import SAMPLING_RATE
 from .speech_synthesis import ESpeak
 from .demo_templates import fill_templates
-from .demo_word_lists import word_lists
 
 SENTENCES = Path(__file__).with_name("sentences.tsv")
 VOICES = {"eng": "en-us", "deu": "de", "fra": "fr", "spa": "es", "ita": "it", "por": "pt", "nld": "nl",
@@ -55,8 +52,8 @@ def read_sentences(path: str | Path = SENTENCES) -> list[dict]:
 
 
 def style_index(key: str, styles: list[tuple]) -> int:
-    """The position in `styles` of the (first) style that speaks the clip of `key` (a sentence id and language, or
-    a word list's id): stable for a key."""
+    """The position in `styles` of the style that speaks the clip of `key` (a sentence id and language): stable for
+    a key."""
     return int(_fraction(f"style:{key}") * len(styles))
 
 
@@ -74,8 +71,6 @@ def build_demo_corpus(
     targets_per_clip: int | None = 1,
     seed: int = 0,
     template_sentences: int = TEMPLATE_SENTENCES,
-    train_styles_per_sentence: int = 1,
-    word_lists_per_language: int = 0,
 ) -> dict[str, Path]:
     """Synthesize the corpus into `out_dir` and return `{split: manifest path}`.
 
@@ -83,27 +78,19 @@ def build_demo_corpus(
         languages: ISO 639-3 codes among `VOICES` (default: all).
         targets_per_clip: target languages paired with each clip (rotating through the others; `None` = all).
         template_sentences: filled templates added to the training split (`demo_templates.fill_templates`).
-        train_styles_per_sentence: training clips per sentence and language, each in another of `TRAIN_STYLES`
-            (voice, speed, pitch); dev and test clips are spoken once, in a held-out style.
-        word_lists_per_language: training clips per language whose text is a list of frequent words
-            (`demo_word_lists.word_lists`), with a transcript and no translation: for the `align` and `asr` stages.
+
+    Each clip is spoken once, in one of `TRAIN_STYLES` (voice, speed, pitch) for training, of `HELD_OUT_STYLES` for
+    dev and test.
     """
     out_dir = Path(out_dir)
     languages = list(languages or VOICES)
     unknown = [code for code in languages if code not in VOICES]
     if unknown:
         raise ValueError(f"No demo voice for {unknown}; the demo corpus speaks {sorted(VOICES)}.")
-    if not 1 <= train_styles_per_sentence <= len(TRAIN_STYLES):
-        raise ValueError(f"train_styles_per_sentence must be 1 to {len(TRAIN_STYLES)}, "
-                         f"got {train_styles_per_sentence}.")
     text = Path(sentences_path).read_bytes()
     settings = {"languages": languages, "targets_per_clip": targets_per_clip, "seed": seed,
                 "text_sha256": hashlib.sha256(text).hexdigest(), "train_styles": TRAIN_STYLES,
                 "held_out_styles": HELD_OUT_STYLES, "template_sentences": template_sentences}
-    if train_styles_per_sentence > 1:  # (absent when 1: corpora built before the option keep their stamp)
-        settings["train_styles_per_sentence"] = train_styles_per_sentence
-    if word_lists_per_language:
-        settings["word_lists_per_language"] = word_lists_per_language
     settings = json.loads(json.dumps(settings))  # as read back from corpus.json (tuples become lists)
     stamp = out_dir / "corpus.json"
     manifests = {split: out_dir / f"{split}.jsonl" for split in SPLITS}
@@ -116,31 +103,20 @@ def build_demo_corpus(
     for sentence, split in sentences:
         styles = TRAIN_STYLES if split == "train" else HELD_OUT_STYLES
         for source in languages:
-            first = style_index(f"{sentence['id']}:{source}", styles)
+            variant, rate, pitch = styles[style_index(f"{sentence['id']}:{source}", styles)]
             others = [code for code in languages if code != source]
             count = len(others) if targets_per_clip is None else min(targets_per_clip, len(others))
-            for step in range(train_styles_per_sentence if split == "train" else 1):
-                variant, rate, pitch = styles[(first + step) % len(styles)]
-                name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
-                voice = f"{VOICES[source]}+{variant}"
-                _speak(engine, out_dir / name, sentence[SPOKEN_COLUMN.get(source, source)], voice, rate, pitch)
-                repeat = f":{step}" if step else ""  # the first clip keeps the key (and id) of a one-style corpus
-                start = int(_fraction(f"target:{sentence['id']}:{source}{repeat}") * len(others))
-                for offset in range(count):
-                    target = others[(start + offset) % len(others)]
-                    rows[split].append({
-                        "id": f"{sentence['id']}-{source}-{target}" + (f"-{variant}" if step else ""),
-                        "audio": name, "src_lang": source,
-                        "transcript": sentence[source], "tgt_lang": target, "translation": sentence[target],
-                        "voice": voice,
-                    })
-    for words in word_lists(word_lists_per_language, languages, seed):
-        source = words["language"]
-        variant, rate, pitch = TRAIN_STYLES[style_index(words["id"], TRAIN_STYLES)]
-        name, voice = f"audio/train/{words['id']}-{variant}-{rate}-{pitch}.wav", f"{VOICES[source]}+{variant}"
-        _speak(engine, out_dir / name, words["spoken"], voice, rate, pitch)
-        rows["train"].append({"id": words["id"], "audio": name, "src_lang": source, "transcript": words["text"],
-                              "tgt_lang": None, "translation": None, "voice": voice})
+            name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
+            voice = f"{VOICES[source]}+{variant}"
+            _speak(engine, out_dir / name, sentence[SPOKEN_COLUMN.get(source, source)], voice, rate, pitch)
+            start = int(_fraction(f"target:{sentence['id']}:{source}") * len(others))
+            for offset in range(count):
+                target = others[(start + offset) % len(others)]
+                rows[split].append({
+                    "id": f"{sentence['id']}-{source}-{target}", "audio": name, "src_lang": source,
+                    "transcript": sentence[source], "tgt_lang": target, "translation": sentence[target],
+                    "voice": voice,
+                })
     for split, path in manifests.items():
         write_manifest(path, rows[split])
     stamp.write_text(json.dumps(settings))
