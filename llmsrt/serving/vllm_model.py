@@ -189,6 +189,7 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
 
     # llmsrt's audio path, bound to this module (it reads `self.config`, `self.audio_encoder`, `self.speech_adapter`).
     get_audio_features = TransformersLLMSRT.get_audio_features
+    qformer_frame_mask = TransformersLLMSRT.qformer_frame_mask
     encode_frames = TransformersLLMSRT.encode_frames
     _run_audio_encoder = TransformersLLMSRT._run_audio_encoder
 
