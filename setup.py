@@ -46,12 +46,12 @@ setup(
     extras_require={
         # grimp: the import-graph test; ruff: `make lint`; build: the wheel test (`python -m build`)
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5",
-                "wordfreq>=3.1", "grimp>=3.5", "ruff>=0.15", "build>=1.2"],
+                "grimp>=3.5", "ruff>=0.15", "build>=1.2"],
         # A quantizer transformers runs on a CPU: the `quantization_config` test of `from_pretrained`. peft 0.18.1
         # fails to import next to torchao 0.18 (LinearActivationQuantizedTensor is gone); 0.21.2 works with it.
         "quantization": ["torchao>=0.18", "peft>=0.21.2"],
-        # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin; word lists
-        "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5", "wordfreq>=3.1"],
+        # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin
+        "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
         "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1"],  # benchmarks/cpu_inference.py: the CTranslate2 cascade
         "comet": ["unbabel-comet>=2.2"],
         # The web demo (python -m llmsrt.inference.app) and its browser test (Playwright drives Debian's Chromium).

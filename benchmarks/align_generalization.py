@@ -9,9 +9,8 @@ saved them).
 The align folder gives the frozen parts and the processor; each checkpoint gives the adapter and the head. The head's
 vocabulary is rebuilt from the training transcripts, as the stage built it. Accuracy counts the queries whose target
 token is in that vocabulary; all-query accuracy counts every query, a token outside the vocabulary as a miss, and so
-compares heads whose vocabularies differ. The targets are those of `--targets`: `proportional` (tokens last in
-proportion to their letters, `--align_loss proportional`) or `timed` (the token spoken at each query's centre, from
-the corpus's `word_timestamps`, `--align_loss timed`), whichever loss the checkpoints were trained with.
+compares heads whose vocabularies differ. The targets are those of the `proportional` align loss (tokens last in
+proportion to their letters), whichever loss the checkpoints were trained with.
 
 `--read_split S` also reads every clip of split S with the head alone (no LLM): each query's best token, runs of the
 same token merged, the text decoded, and scores it as the report scores transcripts (WER/CER per direction, then
@@ -36,13 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @torch.no_grad()
-def score(aligner, collate, examples, batch_size: int, timed: bool) -> dict:
+def score(aligner, collate, examples, batch_size: int) -> dict:
     losses, correct, counted, queries = [], 0, 0, 0
     for start in range(0, len(examples), batch_size):
         batch = collate([examples[i] for i in range(start, min(start + batch_size, len(examples)))])
         output = aligner(**batch)
-        targets = aligner.head.proportional_targets(batch["ctc_labels"], output["logits"].shape[1],
-                                                    batch.get("ctc_token_times") if timed else None)
+        targets = aligner.head.proportional_targets(batch["ctc_labels"], output["logits"].shape[1])
         scored = targets != -100
         correct += (output["logits"].argmax(-1)[scored] == targets[scored]).sum().item()
         counted += scored.sum().item()
@@ -77,14 +75,13 @@ def main():
     parser.add_argument("--encoder_cache_dir", default=str(ROOT / ".cache" / "encoder-features"))
     parser.add_argument("--clips", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--targets", choices=["proportional", "timed"], default="proportional")
     parser.add_argument("--output", default=None)
     parser.add_argument("--read_split", default=None, help="also read this split's clips with the head alone")
     args = parser.parse_args()
     model, processor = load_model(args.align_dir)
     model.enable_encoder_cache(args.encoder_cache_dir)
     splits = {split: load_manifest(Path(args.corpus) / f"{split}.jsonl") for split in ("train", "dev")}
-    aligner, _ = prepare_alignment(model, processor.tokenizer, splits["train"], args.targets)
+    aligner, _ = prepare_alignment(model, processor.tokenizer, splits["train"], "proportional")
     aligner.eval()
     samples = {split: rows.shuffle(seed=0).select(range(min(args.clips, len(rows)))) for split, rows in splits.items()}
     collate = AlignmentCollator(processor)
@@ -92,7 +89,7 @@ def main():
     rows = {}
     for checkpoint in args.checkpoints:
         aligner.load_state_dict(load_file(Path(checkpoint) / "model.safetensors"))
-        rows[checkpoint] = {split: score(aligner, collate, examples, args.batch_size, args.targets == "timed")
+        rows[checkpoint] = {split: score(aligner, collate, examples, args.batch_size)
                             for split, examples in samples.items()}
         train, dev = rows[checkpoint]["train"], rows[checkpoint]["dev"]
         print(f"{checkpoint}: train loss {train['loss']:.3f} accuracy {train['query_accuracy']:.3f} | "
@@ -104,7 +101,7 @@ def main():
             print(f"  head alone on {reading['clips']} {args.read_split} clips: WER/CER "
                   f"{reading['asr_error_rate']:.1f}% (mean over directions)", flush=True)
     if args.output:
-        Path(args.output).write_text(json.dumps({"align_dir": args.align_dir, "clips": args.clips, "targets": args.targets,
+        Path(args.output).write_text(json.dumps({"align_dir": args.align_dir, "clips": args.clips, "targets": "proportional",
                                                  "rows": rows},
                                                 indent=2), encoding="utf-8")
 

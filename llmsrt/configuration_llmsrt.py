@@ -19,9 +19,6 @@ SPEECH_TRANSLATION_PIPELINE = {
     }
 }
 
-# Initial gains of the adapter's final LayerNorm: the paper's ones, or the LLM's input-embedding scale.
-ADAPTER_NORM_INITS = ("ones", "embedding")
-
 # What a saved folder holds: a complete model, or only what differs from the pretrained parts its config names.
 STORED_WEIGHTS = ("all", "changed")
 
@@ -81,6 +78,26 @@ def sub_config(value: dict | PreTrainedConfig | None, model_type: str, defaults:
     return CONFIG_MAPPING[value.get("model_type", model_type)](**value)
 
 
+def drop_removed_fields(kwargs: dict) -> dict:
+    """`kwargs` without the fields of earlier versions that measurements rejected (their code can be read at commit
+    c359bb1), which a saved config.json may still hold: each is dropped where its value changes nothing the saved
+    model computes, and is an error where it does.
+
+    - `adapter_norm_init` initialised a new adapter's final LayerNorm: a saved adapter holds its own weights.
+    - `query_self_attention_window` banded the self-attention among the Q-Former's queries: only `None` (every query
+      sees every other) computes as this code does.
+    """
+    kwargs.pop("adapter_norm_init", None)
+    window = kwargs.pop("query_self_attention_window", None)
+    if window is not None:
+        raise ValueError(
+            f"This config sets query_self_attention_window={window}: banded self-attention among the Q-Former's "
+            "queries, an option measured and removed from llmsrt. The model was trained with it and reads speech "
+            "differently without it: load it with llmsrt at commit c359bb1, which still has the option."
+        )
+    return kwargs
+
+
 @strict
 class LLMSRTConfig(PreTrainedConfig):
     r"""
@@ -137,15 +154,6 @@ class LLMSRTConfig(PreTrainedConfig):
             `k` slices on either side: the queries are ordered in time from the first step of training, which
             helps a new adapter align with little compute (a departure from the paper; used in training and
             inference alike, saved with the model).
-        query_self_attention_window (`int`, *optional*):
-            `None` (the paper): in the Q-Former's self-attention every query sees every other. An integer `k`:
-            query `i` sees queries `i - k` to `i + k` only. With `query_time_window`, each audio embedding then
-            depends on a stretch of the clip, not on the whole sentence, so the adapter cannot recognise a training
-            sentence as a whole and write it from memory (a departure from the paper, saved with the model).
-        adapter_norm_init (`str`, *optional*, defaults to `"ones"`):
-            Initial gain of the adapter's final LayerNorm in a new adapter. `"ones"` (the paper): audio embeddings of
-            norm ~sqrt(D_llm). `"embedding"`: the root-mean-square of the LLM's input-embedding matrix, so audio
-            embeddings start at the scale of the token embeddings the LLM was trained on.
         language_id_languages (`list[str]`, *optional*):
             The languages (ISO 639-3) of the spoken-language identification head, a linear classifier on the pooled
             frames of the frozen encoder (`llmsrt.language_id`); `None`: the model has no head, and the pipeline
@@ -181,15 +189,13 @@ class LLMSRTConfig(PreTrainedConfig):
     variable_length_encoding: bool = False
     qformer_attends_padding: bool = False
     query_time_window: int | None = None
-    query_self_attention_window: int | None = None
-    adapter_norm_init: str = "ones"
     language_id_languages: list[str] | None = None
 
     def __post_init__(self, **kwargs):
         if SubConfigSpec is None:
             for key, (model_type, defaults) in SUB_CONFIG_DEFAULTS.items():
                 setattr(self, key, sub_config(getattr(self, key), model_type, defaults))
-        super().__post_init__(**kwargs)
+        super().__post_init__(**drop_removed_fields(kwargs))
         self.qformer_config.encoder_hidden_size = self.audio_config.d_model
         if self.lora_target_modules is None:
             self.lora_target_modules = ["q_proj", "v_proj"]
@@ -205,12 +211,6 @@ class LLMSRTConfig(PreTrainedConfig):
             )
         if self.query_time_window is not None and self.query_time_window < 0:
             raise ValueError(f"query_time_window must be None or >= 0 slices, got {self.query_time_window}.")
-        if self.query_self_attention_window is not None and self.query_self_attention_window < 0:
-            raise ValueError(
-                f"query_self_attention_window must be None or >= 0 queries, got {self.query_self_attention_window}."
-            )
-        if self.adapter_norm_init not in ADAPTER_NORM_INITS:
-            raise ValueError(f"adapter_norm_init must be one of {ADAPTER_NORM_INITS}, got {self.adapter_norm_init!r}.")
         if self.language_id_languages is not None and (
             len(set(self.language_id_languages)) < 2
             or len(set(self.language_id_languages)) != len(self.language_id_languages)
@@ -224,4 +224,4 @@ class LLMSRTConfig(PreTrainedConfig):
             raise ValueError(f"num_query_tokens must be a positive integer, got {self.num_query_tokens}.")
 
 
-__all__ = ["ADAPTER_NORM_INITS", "LLMSRTConfig", "STORED_WEIGHTS", "paper_adapter_hidden_size"]
+__all__ = ["LLMSRTConfig", "STORED_WEIGHTS", "paper_adapter_hidden_size"]

@@ -120,7 +120,6 @@ class LLMSRTSpeechAdapter(nn.Module):
         self.qformer = Blip2QFormerModel(config.qformer_config)
         self.projector = LLMSRTProjector(config)
         self.query_time_window = config.query_time_window
-        self.query_self_attention_window = config.query_self_attention_window
 
     def time_window_mask(self, frame_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """The cross-attention mask of `config.query_time_window = k`: query `i` of `Q` sees the `i`-th of `Q`
@@ -142,18 +141,6 @@ class LLMSRTSpeechAdapter(nn.Module):
         blocked = torch.zeros(allowed.shape, dtype=dtype, device=frame_mask.device)
         return blocked.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
-    def query_neighbour_mask(self, batch_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """The self-attention mask of `config.query_self_attention_window = k`: query `i` sees queries `i - k` to
-        `i + k`.
-
-        Returns:
-            `(B, 1, Q, Q)` additive mask: 0 where a query may attend, the dtype's minimum elsewhere.
-        """
-        index = torch.arange(self.query_tokens.shape[1], device=device)
-        allowed = (index[:, None] - index[None, :]).abs() <= self.query_self_attention_window
-        blocked = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
-        return blocked.expand(batch_size, 1, -1, -1)
-
     def forward(
         self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -163,8 +150,6 @@ class LLMSRTSpeechAdapter(nn.Module):
             encoder_attention_mask: `(B, T_enc)`, 1 on real frames and 0 on padding; `None` attends to all (the
                 reference's reading of the window, see `LLMSRTForConditionalGeneration.qformer_frame_mask`).
                 With `config.query_time_window` set, it becomes the queries' time windows (`time_window_mask`).
-                With `config.query_self_attention_window` set, the queries' self-attention is banded too
-                (`query_neighbour_mask`).
 
         Returns:
             `(B, num_query_tokens, D_llm)` audio embeddings.
@@ -174,12 +159,8 @@ class LLMSRTSpeechAdapter(nn.Module):
             if encoder_attention_mask is None:
                 encoder_attention_mask = torch.ones(encoder_hidden_states.shape[:2], device=queries.device)
             encoder_attention_mask = self.time_window_mask(encoder_attention_mask, queries.dtype)
-        query_mask = None
-        if self.query_self_attention_window is not None:
-            query_mask = self.query_neighbour_mask(queries.shape[0], queries.dtype, queries.device)
         query_output = self.qformer(
             query_embeds=queries,
-            attention_mask=query_mask,
             encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask,
         ).last_hidden_state
@@ -399,10 +380,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             text_model_gguf_file=gguf_file,
             **config_kwargs,
         )
-        model = cls._assemble(config, whisper_model, language_model)
-        if config.adapter_norm_init == "embedding":
-            model.scale_adapter_output_to_embeddings()
-        return model
+        return cls._assemble(config, whisper_model, language_model)
 
     @classmethod
     def _assemble(cls, config: LLMSRTConfig, whisper_model: nn.Module, language_model: nn.Module):
@@ -461,15 +439,6 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
             if name.startswith("speech_adapter.") or not torch.equal(tensor, reference):
                 changed[name] = tensor
         return changed
-
-    @torch.no_grad()
-    def scale_adapter_output_to_embeddings(self):
-        """Set the gain of the adapter's final LayerNorm to the root-mean-square of the LLM's input embeddings
-        (`config.adapter_norm_init="embedding"`): audio embeddings then start at the norm of a token embedding
-        (~0.5 for Qwen2.5-0.5B) instead of ~sqrt(D_llm) (~30), the paper's gain of one."""
-        embeddings = self.get_input_embeddings().weight
-        scale = embeddings.float().pow(2).mean().sqrt()
-        self.speech_adapter.projector.layer_norm.weight.fill_(scale.item())
 
     def freeze_audio_encoder(self):
         """Freeze the Whisper encoder: no gradients, and eval mode (no dropout) whatever `train()` is called with."""

@@ -1,19 +1,13 @@
 import json
-import os
 import re
-import shutil
 import time
 
 import pytest
 
 from llmsrt.data import load_manifest
 from llmsrt.demo import VOICES, build_demo_corpus
-from llmsrt.data.arguments import DataArguments
-from llmsrt.data.demo_corpus import TRAIN_STYLES, read_sentences, split_of, transcript_word_times
-from llmsrt.data.schema import word_timestamps_problem
-from llmsrt.data.stage_data import load_stage_examples
+from llmsrt.data.demo_corpus import read_sentences, split_of
 from llmsrt.data.demo_templates import SLOT, chinese_pinyin, fill_templates
-from llmsrt.data.demo_word_lists import word_lists
 
 
 @pytest.fixture(scope="module")
@@ -47,54 +41,6 @@ def test_corpus_splits_by_sentence_with_held_out_voices(corpus):
     assert all(split_of(s) == "test" for s in sentence["test"])
     templates = {s for s in sentence["train"] if s.startswith("tpl")}
     assert len(templates) == 20 and not any(s.startswith("tpl") for s in sentence["dev"] | sentence["test"])
-
-
-@pytest.mark.slow
-def test_more_training_styles_add_voices_to_the_training_split_only(corpus, tmp_path):
-    out, manifests = corpus
-    shutil.copytree(out / "audio", tmp_path / "audio", copy_function=os.link)  # the clips of the first style
-    more = build_demo_corpus(tmp_path, languages=["eng", "deu", "zho"], targets_per_clip=None, template_sentences=20,
-                             train_styles_per_sentence=2)
-    for split in ("dev", "test"):
-        assert more[split].read_text() == manifests[split].read_text()
-    one, two = manifests["train"].read_text().splitlines(), more["train"].read_text().splitlines()
-    assert len(two) == 2 * len(one) and set(one) <= set(two)  # the first style's rows are kept as they were
-    voices = {}
-    for row in map(json.loads, two):
-        voices.setdefault((row["id"].split("-")[0], row["src_lang"]), set()).add(row["voice"])
-    assert all(len(found) == 2 for found in voices.values())
-    assert len({json.loads(line)["id"] for line in two}) == len(two)
-    with pytest.raises(ValueError, match="train_styles_per_sentence must be 1 to 9"):
-        build_demo_corpus(tmp_path, languages=["eng"], train_styles_per_sentence=10)
-
-
-@pytest.mark.slow
-def test_word_lists_add_transcribed_clips_that_the_translation_stages_leave_out(corpus, tmp_path):
-    out, manifests = corpus
-    shutil.copytree(out / "audio", tmp_path / "audio", copy_function=os.link)
-    more = build_demo_corpus(tmp_path, languages=["eng", "deu", "zho"], targets_per_clip=None, template_sentences=20,
-                             word_lists_per_language=3)
-    for split in ("dev", "test"):
-        assert more[split].read_text() == manifests[split].read_text()
-    one, both = manifests["train"].read_text().splitlines(), more["train"].read_text().splitlines()
-    assert both[:len(one)] == one
-    added = [json.loads(line) for line in both[len(one):]]
-    assert sorted(row["src_lang"] for row in added) == ["deu"] * 3 + ["eng"] * 3 + ["zho"] * 3
-    assert all(row["translation"] is None and row["tgt_lang"] is None for row in added)
-    assert len({row["transcript"] for row in added}) == 9
-    assert all(row["transcript"].endswith((".", "。")) for row in added)
-    assert {row["voice"].split("+")[1] for row in added} <= {style[0] for style in TRAIN_STYLES}
-    chinese = [row["transcript"] for row in added if row["src_lang"] == "zho"]
-    assert all(" " not in text and not text.isascii() for text in chinese)  # characters, spoken from pinyin
-    data_args = DataArguments(dataset="manifest", train_manifest=str(more["train"]))
-    assert len(load_stage_examples(data_args, "align", str(tmp_path))) == len(both)
-    assert len(load_stage_examples(data_args, "srt", str(tmp_path))) == len(one)
-    english = [row["text"] for row in word_lists(50, ["eng"], seed=1)]
-    assert english == [row["text"] for row in word_lists(50, ["eng"], seed=1)]  # the same seed, the same lists
-    words = " ".join(english).lower().replace(".", "").split()
-    assert len(set(words)) > 0.8 * len(words)  # drawn from thousands of words, rarely repeated
-    with pytest.raises(ValueError, match="word lists exist for"):
-        word_lists(1, ["xyz"])
 
 
 def test_templates_are_parallel_and_vary_in_what_only_the_audio_tells():
@@ -137,27 +83,3 @@ def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
     assert not {row["id"].split("-")[0] for row in train} & {row["id"].split("-")[0] for row in test}
     with pytest.raises(ValueError, match="splits"):
         load_stage_examples(data_args, "srt", str(tmp_path), split="validation")
-
-
-@pytest.mark.slow
-def test_every_clip_says_when_each_word_of_its_transcript_is_spoken(corpus):
-    _, manifests = corpus
-    rows = [json.loads(line) for path in manifests.values() for line in path.read_text().splitlines()]
-    assert all(row["word_timestamps"] and word_timestamps_problem(row["word_timestamps"], row["transcript"]) is None
-               for row in rows)
-    english = next(row for row in rows if row["src_lang"] == "eng")
-    spoken = [english["transcript"][int(first):int(end)] for first, end, *_ in english["word_timestamps"]]
-    assert " ".join(spoken) == english["transcript"].rstrip(".?!").replace(",", "")
-    chinese = next(row for row in rows if row["src_lang"] == "zho" and row["id"].startswith("s"))
-    han = [character for character in chinese["transcript"] if "\u4e00" <= character <= "\u9fff"]
-    assert len(chinese["word_timestamps"]) == len(han)  # one pinyin syllable per character
-
-
-def test_chinese_times_go_to_characters_and_numbers_take_their_numerals():
-    syllables = [[0, 4, 0.0, 0.2], [5, 9, 0.2, 0.4], [10, 13, 0.4, 0.6], [14, 17, 0.6, 0.8], [18, 21, 0.8, 1.0]]
-    # 他有47: ta1 you3 si4 shi2 qi1 (47 is spoken as three numerals)
-    assert transcript_word_times("他有47。", "ta1 you3 si4 shi2 qi1 。", syllables) == [
-        [0, 1, 0.0, 0.2], [1, 2, 0.2, 0.4], [2, 4, 0.4, 1.0]]
-    # characters and syllables that do not pair up: one span from the first word to the last
-    assert transcript_word_times("他有。", "ta1 you3 ma 。", syllables[:3]) == [[0, 3, 0.0, 0.6]]
-    assert transcript_word_times("It is.", "It is.", [[0, 2, 0.0, 0.1]]) == [[0, 2, 0.0, 0.1]]

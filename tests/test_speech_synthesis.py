@@ -31,19 +31,3 @@ def test_unknown_voice_is_a_value_error(espeak):
     with pytest.raises(ValueError, match="no voice 'en-us\\+zz9'"):
         espeak.synthesize("hello", "en-us+zz9")
 
-
-def test_word_times_follow_the_words_and_leave_out_the_pause_at_a_comma(espeak):
-    text = "Good morning, how are you today?"
-    waveform, words = espeak.synthesize_with_word_times(text, "en-us", rate=150)
-    assert [text[first:end] for first, end, *_ in words] == ["Good", "morning", "how", "are", "you", "today"]
-    starts, ends = [start for *_, start, _ in words], [end for *_, end in words]
-    assert starts == sorted(starts) and all(start < end for start, end in zip(starts, ends))
-    assert starts[0] < 0.05 and ends[-1] <= len(waveform) / 16000 + 1e-6
-    assert starts[2] - ends[1] > 0.05  # the silence after "morning," belongs to no word
-    assert all(next_start - end < 0.02 for end, next_start in zip(ends[2:], starts[3:]))  # no pause inside a clause
-
-
-def test_a_number_spoken_as_several_words_is_one_word(espeak):
-    text = "It costs 47 euros."
-    _, words = espeak.synthesize_with_word_times(text, "en-us")
-    assert [text[first:end].strip() for first, end, *_ in words] == ["It", "costs", "47", "euros"]

@@ -33,7 +33,7 @@ MIXED = [
     (2.5, "smt", "fra", "spa", "le train part à neuf heures"),
     (3.6, "srt", "eng", "fra", None),
 ]
-OPTIONS = {"variable_length_encoding": True, "query_time_window": 1, "query_self_attention_window": 2}
+OPTIONS = {"variable_length_encoding": True, "query_time_window": 1}
 
 
 def build_engine(tmp_path_factory, **config_options):
@@ -102,8 +102,8 @@ def vllm_greedy(llm, rows, eos: int) -> list[list[int]]:
 
 class TestAdapterOptions:
     def test_greedy_tokens_equal_generate_with_every_adapter_option(self, with_options):
-        """Variable-length encoding, query time windows and banded query self-attention: computed by llmsrt's own
-        methods on vLLM, so the answers are transformers' in a mixed batch too."""
+        """Variable-length encoding and query time windows: computed by llmsrt's own methods on vLLM, so the answers
+        are transformers' in a mixed batch too."""
         model, processor, llm, _ = with_options
         assert all(getattr(model.config, name) == value for name, value in OPTIONS.items())
         expected = transformers_greedy(model, processor, MIXED)

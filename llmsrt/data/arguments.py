@@ -58,16 +58,6 @@ class DataArguments:
         default="train", metadata={"help": "fleurs: train/validation/test; covost2: train (= train + "
                                            "train_covost)/dev/test; common_voice: train/dev/test/validated."}
     )
-    train_styles_per_sentence: int = field(
-        default=1,
-        metadata={"help": "--dataset demo: training clips per sentence and language, each in another eSpeak voice, "
-                          "speed and pitch (dev and test keep one held-out voice)."},
-    )
-    word_lists_per_language: int = field(
-        default=0,
-        metadata={"help": "--dataset demo: training clips per language that speak a list of frequent words "
-                          "(wordfreq), transcribed, not translated: for the align and asr stages."},
-    )
     eval_split: str | None = field(default=None)
     streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
     skip_invalid_rows: bool = field(
@@ -91,8 +81,3 @@ class DataArguments:
         """The data entries of a `train.py` recipe as command-line arguments (the other entries are dropped)."""
         names = {field_.name for field_ in fields(cls)}
         return recipe_argv({key: value for key, value in recipe.items() if key in names})
-
-    def demo_corpus_options(self) -> dict:
-        """The keyword arguments of `build_demo_corpus` that these arguments set."""
-        return {"train_styles_per_sentence": self.train_styles_per_sentence,
-                "word_lists_per_language": self.word_lists_per_language}

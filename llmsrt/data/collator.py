@@ -1,14 +1,13 @@
 """Turn schema examples into model batches for one curriculum stage."""
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..processing_llmsrt import IGNORE_INDEX, TASKS, LLMSRTProcessor, check_task
 from .clips import clip_waveform
-from .schema import SAMPLING_RATE, WORD_TIMESTAMPS
+from .schema import SAMPLING_RATE
 
 
 def batch_waveforms(processor: LLMSRTProcessor, examples: list[dict]) -> list:
@@ -75,38 +74,12 @@ class CurriculumCollator:
         ).data
 
 
-def token_times(offsets: list[tuple[int, int]], words: list[list], seconds: float) -> list[tuple[float, float]]:
-    """When each token is spoken, as fractions of the clip: `(start, end)` per token, NaN for a token none of whose
-    characters lies in a word (punctuation, spaces).
-
-    Args:
-        offsets: `(first_char, end_char)` of each token in the transcript (the tokenizer's offset mapping).
-        words: the row's `word_timestamps`, `[first_char, end_char, start_s, end_s]` per word; a word's time is
-            shared evenly by its characters.
-        seconds: the clip's length.
-    """
-    character_time = {}
-    for first, end, start, stop in words:
-        first, end = int(first), int(end)
-        share = (stop - start) / (end - first)
-        for index in range(first, end):
-            character_time[index] = (start + (index - first) * share, start + (index - first + 1) * share)
-    times = []
-    for first, end in offsets:
-        spans = [character_time[index] for index in range(first, end) if index in character_time]
-        times.append((min(s for s, _ in spans) / seconds, max(e for _, e in spans) / seconds) if spans
-                     else (math.nan, math.nan))
-    return times
-
-
 @dataclass
 class AlignmentCollator:
-    """Batches for the `align` stage: the audio, and the transcript as the LLM's token ids (the CTC targets).
+    """Batches for the `align` stage: the audio, and the transcript as the LLM's token ids (the head's targets).
 
     Returns `input_features` `(B, n_mels, T_mel)`, `input_features_mask` `(B, T_mel)` and `ctc_labels` `(B, L)`:
-    the transcript's token ids (no special tokens), right-padded with `-100`. When an example has
-    `word_timestamps`, also `ctc_token_times` `(B, L, 2)`: when each token is spoken, as fractions of the clip
-    (`token_times`; NaN for rows without timestamps, unspoken tokens and padding).
+    the transcript's token ids (no special tokens), right-padded with `-100`.
     """
 
     processor: LLMSRTProcessor
@@ -118,26 +91,13 @@ class AlignmentCollator:
             src_lang=[example["src_lang"] for example in examples],
             task="asr",
         )
-        timed = any(example.get(WORD_TIMESTAMPS) for example in examples)
-        tokens = self.processor.tokenizer([example["transcript"] for example in examples], add_special_tokens=False,
-                                          return_offsets_mapping=timed)
-        token_ids = tokens["input_ids"]
+        token_ids = self.processor.tokenizer([example["transcript"] for example in examples],
+                                             add_special_tokens=False)["input_ids"]
         ctc_labels = torch.full((len(examples), max(map(len, token_ids))), IGNORE_INDEX, dtype=torch.long)
         for row, ids in enumerate(token_ids):
             ctc_labels[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        output = {
+        return {
             "input_features": batch["input_features"],
             "input_features_mask": batch["input_features_mask"],
             "ctc_labels": ctc_labels,
         }
-        if timed:
-            extractor = self.processor.feature_extractor
-            seconds = batch["input_features_mask"].sum(-1) * extractor.hop_length / extractor.sampling_rate
-            times = torch.full((*ctc_labels.shape, 2), math.nan)
-            for row, example in enumerate(examples):
-                if example.get(WORD_TIMESTAMPS):
-                    row_times = token_times(tokens["offset_mapping"][row], example[WORD_TIMESTAMPS],
-                                            float(seconds[row]))
-                    times[row, : len(row_times)] = torch.tensor(row_times)
-            output["ctc_token_times"] = times
-        return output

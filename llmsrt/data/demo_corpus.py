@@ -3,28 +3,22 @@
 Each sentence is spoken once per language; training clips use one set of voices, speeds and pitches, and
 dev/test clips another, so that test speech is never heard in training. The training split also gets filled
 templates (`demo_templates.py`: names, numbers, cities, things chosen per sentence), whose content only the audio
-tells; dev and test keep the hand-written sentences only, all unseen in training. Optionally the training split
-also gets lists of frequent words (`demo_word_lists.py`), transcribed but not translated, for the transcript
-stages. Chinese is spoken from pinyin (eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output
+tells; dev and test keep the hand-written sentences only, all unseen in training. Chinese is spoken from pinyin (eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output
 is a manifest per split, read by `llmsrt.data.load_manifest` like any user data, and is cached: a rebuild with the
-same text and settings is a no-op. Each row also carries `word_timestamps`: when each word of its transcript is
-spoken, from eSpeak's word events (Chinese: one pinyin syllable per character, numbers as spoken).
+same text and settings is a no-op.
 """
 
 import csv
 import hashlib
 import json
-import re
 from pathlib import Path
 
-import cn2an
 import soundfile
 
 from .manifest import write_manifest
 from .schema import SAMPLING_RATE
 from .speech_synthesis import ESpeak
 from .demo_templates import fill_templates
-from .demo_word_lists import word_lists
 
 SENTENCES = Path(__file__).with_name("sentences.tsv")
 VOICES = {"eng": "en-us", "deu": "de", "fra": "fr", "spa": "es", "ita": "it", "por": "pt", "nld": "nl",
@@ -58,47 +52,16 @@ def read_sentences(path: str | Path = SENTENCES) -> list[dict]:
 
 
 def style_index(key: str, styles: list[tuple]) -> int:
-    """The position in `styles` of the (first) style that speaks the clip of `key` (a sentence id and language, or
-    a word list's id): stable for a key."""
+    """The position in `styles` of the style that speaks the clip of `key` (a sentence id and language): stable for
+    a key."""
     return int(_fraction(f"style:{key}") * len(styles))
 
 
-def _speak(engine: ESpeak, path: Path, text: str, voice: str, rate: int, pitch: int) -> list[list]:
-    """Write the clip of `text` to `path` and its word times beside it (`.words.json`), unless an earlier build
-    did; return the word times, `[first_char, end_char, start_s, end_s]` per word of `text`."""
-    times = path.with_suffix(".words.json")
-    if path.is_file() and times.is_file():
-        return json.loads(times.read_text())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    waveform, words = engine.synthesize_with_word_times(text, voice, rate=rate, pitch=pitch)
-    words = [list(word) for word in words]
-    soundfile.write(path, waveform, SAMPLING_RATE)
-    times.write_text(json.dumps(words))
-    return words
-
-
-SPOKEN_UNIT = re.compile(r"\d+|[\u4e00-\u9fff]")  # a Chinese character, or a number (spoken as numerals)
-
-
-def transcript_word_times(transcript: str, spoken: str, words: list[list]) -> list[list]:
-    """The word times of the `spoken` text moved onto the `transcript`'s characters.
-
-    Where the voice read the transcript itself they are unchanged. Chinese is read from pinyin, one syllable per
-    character, and a number as its Chinese numerals (`cn2an`): each character (or number) gets the time of its
-    syllables. If the syllables and characters do not pair up, the whole transcript gets the time from the first
-    word's start to the last word's end.
-    """
-    if transcript == spoken or not words:
-        return words
-    units = [(match.start(), match.end(), len(cn2an.an2cn(match.group())) if match.group().isdigit() else 1)
-             for match in SPOKEN_UNIT.finditer(transcript)]
-    if sum(count for *_, count in units) != len(words):
-        return [[0, len(transcript), words[0][2], words[-1][3]]]
-    times, syllable = [], 0
-    for first, end, count in units:
-        times.append([first, end, words[syllable][2], words[syllable + count - 1][3]])
-        syllable += count
-    return times
+def _speak(engine: ESpeak, path: Path, text: str, voice: str, rate: int, pitch: int) -> None:
+    """Write the clip of `text` to `path`, unless an earlier build did."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, engine.synthesize(text, voice, rate=rate, pitch=pitch), SAMPLING_RATE)
 
 
 def build_demo_corpus(
@@ -108,8 +71,6 @@ def build_demo_corpus(
     targets_per_clip: int | None = 1,
     seed: int = 0,
     template_sentences: int = TEMPLATE_SENTENCES,
-    train_styles_per_sentence: int = 1,
-    word_lists_per_language: int = 0,
 ) -> dict[str, Path]:
     """Synthesize the corpus into `out_dir` and return `{split: manifest path}`.
 
@@ -117,28 +78,19 @@ def build_demo_corpus(
         languages: ISO 639-3 codes among `VOICES` (default: all).
         targets_per_clip: target languages paired with each clip (rotating through the others; `None` = all).
         template_sentences: filled templates added to the training split (`demo_templates.fill_templates`).
-        train_styles_per_sentence: training clips per sentence and language, each in another of `TRAIN_STYLES`
-            (voice, speed, pitch); dev and test clips are spoken once, in a held-out style.
-        word_lists_per_language: training clips per language whose text is a list of frequent words
-            (`demo_word_lists.word_lists`), with a transcript and no translation: for the `align` and `asr` stages.
+
+    Each clip is spoken once, in one of `TRAIN_STYLES` (voice, speed, pitch) for training, of `HELD_OUT_STYLES` for
+    dev and test.
     """
     out_dir = Path(out_dir)
     languages = list(languages or VOICES)
     unknown = [code for code in languages if code not in VOICES]
     if unknown:
         raise ValueError(f"No demo voice for {unknown}; the demo corpus speaks {sorted(VOICES)}.")
-    if not 1 <= train_styles_per_sentence <= len(TRAIN_STYLES):
-        raise ValueError(f"train_styles_per_sentence must be 1 to {len(TRAIN_STYLES)}, "
-                         f"got {train_styles_per_sentence}.")
     text = Path(sentences_path).read_bytes()
     settings = {"languages": languages, "targets_per_clip": targets_per_clip, "seed": seed,
                 "text_sha256": hashlib.sha256(text).hexdigest(), "train_styles": TRAIN_STYLES,
-                "held_out_styles": HELD_OUT_STYLES, "template_sentences": template_sentences,
-                "word_timestamps": True}
-    if train_styles_per_sentence > 1:  # (absent when 1: corpora built before the option keep their stamp)
-        settings["train_styles_per_sentence"] = train_styles_per_sentence
-    if word_lists_per_language:
-        settings["word_lists_per_language"] = word_lists_per_language
+                "held_out_styles": HELD_OUT_STYLES, "template_sentences": template_sentences}
     settings = json.loads(json.dumps(settings))  # as read back from corpus.json (tuples become lists)
     stamp = out_dir / "corpus.json"
     manifests = {split: out_dir / f"{split}.jsonl" for split in SPLITS}
@@ -151,34 +103,20 @@ def build_demo_corpus(
     for sentence, split in sentences:
         styles = TRAIN_STYLES if split == "train" else HELD_OUT_STYLES
         for source in languages:
-            first = style_index(f"{sentence['id']}:{source}", styles)
+            variant, rate, pitch = styles[style_index(f"{sentence['id']}:{source}", styles)]
             others = [code for code in languages if code != source]
             count = len(others) if targets_per_clip is None else min(targets_per_clip, len(others))
-            for step in range(train_styles_per_sentence if split == "train" else 1):
-                variant, rate, pitch = styles[(first + step) % len(styles)]
-                name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
-                voice = f"{VOICES[source]}+{variant}"
-                spoken = sentence[SPOKEN_COLUMN.get(source, source)]
-                times = transcript_word_times(sentence[source], spoken,
-                                              _speak(engine, out_dir / name, spoken, voice, rate, pitch))
-                repeat = f":{step}" if step else ""  # the first clip keeps the key (and id) of a one-style corpus
-                start = int(_fraction(f"target:{sentence['id']}:{source}{repeat}") * len(others))
-                for offset in range(count):
-                    target = others[(start + offset) % len(others)]
-                    rows[split].append({
-                        "id": f"{sentence['id']}-{source}-{target}" + (f"-{variant}" if step else ""),
-                        "audio": name, "src_lang": source,
-                        "transcript": sentence[source], "tgt_lang": target, "translation": sentence[target],
-                        "voice": voice, "word_timestamps": times,
-                    })
-    for words in word_lists(word_lists_per_language, languages, seed):
-        source = words["language"]
-        variant, rate, pitch = TRAIN_STYLES[style_index(words["id"], TRAIN_STYLES)]
-        name, voice = f"audio/train/{words['id']}-{variant}-{rate}-{pitch}.wav", f"{VOICES[source]}+{variant}"
-        times = transcript_word_times(words["text"], words["spoken"],
-                                      _speak(engine, out_dir / name, words["spoken"], voice, rate, pitch))
-        rows["train"].append({"id": words["id"], "audio": name, "src_lang": source, "transcript": words["text"],
-                              "tgt_lang": None, "translation": None, "voice": voice, "word_timestamps": times})
+            name = f"audio/{split}/{sentence['id']}-{source}-{variant}-{rate}-{pitch}.wav"
+            voice = f"{VOICES[source]}+{variant}"
+            _speak(engine, out_dir / name, sentence[SPOKEN_COLUMN.get(source, source)], voice, rate, pitch)
+            start = int(_fraction(f"target:{sentence['id']}:{source}") * len(others))
+            for offset in range(count):
+                target = others[(start + offset) % len(others)]
+                rows[split].append({
+                    "id": f"{sentence['id']}-{source}-{target}", "audio": name, "src_lang": source,
+                    "transcript": sentence[source], "tgt_lang": target, "translation": sentence[target],
+                    "voice": voice,
+                })
     for split, path in manifests.items():
         write_manifest(path, rows[split])
     stamp.write_text(json.dumps(settings))

@@ -108,7 +108,7 @@ def _schema_columns(utterances: datasets.Dataset, translations: dict[int, str] |
     utterances = utterances.remove_columns("id").rename_column("raw_transcription", "transcript")
     added = {"id": [str(sentence_id) for sentence_id in sentence_ids],
              **{name: [value] * rows for name, value in constants.items()},
-             "translation": texts or [None] * rows, "word_timestamps": [None] * rows}
+             "translation": texts or [None] * rows}
     for name, values in added.items():  # typed as added: a cast of a plain column would rewrite the audio
         utterances = utterances.add_column(name, values, feature=STORAGE_FEATURES[name])
     utterances = utterances.select_columns(list(STORAGE_FEATURES))

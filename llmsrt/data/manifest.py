@@ -1,5 +1,4 @@
-"""Local manifests: JSONL or CSV rows of `audio`, `src_lang`, `transcript` (+ `tgt_lang`, `translation`, `id`,
-and in JSONL `word_timestamps`)."""
+"""Local manifests: JSONL or CSV rows of `audio`, `src_lang`, `transcript` (+ `tgt_lang`, `translation`, `id`)."""
 
 import json
 import logging
@@ -10,7 +9,7 @@ import datasets
 import soundfile
 
 from ..languages import get_language
-from .schema import COLUMNS, WORD_TIMESTAMPS, standardize, word_timestamps_problem
+from .schema import COLUMNS, standardize
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +36,6 @@ def _row_problem(row: dict, base_dir: Path, require_translation: bool) -> str | 
         return "a translation example needs non-empty 'tgt_lang' and 'translation'"
     if has_translation and not row.get("tgt_lang"):
         return "'translation' is given without 'tgt_lang'"
-    timing = word_timestamps_problem(row.get(WORD_TIMESTAMPS), str(row["transcript"]))
-    if timing:
-        return timing
     path = row["audio"]
     if not os.path.isabs(path):
         path = str(base_dir / path)
@@ -86,7 +82,7 @@ def load_manifest(
         raise ValueError(f"Unsupported manifest {path.name}: use .jsonl (one JSON object per line) or .csv.")
     raw = datasets.load_dataset(builder, data_files=str(path), split="train", streaming=streaming)
     base_dir = path.parent.resolve()
-    for optional in ("id", "tgt_lang", "translation", WORD_TIMESTAMPS):
+    for optional in ("id", "tgt_lang", "translation"):
         if optional not in (raw.column_names or []):
             raw = raw.map(lambda row, name=optional: {name: None})
 

@@ -1,5 +1,4 @@
-"""The one example schema every data source is turned into: audio, id, src_lang, transcript, tgt_lang, translation,
-and optionally word_timestamps (when each word of the transcript is spoken; None where the source has none)."""
+"""The one example schema every data source is turned into: audio, id, src_lang, transcript, tgt_lang, translation."""
 
 import datasets
 
@@ -7,34 +6,12 @@ SAMPLING_RATE = 16000
 # Whisper's encoder window: the longest clip the model reads (every Whisper checkpoint has the same 30 s).
 ENCODER_WINDOW_SECONDS = 30.0
 TEXT_COLUMNS = ("id", "src_lang", "transcript", "tgt_lang", "translation")
-# `[first_char, end_char, start_s, end_s]` per word of the transcript: read by the align stage's timed targets.
-WORD_TIMESTAMPS = "word_timestamps"
-COLUMNS = ("audio",) + TEXT_COLUMNS + (WORD_TIMESTAMPS,)
+COLUMNS = ("audio",) + TEXT_COLUMNS
 # Audio as stored, undecoded: the layout of `datasets.Audio(decode=False)` values.
 AUDIO_STORAGE = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
 STORAGE_FEATURES = datasets.Features(
-    {"audio": AUDIO_STORAGE, **{name: datasets.Value("string") for name in TEXT_COLUMNS},
-     WORD_TIMESTAMPS: datasets.List(datasets.List(datasets.Value("float64")))}
+    {"audio": AUDIO_STORAGE, **{name: datasets.Value("string") for name in TEXT_COLUMNS}}
 )
-
-
-def word_timestamps_problem(value, transcript: str) -> str | None:
-    """What is wrong with a row's `word_timestamps` (None: nothing, or absent): a list of `[first_char, end_char,
-    start_s, end_s]`, characters within the transcript (end exclusive), times with start < end."""
-    if value is None:
-        return None
-    accepted = "a list of [first_char, end_char, start_seconds, end_seconds] per word of the transcript"
-    if not isinstance(value, list):
-        return f"'word_timestamps' must be {accepted}, got {type(value).__name__}"
-    for word in value:
-        if not (isinstance(word, list | tuple) and len(word) == 4
-                and all(isinstance(number, int | float) for number in word)):
-            return f"'word_timestamps' must be {accepted}, got the entry {word!r}"
-        first, end, start, stop = word
-        if not (0 <= first < end <= len(transcript) and 0 <= start < stop):
-            return (f"'word_timestamps' entry {list(word)} is out of range: characters must lie within the "
-                    f"{len(transcript)}-character transcript and each word must end after it starts")
-    return None
 
 
 def audio_decoding_available() -> bool:

@@ -100,8 +100,7 @@ def _source_examples(data_args: DataArguments, stage: str, output_dir: str, spli
         from .demo_corpus import VOICES, build_demo_corpus
 
         languages = [code for code in data_args.languages if code in VOICES]
-        manifests = build_demo_corpus(data_args.dataset_path or Path(output_dir) / "demo-data", languages=languages,
-                                      **data_args.demo_corpus_options())
+        manifests = build_demo_corpus(data_args.dataset_path or Path(output_dir) / "demo-data", languages=languages)
         if split not in manifests:
             raise ValueError(f"The demo corpus has the splits {sorted(manifests)}, not {split!r}.")
         return load_manifest(manifests[split], streaming=data_args.streaming)

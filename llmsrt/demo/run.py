@@ -132,8 +132,7 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
             resolve_offline_mirrors(model_args)
     parts = ["--whisper", model_args.whisper, "--llm", model_args.llm]
     with timings.part("corpus"):
-        manifests = build_demo_corpus(settings.corpus_dir, languages=data_args.languages,
-                                      **data_args.demo_corpus_options())
+        manifests = build_demo_corpus(settings.corpus_dir, languages=data_args.languages)
     with timings.part(f"train: curriculum ({', '.join(curriculum)})"):
         finished = run_curriculum(*train_args("curriculum", parts))
     with timings.part("train: srt-only baseline"):

@@ -3,7 +3,7 @@
 The audio path is llmsrt's code, not a copy: `LLMSRTWhisperEncoder` and `LLMSRTSpeechAdapter` are built from the
 folder's config, and the methods that turn log-mel features into audio embeddings (`get_audio_features`,
 `encode_frames`, `_run_audio_encoder` of `llmsrt.LLMSRTForConditionalGeneration`) are bound to this class, so every
-config option they read (`variable_length_encoding`, `query_time_window`, `query_self_attention_window`, ...)
+config option they read (`variable_length_encoding`, `query_time_window`, ...)
 computes what it computes in transformers. The LLM is vLLM's implementation of the folder's `text_config`
 architecture (paged attention, continuous batching, tensor parallelism on GPUs).
 
@@ -189,6 +189,7 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
 
     # llmsrt's audio path, bound to this module (it reads `self.config`, `self.audio_encoder`, `self.speech_adapter`).
     get_audio_features = TransformersLLMSRT.get_audio_features
+    qformer_frame_mask = TransformersLLMSRT.qformer_frame_mask
     encode_frames = TransformersLLMSRT.encode_frames
     _run_audio_encoder = TransformersLLMSRT._run_audio_encoder
 

@@ -39,7 +39,7 @@ def build_tiny_model_and_processor(
 ) -> tuple[LLMSRTForConditionalGeneration, LLMSRTProcessor]:
     """A randomly initialised LLM-SRT with a Whisper encoder window of `chunk_seconds` and a tokenizer trained on
     `corpus`. Same module classes as the real model, a few hundred thousand parameters. `config_kwargs` are further
-    `LLMSRTConfig` fields (`query_time_window`, `adapter_norm_init`, ...)."""
+    `LLMSRTConfig` fields (`query_time_window`, `variable_length_encoding`, ...)."""
     import torch
 
     tokenizer = build_tiny_tokenizer(corpus, vocab_size)
@@ -88,8 +88,6 @@ def build_tiny_model_and_processor(
     )
     torch.manual_seed(seed)
     model = LLMSRTForConditionalGeneration(config)
-    if config.adapter_norm_init == "embedding":
-        model.scale_adapter_output_to_embeddings()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, processor

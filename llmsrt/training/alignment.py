@@ -4,21 +4,19 @@ A new adapter fed straight into a frozen LLM needs on the order of 10^4 steps be
 audio (SLAM-ASR, arXiv 2402.08846): the LLM first learns to answer from the prompt alone. The `align` stage gives the
 adapter a direct signal instead, without the LLM's forward pass (LegoSLM arXiv 2505.11352, Soundwave arXiv
 2502.12900): each of the `Q` audio embeddings is scored against the LLM's frozen input-embedding rows of the
-training transcripts' tokens (cosine similarity, a learned scale) plus a learned blank. With the `ctc` loss the
-sequence of `Q` embeddings spells the transcript's tokens in order; with the `proportional` loss each embedding is
-classified as the token its time slice covers under a fixed alignment (tokens last in proportion to their letters);
-with the `timed` loss, as the token spoken at its time slice's centre, from the data's `word_timestamps`. The head (blank vector, scale) is for training only: the
-stage's folder is a plain LLM-SRT model, and the next stage starts from its adapter.
+training transcripts' tokens (cosine similarity, a learned scale) plus a learned blank. With the `proportional`
+loss (the default) each embedding is classified as the token its time slice covers under a fixed alignment (tokens
+last in proportion to their letters); with the `ctc` loss the sequence of `Q` embeddings spells the transcript's
+tokens in order. The head (blank vector, scale) is for training only: the stage's folder is a plain LLM-SRT model,
+and the next stage starts from its adapter.
 """
 
-import hashlib
 import itertools
 import logging
 import math
 
 import torch
 from torch import nn
-from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
 
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 
@@ -88,69 +86,27 @@ class CTCAlignmentHead(nn.Module):
         return classes[keep], keep.sum(-1)
 
 
-    def proportional_targets(
-        self, ctc_labels: torch.Tensor, num_queries: int, label_times: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def proportional_targets(self, ctc_labels: torch.Tensor, num_queries: int) -> torch.Tensor:
         """A fixed alignment: `(B, L)` token ids (-100 padded) -> `(B, Q)` the class of the token spoken at the
-        centre of each query's time slice (-100 where the token cannot be written); the queries split the clip
-        evenly.
-
-        Without `label_times` (or for a row whose times are all NaN), a token lasts in proportion to its letters
-        over the whole clip. With `label_times` `(B, L, 2)` (each token's start and end as fractions of the clip,
-        NaN where unknown: `llmsrt.data.collator.token_times`), the token whose time holds the centre, or else the
-        nearest one in time.
+        centre of each query's time slice (-100 where the token cannot be written), the queries splitting the clip
+        evenly and each token lasting in proportion to its letters over the whole clip.
         """
         centres = (torch.arange(num_queries, device=ctc_labels.device) + 0.5) / num_queries
         rows = []
-        for row, labels in enumerate(ctc_labels):
-            known = labels >= 0
-            token_ids = labels[known]
+        for labels in ctc_labels:
+            token_ids = labels[labels >= 0]
             if not len(token_ids):
                 rows.append(torch.full((num_queries,), -100, device=ctc_labels.device))
                 continue
-            times = None if label_times is None else label_times[row][known].to(centres)
-            spoken = None if times is None else ~times.isnan().any(-1)
-            if spoken is not None and spoken.any():
-                start, end = times[spoken, 0], times[spoken, 1]
-                distance = (start[None] - centres[:, None]).clamp(min=0) + (centres[:, None] - end[None]).clamp(min=0)
-                classes = self.class_of_token[token_ids[spoken]][distance.argmin(-1)]
-            else:
-                boundaries = self.character_length[token_ids].cumsum(0)
-                covering = torch.searchsorted(boundaries / boundaries[-1], centres).clamp(max=len(token_ids) - 1)
-                classes = self.class_of_token[token_ids][covering]
+            boundaries = self.character_length[token_ids].cumsum(0)
+            covering = torch.searchsorted(boundaries / boundaries[-1], centres).clamp(max=len(token_ids) - 1)
+            classes = self.class_of_token[token_ids][covering]
             rows.append(classes.masked_fill(classes <= 0, -100))
         return torch.stack(rows)
 
 
-ALIGN_LOSSES = ("ctc", "proportional", "timed")
-
-# SpecAugment on the frozen encoder's frames (20 ms each) in the align stage: spans of 100 ms, and of 32 channels.
-ALIGN_MASK_TIME_LENGTH = 5
-ALIGN_MASK_FEATURE_LENGTH = 32
-
-
-def mask_frames(
-    frames: torch.Tensor, frame_mask: torch.Tensor | None, mask_time_prob: float, mask_feature_prob: float
-) -> torch.Tensor:
-    """SpecAugment (arXiv 1904.08779) on encoder frames: zero random time spans and channel spans.
-
-    Args:
-        frames: `(B, T_enc, D_audio)` encoder outputs.
-        frame_mask: `(B, T_enc)` 1 on real frames (spans are drawn within them), or None.
-
-    Returns:
-        `(B, T_enc, D_audio)` frames with about `mask_time_prob` of the real frames and `mask_feature_prob` of the
-        channels of each clip set to 0 (spans drawn by transformers' wav2vec2 `_compute_mask_indices`).
-    """
-    batch, length, channels = frames.shape
-    if mask_time_prob > 0:
-        spans = _compute_mask_indices((batch, length), mask_time_prob, ALIGN_MASK_TIME_LENGTH,
-                                      attention_mask=None if frame_mask is None else frame_mask.long().cpu())
-        frames = frames.masked_fill(torch.from_numpy(spans).to(frames.device)[:, :, None], 0)
-    if mask_feature_prob > 0:
-        spans = _compute_mask_indices((batch, channels), mask_feature_prob, ALIGN_MASK_FEATURE_LENGTH)
-        frames = frames.masked_fill(torch.from_numpy(spans).to(frames.device)[:, None, :], 0)
-    return frames
+# The first is the default: measured on the demo, CTC sat on its blank plateau (docs/experiments/demo.md).
+ALIGN_LOSSES = ("proportional", "ctc")
 
 # What the align stage trains, and so what its checkpoints hold.
 TRAINED_PREFIXES = ("model.speech_adapter.", "head.")
@@ -159,11 +115,9 @@ TRAINED_PREFIXES = ("model.speech_adapter.", "head.")
 class LLMSRTForAlignment(nn.Module):
     """An LLM-SRT model with a head on its audio embeddings: what the Trainer trains in the `align` stage.
 
-    `loss="ctc"`: the `Q` audio embeddings spell the transcript's tokens in order (CTC, learned blank);
     `loss="proportional"`: each query is classified as the token its time slice covers under a fixed alignment
     (`CTCAlignmentHead.proportional_targets`): no blank plateau to escape, at the price of a rough alignment;
-    `loss="timed"`: the same with each token's time from the batch's `ctc_token_times` (the data's
-    `word_timestamps`), the letter-proportional layout for rows without them. In training mode, `mask_time_prob` / `mask_feature_prob` hide spans of the encoder's frames (`mask_frames`).
+    `loss="ctc"`: the `Q` audio embeddings spell the transcript's tokens in order (CTC, learned blank).
 
     Its `state_dict` holds the trainable parts only (the speech adapter and the head): checkpoints stay small and
     the frozen Whisper encoder and LLM come back from the stage's starting point on resume.
@@ -175,10 +129,8 @@ class LLMSRTForAlignment(nn.Module):
         self,
         model: LLMSRTForConditionalGeneration,
         vocabulary_ids: list[int],
-        loss: str = "ctc",
+        loss: str = ALIGN_LOSSES[0],
         character_lengths: list[int] | None = None,
-        mask_time_prob: float = 0.0,
-        mask_feature_prob: float = 0.0,
     ):
         super().__init__()
         if loss not in ALIGN_LOSSES:
@@ -187,7 +139,6 @@ class LLMSRTForAlignment(nn.Module):
             raise ValueError(f"The {loss} align loss needs the character length of each vocabulary token.")
         self.model = model
         self.loss = loss
-        self.mask_time_prob, self.mask_feature_prob = mask_time_prob, mask_feature_prob
         self.head = CTCAlignmentHead(model.get_input_embeddings().weight, vocabulary_ids,
                                      character_lengths=character_lengths)
 
@@ -200,30 +151,24 @@ class LLMSRTForAlignment(nn.Module):
         input_features: torch.Tensor,
         input_features_mask: torch.Tensor,
         ctc_labels: torch.Tensor | None = None,
-        ctc_token_times: torch.Tensor | None = None,
     ) -> dict:
         """
         Args:
             input_features: `(B, n_mels, T_mel)` log-mel features.
             input_features_mask: `(B, T_mel)` 1 on real mel frames.
             ctc_labels: `(B, L)` the transcripts' token ids, `-100` on padding.
-            ctc_token_times: `(B, L, 2)` when each token is spoken, as fractions of the clip (NaN where unknown);
-                read by the `timed` loss only.
 
         Returns:
             `{"logits": (B, Q, 1 + V_align), "loss": ...}` (loss only with labels): `ctc`, the mean CTC loss per
-            target token; `proportional` / `timed`, the mean cross entropy per query against `proportional_targets`.
+            target token; `proportional`, the mean cross entropy per query against `proportional_targets`.
         """
         frames, frame_mask = self.model.encode_frames(input_features, input_features_mask)
-        if self.training and (self.mask_time_prob or self.mask_feature_prob):
-            frames = mask_frames(frames, frame_mask, self.mask_time_prob, self.mask_feature_prob)
         frames = frames.to(self.model.audio_encoder.conv1.weight.dtype)
         audio_embeds = self.model.speech_adapter(frames, self.model.qformer_frame_mask(frame_mask))
         logits = self.head(audio_embeds, self.model.get_input_embeddings().weight)
         output = {"logits": logits}
-        if ctc_labels is not None and self.loss != "ctc":
-            times = ctc_token_times if self.loss == "timed" else None
-            targets = self.head.proportional_targets(ctc_labels.to(logits.device), logits.shape[1], times)
+        if ctc_labels is not None and self.loss == "proportional":
+            targets = self.head.proportional_targets(ctc_labels.to(logits.device), logits.shape[1])
             output["loss"] = nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
         elif ctc_labels is not None:
             targets, target_lengths = self.head.targets(ctc_labels.to(logits.device))
@@ -247,43 +192,19 @@ class LLMSRTForAlignment(nn.Module):
         return nn.modules.module._IncompatibleKeys(missing, result.unexpected_keys)
 
 
-def transcript_share_point(transcript: str) -> float:
-    """A fixed point in [0, 1) for a transcript, from a hash of its text: the same text always falls on the same side
-    of a share, on every machine and run."""
-    return int.from_bytes(hashlib.blake2b(transcript.encode("utf-8"), digest_size=8).digest(), "big") / 2**64
-
-
-def hold_out_transcripts(examples, share: float):
-    """The rows the align stage trains on: all but the `share` of the distinct transcripts whose hash point falls
-    below it (every clip of a held-out transcript is left out). The adapter fits the speech it trains on (demo-long:
-    every query right on its training clips, a third on unseen sentences), so the LLM stages that follow read an
-    adapter output far cleaner than at test time; on the held-out rows they read a noisier one, closer to new speech
-    (demo-long, half held out: right at 56% of the held-out clips' queries, 27% on dev)."""
-    if not share:
-        return examples
-    return examples.filter(lambda transcript: transcript_share_point(transcript) >= share, input_columns="transcript")
-
-
 def prepare_alignment(
-    model: LLMSRTForConditionalGeneration,
-    tokenizer,
-    train_examples,
-    loss: str,
-    mask_time_prob: float = 0.0,
-    mask_feature_prob: float = 0.0,
+    model: LLMSRTForConditionalGeneration, tokenizer, train_examples, loss: str = ALIGN_LOSSES[0]
 ) -> tuple["LLMSRTForAlignment", dict]:
     """The align stage's trainable model (`model` with its head over the training transcripts' tokens) and the
     notes for `stage_info.json` (loss, vocabulary size, transcripts longer than the queries can spell)."""
     token_rows = transcript_token_ids(train_examples, tokenizer)  # tokenised once, for both
     vocabulary = sorted({token_id for row in token_rows for token_id in row})
     unreachable = unreachable_transcripts(token_rows, model.config.num_query_tokens)
-    if unreachable:
+    if unreachable and loss == "ctc":
         logger.warning("align: %d transcripts need more than num_query_tokens=%d CTC outputs and add no CTC loss.",
                        unreachable, model.config.num_query_tokens)
-    notes = {"align_loss": loss, "ctc_vocabulary_size": len(vocabulary), "ctc_unreachable_transcripts": unreachable,
-             "align_mask_time_prob": mask_time_prob, "align_mask_feature_prob": mask_feature_prob}
-    aligner = LLMSRTForAlignment(model, vocabulary, loss, token_character_lengths(tokenizer, vocabulary),
-                                 mask_time_prob=mask_time_prob, mask_feature_prob=mask_feature_prob)
+    notes = {"align_loss": loss, "ctc_vocabulary_size": len(vocabulary), "ctc_unreachable_transcripts": unreachable}
+    aligner = LLMSRTForAlignment(model, vocabulary, loss, token_character_lengths(tokenizer, vocabulary))
     return aligner, notes
 
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from ..data.arguments import DataArguments  # noqa: F401  (re-exported: the data part of the arguments)
-from .alignment import ALIGN_LOSSES, ALIGN_MASK_FEATURE_LENGTH, ALIGN_MASK_TIME_LENGTH
+from .alignment import ALIGN_LOSSES
 
 STAGES = ("align", "asr", "smt", "srt")
 PAPER_CURRICULUM = ("asr", "smt", "srt")
@@ -12,7 +12,7 @@ STAGE_FOLDERS = ("complete", "changed")
 
 # The paper's per-stage settings; a recipe's `stages:` block and `--stage_overrides` change them.
 PAPER_STAGE_SETTINGS = {
-    # Not in the paper: the optional CTC alignment of the adapter before ASR (`llmsrt.training.alignment`).
+    # Not in the paper: the optional alignment of the adapter before ASR (`llmsrt.training.alignment`).
     "align": {"train": ["adapter"], "learning_rate": 5e-4, "warmup_steps": 100},
     "asr": {"train": ["adapter"], "learning_rate": 1e-4, "warmup_steps": 500},
     "smt": {"train": ["adapter"], "learning_rate": 1e-5, "warmup_steps": 500},
@@ -53,16 +53,6 @@ class ModelArguments:
         metadata={"help": "A new adapter's queries attend to their own time slice of the clip +- this many slices "
                           "(default: all frames, the paper)."},
     )
-    query_self_attention_window: int | None = field(
-        default=None,
-        metadata={"help": "A new adapter's queries see only this many neighbours on each side in the Q-Former's "
-                          "self-attention (default: all queries, the paper)."},
-    )
-    adapter_norm_init: str = field(
-        default="ones",
-        metadata={"help": "Initial gain of a new adapter's final LayerNorm: ones (the paper) or embedding (the "
-                          "LLM's input-embedding scale)."},
-    )
     lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default: the model config's, 8)."})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
     lora_target_modules: list[str] | None = field(
@@ -82,39 +72,21 @@ class CurriculumArguments:
         default_factory=lambda: list(PAPER_CURRICULUM),
         metadata={"help": "The stages that make up the curriculum, in order; each starts from the one before it. "
                           "`srt` alone trains SRT from the pretrained parts (the paper's no-curriculum ablation); "
-                          "`align asr smt srt` first aligns the adapter with the LLM's embeddings (CTC, no LLM "
-                          "forward)."},
+                          "`align asr smt srt` first aligns the adapter with the LLM's embeddings (no LLM forward)."},
     )
     smt_share: float = field(
         default=0.0, metadata={"help": "Share of SMT samples mixed into the SRT stage (the later recipe: 0.5)."}
     )
     align_loss: str = field(
-        default="ctc",
-        metadata={"help": "Loss of the align stage: ctc (the audio embeddings spell the transcript's tokens), "
-                          "proportional (each query is the token its time slice covers, tokens lasting in "
-                          "proportion to their letters) or timed (the token spoken at its slice's centre, from the "
-                          "data's word_timestamps; proportional for rows without them)."},
+        default=ALIGN_LOSSES[0],
+        metadata={"help": "Loss of the align stage: proportional (each query is the token its time slice covers, "
+                          "tokens lasting in proportion to their letters; measured best on the demo) or ctc (the "
+                          "audio embeddings spell the transcript's tokens)."},
     )
     align_output_scale: str = field(
         default="embedding",
         metadata={"help": "At the end of the align stage: embedding (scale the adapter's outputs to the norm of the "
                           "LLM's token embeddings, whose directions the stage aligned them with) or unchanged."},
-    )
-    align_mask_time_prob: float = field(
-        default=0.0,
-        metadata={"help": "SpecAugment in the align stage: the share of the encoder's frames hidden (zeroed) in spans "
-                          f"of {ALIGN_MASK_TIME_LENGTH} frames (100 ms) at each training step; 0 turns it off."},
-    )
-    align_mask_feature_prob: float = field(
-        default=0.0,
-        metadata={"help": "SpecAugment in the align stage: the share of the encoder's channels zeroed in spans of "
-                          f"{ALIGN_MASK_FEATURE_LENGTH} channels at each training step; 0 turns it off."},
-    )
-    align_holdout_share: float = field(
-        default=0.0,
-        metadata={"help": "Share of the training transcripts (chosen by a hash of the text, every clip of each) that "
-                          "the align stage leaves out, so that the LLM stages after it also read the adapter's output "
-                          "on speech it never fitted, as they will at test time; 0 aligns on every transcript."},
     )
     encoder_cache_dir: str | None = field(
         default=None,
@@ -145,12 +117,6 @@ class CurriculumArguments:
                              f"{self.curriculum_stages}.")
         if self.align_loss not in ALIGN_LOSSES:
             raise ValueError(f"--align_loss takes {', '.join(ALIGN_LOSSES)}, got {self.align_loss!r}.")
-        if not 0.0 <= self.align_holdout_share < 1.0:
-            raise ValueError(f"--align_holdout_share is a share of the training transcripts: 0 <= share < 1, got "
-                             f"{self.align_holdout_share}.")
-        for name in ("align_mask_time_prob", "align_mask_feature_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"--{name} is a share of the frames or channels: 0 <= p < 1, got {getattr(self, name)}.")
         if self.align_output_scale not in ("embedding", "unchanged"):
             raise ValueError(f"--align_output_scale takes embedding or unchanged, got {self.align_output_scale!r}.")
         if self.stage_folders not in STAGE_FOLDERS:

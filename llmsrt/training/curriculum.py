@@ -21,7 +21,7 @@ from ..data import AlignmentCollator, CurriculumCollator
 from ..data.stage_data import StageData, example_texts, load_stage_data
 from ..encoder_cache import fingerprint
 from ..model_tools.lora import merge_lora
-from .alignment import hold_out_transcripts, match_embedding_scale, prepare_alignment, unwrap_alignment
+from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .audio_gain_info import audio_gain_info
 from .language_id import train_language_id_head
@@ -106,15 +106,7 @@ def run_stage(
     if stage == "align":
         # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
         # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
-        train_examples = hold_out_transcripts(train_examples, curriculum_args.align_holdout_share)
-        model, stage_notes = prepare_alignment(
-            model, processor.tokenizer, train_examples, curriculum_args.align_loss,
-            mask_time_prob=curriculum_args.align_mask_time_prob,
-            mask_feature_prob=curriculum_args.align_mask_feature_prob,
-        )
-        stage_notes["align_holdout_share"] = curriculum_args.align_holdout_share
-        if hasattr(train_examples, "__len__"):
-            stage_notes["align_training_clips"] = len(train_examples)
+        model, stage_notes = prepare_alignment(model, processor.tokenizer, train_examples, curriculum_args.align_loss)
         train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
     else:
         collator = CurriculumCollator(

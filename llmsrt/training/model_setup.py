@@ -32,8 +32,6 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             variable_length_encoding=model_args.variable_length_encoding,
             qformer_attends_padding=model_args.qformer_attends_padding,
             query_time_window=model_args.query_time_window,
-            query_self_attention_window=model_args.query_self_attention_window,
-            adapter_norm_init=model_args.adapter_norm_init,
         )
         return model, processor
     if model_args.tiny_model:
@@ -46,8 +44,6 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             num_query_tokens=min(model_args.num_query_tokens, 16),
             qformer_attends_padding=model_args.qformer_attends_padding,
             query_time_window=model_args.query_time_window,
-            query_self_attention_window=model_args.query_self_attention_window,
-            adapter_norm_init=model_args.adapter_norm_init,
         )
     raise ValueError(
         "No starting model: give --model_name_or_path (an LLM-SRT folder), or --whisper and --llm "
