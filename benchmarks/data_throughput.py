@@ -24,7 +24,7 @@ from llmsrt.data import CurriculumCollator
 from llmsrt.data.arguments import DataArguments
 from llmsrt.data.stage_data import load_stage_data
 from llmsrt.processing_llmsrt import LLMSRTProcessor
-from llmsrt.tiny import build_tiny_tokenizer
+from llmsrt.testing import build_tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

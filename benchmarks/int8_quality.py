@@ -1,6 +1,6 @@
 """Benchmark 6b: which int8 layers cost a trained model its answers. The same saved LLM-SRT model, converted by
-`llmsrt.quantization.quantize_for_cpu` in several ways, translates the same clips; prints average BLEU, chrF++,
-WER/CER, the teacher-forced SRT loss with the clip's own audio, the audio gain, and the seconds of each pass
+`llmsrt.inference.quantization.quantize_for_cpu` in several ways, translates the same clips; prints average BLEU,
+chrF++, WER/CER, the teacher-forced SRT loss with the clip's own audio, the audio gain, and the seconds of each pass
 (generation of the whole subset, batched as eval.py does), next to float32.
 
     python benchmarks/int8_quality.py --model runs/demo-long/curriculum/srt \

@@ -18,7 +18,7 @@ from transformers import WhisperFeatureExtractor, WhisperModel
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data import load_manifest
-from llmsrt.tiny import build_tiny_tokenizer
+from llmsrt.testing import build_tiny_tokenizer
 from llmsrt.training.language_id import train_language_id_head
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np, soundfile as sf, torch
 sys.path.insert(0, sys.argv[3])
-from conftest import CORPUS, make_clip
-from llmsrt.tiny import build_tiny_model_and_processor
+from helpers import CORPUS, make_clip
+from llmsrt.testing import build_tiny_model_and_processor
 from transformers import pipeline
 torch.set_num_threads(1)
 path, minutes = sys.argv[1], float(sys.argv[2])

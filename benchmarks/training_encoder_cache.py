@@ -21,7 +21,7 @@ from transformers import WhisperFeatureExtractor
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data import CurriculumCollator, load_manifest
-from llmsrt.tiny import build_tiny_tokenizer
+from llmsrt.testing import build_tiny_tokenizer
 
 TEXTS = ["the train leaves at nine", "good morning my friend", "where is the station", "see you tomorrow"]
 

@@ -1,16 +1,16 @@
 """Shared by the quality benchmarks: translate a set of clips with a saved model and average its scores, and apply
 a named CPU variant (`fp32`, `bf16`, `int8`, or `int8+SUFFIX...`: int8 except the linear layers whose names end with
-a SUFFIX) through `llmsrt.quantization.quantize_for_cpu`."""
+a SUFFIX) through `llmsrt.inference.quantization.quantize_for_cpu`."""
 
 import time
 
 import torch
 from peak_memory import PeakMemory
 
-from llmsrt.audio_gain import audio_gain_on_examples
 from llmsrt.data.collator import CurriculumCollator
 from llmsrt.evaluation import generate_predictions, score_records
-from llmsrt.quantization import quantize_for_cpu
+from llmsrt.inference.quantization import quantize_for_cpu
+from llmsrt.model_tools.audio_gain import audio_gain_on_examples
 
 
 def mean(values) -> float:

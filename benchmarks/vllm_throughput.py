@@ -31,7 +31,7 @@ from transformers import WhisperFeatureExtractor
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.serving.prompts import request_prompt
-from llmsrt.tiny import build_tiny_tokenizer
+from llmsrt.testing import build_tiny_tokenizer
 
 PRESETS = {
     # whisper-tiny encoder sizes, a 4-layer Qwen2 with Qwen's vocabulary, a 2-layer Q-Former: minutes on 2 cores.

@@ -267,7 +267,7 @@ class LLMSRTForConditionalGeneration(LLMSRTPreTrainedModel, GenerationMixin):
     """Speech in, text out: transcription, translation or both, selected by the prompt's language tags.
 
     The Whisper encoder is frozen (no gradients, eval mode) in every state of the model, including after
-    `from_pretrained`; train the adapter directly and the LLM through LoRA (`llmsrt.lora`).
+    `from_pretrained`; train the adapter directly and the LLM through LoRA (`llmsrt.model_tools.lora`).
     """
 
     def __init__(self, config: LLMSRTConfig):

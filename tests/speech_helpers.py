@@ -1,11 +1,11 @@
 """Shared by the long-audio, CLI and app tests: a tiny model taught one answer, and recordings of utterances
-separated by pauses (eSpeak NG speech or the conftest's speech-like signal)."""
+separated by pauses (eSpeak NG speech or helpers.py's speech-like signal)."""
 
 import numpy as np
 import torch
-from conftest import CORPUS, SAMPLING_RATE, make_clip
+from helpers import CORPUS, SAMPLING_RATE, make_clip
 
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 
 GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 12, "no_repeat_ngram_size": 0}
 ANSWER = {"transcription": "good morning", "translation": "guten morgen"}

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from llmsrt import LLMSRTForConditionalGeneration
 from llmsrt.data.toy import toy_texts
 from llmsrt.encoder_cache import fingerprint
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 from llmsrt.training import main, parse_train_args
 from llmsrt.training.alignment import (
     CTCAlignmentHead,
@@ -46,6 +46,7 @@ def aligned_run(tmp_path_factory):
     return output, finished
 
 
+@pytest.mark.slow
 def test_align_loss_falls_and_its_folder_is_a_plain_model(aligned_run):
     output, finished = aligned_run
     assert list(finished) == ["align", "asr"]
@@ -68,12 +69,14 @@ def test_align_loss_falls_and_its_folder_is_a_plain_model(aligned_run):
     assert audio_norm.item() == pytest.approx(token_norm, rel=0.15)
 
 
+@pytest.mark.slow
 def test_the_next_stage_starts_from_the_aligned_adapter(aligned_run):
     output, _ = aligned_run
     assert info(output / "asr")["initial_fingerprint"] == info(output / "align")["final_fingerprint"]
     assert info(output / "align")["initial_fingerprint"] != info(output / "align")["final_fingerprint"]
 
 
+@pytest.mark.slow
 def test_align_resumes_exactly_from_a_checkpoint(tmp_path):
     common = [*ALIGN, "--curriculum_stages", "align", "--stage_overrides", *ALIGN_SETTINGS,
               "--save_strategy", "steps", "--save_steps", "8", "--logging_steps", "4"]
@@ -109,6 +112,7 @@ def test_proportional_targets_split_the_clip_by_letters():
     assert targets.tolist() == [[1, 2, 2, 2], [3, 3, 3, -100]]
 
 
+@pytest.mark.slow
 def test_the_default_proportional_align_loss_falls(tmp_path):
     main([*ALIGN, "--curriculum_stages", "align", "--stage_overrides",
           *ALIGN_SETTINGS, "--logging_steps", "4", "--save_strategy", "no", "--output_dir", str(tmp_path)])

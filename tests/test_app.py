@@ -10,7 +10,7 @@ import socket
 
 import pytest
 import soundfile as sf
-from conftest import SAMPLING_RATE
+from helpers import SAMPLING_RATE
 from speech_helpers import ANSWER, GREEDY, recording_with_pauses, speechlike_utterances, tiny_model_that_answers
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a test
@@ -30,7 +30,7 @@ def free_port() -> int:
 def served_app(one_thread):
     from transformers import pipeline
 
-    from llmsrt.app import build_app
+    from llmsrt.inference.app import build_app
 
     model, processor = tiny_model_that_answers()
     page = build_app(pipeline("speech-translation", model=model, processor=processor), GREEDY)
@@ -40,6 +40,7 @@ def served_app(one_thread):
     page.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: on Debian, `apt-get install chromium` (make setup does)")
 def test_upload_a_wav_and_see_the_translation(served_app, tmp_path):
     waveform, _ = recording_with_pauses(speechlike_utterances(2, seed=5), [0.5, 1.0])

@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from llmsrt.audio_gain import answer_losses, audio_gain, audio_gain_on_examples, example_chunks, swap_audio
 from llmsrt.data import CurriculumCollator
 from llmsrt.data import write_manifest as write_jsonl_manifest
 from llmsrt.data.schema import SAMPLING_RATE
 from llmsrt.data.toy import build_toy_corpus, tone_speech, toy_texts
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.model_tools.audio_gain import answer_losses, audio_gain, audio_gain_on_examples, example_chunks, swap_audio
+from llmsrt.testing import build_tiny_model_and_processor
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = str(ROOT / "recipes" / "tiny.yaml")

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import SAMPLING_RATE, make_clip
+from helpers import SAMPLING_RATE, make_clip
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import SAMPLING_RATE, make_clip, save_model
+from helpers import SAMPLING_RATE, make_clip, save_model
 from safetensors import safe_open
 from transformers import AutoModel, WhisperConfig, WhisperModel, pipeline
 

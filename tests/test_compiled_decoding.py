@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from conftest import SAMPLING_RATE, make_clip
+from helpers import SAMPLING_RATE, make_clip
 from transformers import StaticCache
 
 PROMPTS = {"src_lang": ["eng", "deu"], "tgt_lang": ["deu", "eng"]}

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_whisper, write_checkpoint
+from helpers import make_tiny_whisper, write_checkpoint
 from transformers import WhisperForConditionalGeneration
 
 from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper, main

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CORPUS, SAMPLING_RATE, WITHOUT_LLMSRT, make_clip
+from helpers import CORPUS, SAMPLING_RATE, WITHOUT_LLMSRT, make_clip
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from torch import nn
@@ -39,7 +39,7 @@ from transformers import (
 from llmsrt.conversion.convert_llm_srt_checkpoint import convert_llm_srt_checkpoint, main
 from llmsrt.modeling_llmsrt import LLMSRTForConditionalGeneration
 from llmsrt.processing_llmsrt import LLMSRTProcessor
-from llmsrt.tiny import build_tiny_tokenizer
+from llmsrt.testing import build_tiny_tokenizer
 
 QUERIES, QFORMER_WIDTH, WHISPER_WIDTH, LLM_WIDTH = 80, 48, 32, 64  # 48: Blip2QFormerConfig's 12 heads of 4
 LORA_RANK, LORA_ALPHA = 16, 32  # the reference's current PeftConfig

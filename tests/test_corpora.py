@@ -12,7 +12,6 @@ import librosa
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import SAMPLING_RATE
 from corpus_fixtures import (
     common_voice_row,
     fleurs_row,
@@ -22,6 +21,7 @@ from corpus_fixtures import (
     write_fleurs_export,
     write_mp3,
 )
+from helpers import SAMPLING_RATE
 
 from llmsrt.data import CurriculumCollator, clip_waveform, load_common_voice, load_covost2, load_fleurs
 from llmsrt.data.arguments import DataArguments
@@ -226,6 +226,7 @@ def inspect(*arguments, cwd=None):
                           capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_inspect_writes_the_counts_and_examples(fleurs, tmp_path):
     summary, lines = tmp_path / "counts.json", tmp_path / "examples.jsonl"
     done = inspect("--dataset", "fleurs", "--dataset_path", fleurs, "--directions", "eng-deu", "deu-eng", "--stage",

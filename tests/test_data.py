@@ -4,7 +4,7 @@ import logging
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import make_clip
+from helpers import make_clip
 
 from llmsrt.data import CurriculumCollator, ManifestError, load_manifest
 from llmsrt.data import AlignmentCollator

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
-from conftest import CORPUS, SAMPLING_RATE, make_clip
+from helpers import CORPUS, SAMPLING_RATE, make_clip
 from transformers import GenerationMixin
 from transformers.generation import LogitsProcessorList, NoRepeatNGramLogitsProcessor
 
 from llmsrt import LLMSRTForConditionalGeneration
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 
 # transformers warns that generation from `inputs_embeds` (the reference below) reads no prompt ids: the point here.
 pytestmark = pytest.mark.filterwarnings("ignore:Passing `.*` with `inputs_embeds`:UserWarning")

@@ -23,6 +23,7 @@ def test_sentences_are_parallel_in_eight_languages():
     assert all(row[code].strip() for row in rows for code in VOICES)
 
 
+@pytest.mark.slow
 def test_corpus_splits_by_sentence_with_held_out_voices(corpus):
     out, manifests = corpus
     rows = {split: [json.loads(line) for line in path.read_text().splitlines()] for split, path in manifests.items()}
@@ -58,6 +59,7 @@ def test_templates_are_parallel_and_vary_in_what_only_the_audio_tells():
         fill_templates(1, ["eng", "jpn"])
 
 
+@pytest.mark.slow
 def test_rebuild_is_cached(corpus):
     out, manifests = corpus
     before = {path: path.stat().st_mtime_ns for path in manifests.values()}
@@ -69,6 +71,7 @@ def test_rebuild_is_cached(corpus):
         build_demo_corpus(out, languages=["eng", "tlh"])
 
 
+@pytest.mark.slow
 def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
     from llmsrt.training.arguments import DataArguments
     from llmsrt.data.stage_data import load_stage_examples

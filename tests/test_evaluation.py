@@ -6,7 +6,7 @@ from pathlib import Path
 import evaluate
 import pytest
 import sacrebleu
-from conftest import save_model
+from helpers import save_model
 
 from llmsrt.data.toy import build_toy_corpus
 from llmsrt.evaluation import EvalArguments, bleu_tokenizer, error_rate, write_report
@@ -97,6 +97,7 @@ def test_evaluate_module_loads_by_path_and_agrees(tmp_path):
     assert everything["bleu"] == pytest.approx(report["averages"]["bleu"]["all"])
 
 
+@pytest.mark.slow
 def test_eval_py_end_to_end_with_reference_delta(lively, tmp_path):
     model, processor = lively
     model_dir = save_model(tmp_path / "model", model, processor)

@@ -5,7 +5,7 @@ import importlib.util
 
 import pytest
 import torch
-from conftest import SAMPLING_RATE, make_clip, save_model
+from helpers import SAMPLING_RATE, make_clip, save_model
 from test_changes_only import trained_from_parts  # noqa: F401  (the fixture: a model built from saved parts)
 
 from llmsrt import LLMSRTForConditionalGeneration

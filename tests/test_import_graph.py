@@ -6,10 +6,13 @@ import pytest
 
 import llmsrt
 
-# Packages above the model layer, lowest first; every other llmsrt module (the model files, the processor, the
-# pipeline, languages, audio, LoRA, the CTranslate2 converter, the offline mirrors) is the model layer, 0.
+# Packages above the model layer, lowest first. Every other llmsrt module is the model layer, 0: the package root
+# (the remote-code files: model, processor, pipeline, languages, audio), llmsrt.model_tools (LoRA, the audio gain,
+# language-ID features: shared by training, evaluation and the hub), llmsrt.testing (tiny random models), and
+# llmsrt.conversion (the CTranslate2 converter, the offline mirrors of the demo's parts).
 LAYERS = {
     "llmsrt.data": 1,
+    "llmsrt.inference": 1,  # subtitles CLI, web app, CPU quantization (evaluation scores quantized models)
     "llmsrt.training": 2,
     "llmsrt.evaluation": 2,
     "llmsrt.hub": 2,  # export and model cards: used by training, reads evaluation's report tables

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import CORPUS, SAMPLING_RATE, save_model
+from helpers import CORPUS, SAMPLING_RATE, save_model
 from speech_helpers import GREEDY, recording_with_pauses
 from transformers import pipeline
 
 from llmsrt import LLMSRTForConditionalGeneration
 from llmsrt.data.demo_corpus import HELD_OUT_STYLES, TRAIN_STYLES, VOICES
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 from llmsrt.training.language_id import language_id_accuracy, train_language_id_head
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,12 +7,12 @@ import pytest
 import soundfile as sf
 import srt
 import webvtt
-from conftest import SAMPLING_RATE, make_clip
+from helpers import SAMPLING_RATE, make_clip
 from speech_helpers import ANSWER, GREEDY, recording_with_pauses, speechlike_utterances, tiny_model_that_answers
 from transformers import pipeline
 
+from llmsrt.inference.translate import main as translate_main
 from llmsrt.segmentation import split_on_pauses, stream_audio
-from llmsrt.translate import main as translate_main
 
 TOLERANCE = 0.5  # seconds between a segment boundary and the true pause
 
@@ -83,7 +83,7 @@ def test_pipeline_chunks_and_subtitle_cues_match_the_pauses(translator, spoken_r
     assert result["translation"] == " ".join([ANSWER["translation"]] * len(spans))
     assert (result["src_lang"], result["tgt_lang"]) == ("eng", "deu")
 
-    from llmsrt.subtitles import write_subtitles
+    from llmsrt.inference.subtitles import write_subtitles
 
     cues = list(srt.parse(write_subtitles(chunks, tmp_path / "talk.srt", "translation").read_text()))
     assert [cue.content for cue in cues] == [ANSWER["translation"]] * len(spans)

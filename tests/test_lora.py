@@ -1,11 +1,11 @@
 import torch
-from conftest import SAMPLING_RATE, make_clip
+from helpers import SAMPLING_RATE, make_clip
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
 from llmsrt import LLMSRTForConditionalGeneration
-from llmsrt.lora import add_lora, merge_lora
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.model_tools.lora import add_lora, merge_lora
+from llmsrt.testing import build_tiny_model_and_processor
 
 
 def _batch(processor):
@@ -29,7 +29,7 @@ def _lora_model(corpus):
 
 
 def test_lora_wraps_only_llm_query_and_value_projections():
-    from conftest import CORPUS
+    from helpers import CORPUS
 
     peft_model, _ = _lora_model(CORPUS)
     wrapped = [name for name, module in peft_model.named_modules() if isinstance(module, LoraLayer)]
@@ -45,7 +45,7 @@ def test_lora_wraps_only_llm_query_and_value_projections():
 
 
 def test_merged_and_adapter_only_saves_reproduce_the_lora_model(tmp_path):
-    from conftest import CORPUS
+    from helpers import CORPUS
 
     peft_model, processor = _lora_model(CORPUS)
     batch = _batch(processor)

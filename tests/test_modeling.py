@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import SAMPLING_RATE, make_clip
+from helpers import SAMPLING_RATE, make_clip
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
 from llmsrt.configuration_llmsrt import paper_adapter_hidden_size
@@ -230,7 +230,7 @@ def test_encoder_cache_reproduces_the_encoder_and_is_reused(lively, tmp_path, va
     assert len(entries) == 2 and not list(tmp_path.rglob("*.tmp"))
     # Another encoder (other weights) keeps its own entries.
     from llmsrt.encoder_cache import EncoderCache
-    from llmsrt.tiny import build_tiny_model_and_processor
+    from llmsrt.testing import build_tiny_model_and_processor
 
     other, _ = build_tiny_model_and_processor(["x y"], seed=5)
     assert EncoderCache(tmp_path, other.audio_encoder).directory != cache.directory

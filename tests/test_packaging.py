@@ -17,7 +17,7 @@ import librosa
 import pytest
 import torch
 import transformers
-from conftest import save_model
+from helpers import save_model
 from transformers import pipeline
 
 pytestmark = pytest.mark.slow

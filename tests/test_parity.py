@@ -4,12 +4,12 @@ the element it checks."""
 from pathlib import Path
 
 import torch
-from conftest import CORPUS, SAMPLING_RATE, make_clip
+from helpers import CORPUS, SAMPLING_RATE, make_clip
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
 from llmsrt import LLMSRTConfig
 from llmsrt.evaluation.scoring import score_records
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 
 ROOT = Path(__file__).resolve().parents[1]
 PARITY_TABLE = ROOT / "docs" / "parity.md"

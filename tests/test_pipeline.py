@@ -1,5 +1,5 @@
 import pytest
-from conftest import SAMPLING_RATE, make_clip, save_model
+from helpers import SAMPLING_RATE, make_clip, save_model
 from transformers import pipeline
 
 GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6, "no_repeat_ngram_size": 0}

@@ -2,7 +2,7 @@ import librosa
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLING_RATE, make_clip
+from helpers import SAMPLING_RATE, make_clip
 
 from llmsrt.processing_llmsrt import IGNORE_INDEX, format_answer, format_prompt, split_answer
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from conftest import CORPUS, SAMPLING_RATE, make_clip
+from helpers import CORPUS, SAMPLING_RATE, make_clip
 
 from llmsrt.configuration_llmsrt import LLMSRTConfig
 from llmsrt.modeling_llmsrt import LLMSRTForConditionalGeneration
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 
 
 def _lively(**config_kwargs):

@@ -5,11 +5,11 @@ import copy
 
 import pytest
 import torch
-from conftest import SAMPLING_RATE, make_clip, save_model
+from helpers import SAMPLING_RATE, make_clip, save_model
 from torch import nn
 from transformers import pipeline
 
-from llmsrt.quantization import quantize_for_cpu
+from llmsrt.inference.quantization import quantize_for_cpu
 
 GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6, "no_repeat_ngram_size": 0}
 

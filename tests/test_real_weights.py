@@ -3,10 +3,10 @@ faster-whisper base and Qwen2.5-0.5B (Coder, Instruct) as a GGUF file loaded thr
 
 import pytest
 import torch
-from conftest import save_model
+from helpers import save_model
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
-from llmsrt.offline import GGUF_NAME as GGUF
+from llmsrt.conversion.offline import GGUF_NAME as GGUF
 
 pytestmark = pytest.mark.slow
 

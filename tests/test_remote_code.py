@@ -4,11 +4,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import SAMPLING_RATE, WITHOUT_LLMSRT, make_clip, save_model
+from helpers import SAMPLING_RATE, WITHOUT_LLMSRT, make_clip, save_model
 from transformers import pipeline
+
+import llmsrt
 
 GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 5, "no_repeat_ngram_size": 0}
 
@@ -90,6 +93,15 @@ def test_remote_code_imports_only_torch_transformers_librosa(saved_tiny):
     assert {name: packages for name, packages in demanded.items() if packages} == {}
     for path in files:
         check_imports(str(path))  # raises ImportError for a package that is missing here
+
+
+def test_the_package_root_holds_exactly_the_remote_code_files(saved_tiny):
+    """What a saved folder carries (the four Auto files and what they import, recursively) is the package root's
+    modules, `__init__.py` aside: every other part of llmsrt lives in a subpackage by role."""
+    root = Path(llmsrt.__file__).parent
+    carried = {path.name for path in saved_tiny.glob("*.py")}
+    assert {"configuration_llmsrt.py", "modeling_llmsrt.py", "processing_llmsrt.py", "pipeline_llmsrt.py"} <= carried
+    assert {path.name for path in root.glob("*.py")} - {"__init__.py"} == carried
 
 
 def test_the_scan_sees_an_optional_package_outside_try(tmp_path):

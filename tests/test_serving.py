@@ -7,10 +7,10 @@ import sys
 import grimp
 import numpy as np
 import pytest
-from conftest import CORPUS
+from helpers import CORPUS
 
 from llmsrt.serving.prompts import request_prompt
-from llmsrt.tiny import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor
 
 REMOTE_CODE = ("llmsrt.configuration_llmsrt", "llmsrt.modeling_llmsrt", "llmsrt.processing_llmsrt",
                "llmsrt.pipeline_llmsrt")

@@ -56,6 +56,7 @@ def curriculum_run(tmp_path_factory):
     return output, finished
 
 
+@pytest.mark.slow
 def test_three_stages_produce_loadable_folders(curriculum_run, wav_file):
     output, finished = curriculum_run
     assert list(finished) == ["asr", "smt", "srt"]
@@ -70,6 +71,7 @@ def test_three_stages_produce_loadable_folders(curriculum_run, wav_file):
     assert set(result) == {"transcription", "translation", "src_lang", "tgt_lang"}
 
 
+@pytest.mark.slow
 def test_each_stage_starts_from_the_previous_stage_weights(curriculum_run):
     output, _ = curriculum_run
     for previous, stage in (("asr", "smt"), ("smt", "srt")):
@@ -79,6 +81,7 @@ def test_each_stage_starts_from_the_previous_stage_weights(curriculum_run):
     assert info(output / "srt")["final_fingerprint"] != info(output / "smt")["final_fingerprint"]
 
 
+@pytest.mark.slow
 def test_trainable_parameters_follow_the_recipe(curriculum_run):
     output, _ = curriculum_run
     for stage in ("asr", "smt"):
@@ -92,6 +95,7 @@ def test_trainable_parameters_follow_the_recipe(curriculum_run):
     assert not any("audio_encoder" in name for name in srt)
 
 
+@pytest.mark.slow
 def test_loss_falls_on_the_memorisable_toy_set(curriculum_run):
     output, _ = curriculum_run
     srt = losses(output / "srt")
@@ -109,6 +113,7 @@ def _train(output: Path, *extra: str, wait: bool = True):
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     _train(tmp_path / "whole")
     killed = tmp_path / "killed"
@@ -137,6 +142,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed["final_fingerprint"] == whole["final_fingerprint"]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(tmp_path):
     common = [RECIPE, "--stage", "asr", "--max_steps", "6", "--logging_steps", "1", "--save_strategy", "no",
               "--train_sampling_strategy", "sequential", "--disable_tqdm", "true"]
@@ -211,7 +217,7 @@ def test_offline_mirrors_only_stand_in_for_the_demo_models():
 
 
 def test_mirror_downloads_are_pruned_only_once_both_parts_are_assembled(tmp_path):
-    from llmsrt.offline import prune_downloads
+    from llmsrt.conversion.offline import prune_downloads
 
     for folder, name in [("wheels", "part1.whl"), ("qwen2.5-0.5b-gguf", "model.gguf"), ("whisper-base-ct2", "model.bin"),
                          ("whisper-base", "config.json")]:
@@ -228,7 +234,7 @@ def test_mirror_downloads_are_pruned_only_once_both_parts_are_assembled(tmp_path
 
 def test_trainer_loss_projects_answer_positions_only(lively):
     """`LLMSRTTrainer.compute_loss` skips the output layer on audio and prompt positions: same loss, fewer logits."""
-    from conftest import SAMPLING_RATE, make_clip
+    from helpers import SAMPLING_RATE, make_clip
     from transformers import TrainingArguments
 
     from llmsrt.training.trainer import LLMSRTTrainer

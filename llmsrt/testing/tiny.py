@@ -3,10 +3,10 @@
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, WhisperFeatureExtractor
 
-from .configuration_llmsrt import LLMSRTConfig
-from .languages import LANGUAGES
-from .modeling_llmsrt import LLMSRTForConditionalGeneration
-from .processing_llmsrt import LLMSRTProcessor
+from ..configuration_llmsrt import LLMSRTConfig
+from ..languages import LANGUAGES
+from ..modeling_llmsrt import LLMSRTForConditionalGeneration
+from ..processing_llmsrt import LLMSRTProcessor
 
 EOS_TOKEN = "<|endoftext|>"
 

@@ -6,7 +6,7 @@ import logging
 
 def train(argv: list[str] | None = None) -> int:
     """`llmsrt-train RECIPE --output_dir DIR ...`: train.py, the curriculum of `llmsrt.training`."""
-    from .training import main
+    from ..training import main
 
     main(argv)
     return 0
@@ -17,7 +17,7 @@ def evaluate(argv: list[str] | None = None) -> int:
     language-pair matrix (matrix.md) it writes."""
     from transformers import HfArgumentParser
 
-    from .evaluation import EvalArguments, evaluate_model
+    from ..evaluation import EvalArguments, evaluate_model
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     (arguments,) = HfArgumentParser(EvalArguments).parse_args_into_dataclasses(args=argv)
@@ -29,7 +29,7 @@ def evaluate(argv: list[str] | None = None) -> int:
 
 def train_language_id(argv: list[str] | None = None) -> int:
     """`llmsrt-train-language-id --model DIR --train_manifest ...`: `python -m llmsrt.training.language_id`."""
-    from .training.language_id import main
+    from ..training.language_id import main
 
     logging.basicConfig(level=logging.INFO)
     main(argv)
@@ -38,7 +38,7 @@ def train_language_id(argv: list[str] | None = None) -> int:
 
 def demo(argv: list[str] | None = None) -> int:
     """`llmsrt-demo RECIPE --output_dir DIR`: `python -m llmsrt.demo`, the whole demo run and its report."""
-    from .demo.run import main
+    from ..demo.run import main
 
     main(argv)
     return 0

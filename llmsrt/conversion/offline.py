@@ -10,7 +10,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
+from .convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def offline_qwen(cache_dir: str | Path) -> Path:
     a saved folder loads in seconds."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .modeling_llmsrt import without_quantizer
+    from ..modeling_llmsrt import without_quantizer
 
     folder = Path(cache_dir) / QWEN_FOLDER
     if (folder / "config.json").is_file():

@@ -1,4 +1,4 @@
-"""Subtitles for recordings of any length: `python -m llmsrt.translate FILE... --model DIR --tgt_lang deu`.
+"""Subtitles for recordings of any length: `python -m llmsrt.inference.translate FILE... --model DIR --tgt_lang deu`.
 
 Each input gives two files in `--output_dir` (default: next to the input): `<name>.transcript.<src>.<format>` and
 `<name>.translation.<tgt>.<format>`, one cue per segment (the recording is cut at pauses, see
@@ -12,13 +12,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .segmentation import audio_duration, decoders
+from ..segmentation import audio_duration, decoders
 from .subtitles import FORMATS, write_subtitles
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m llmsrt.translate",
+        prog="python -m llmsrt.inference.translate",
         description="Transcribe and translate recordings into subtitle files (one per track and input). Decoders: "
         + "; ".join(decoders()),
     )

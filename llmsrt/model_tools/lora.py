@@ -4,7 +4,7 @@ import re
 
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from .modeling_llmsrt import LLMSRTForConditionalGeneration
+from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 
 ADAPTER_MODULE = "speech_adapter"
 

@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 
 import torch
 
-from .audio_utils import prepare_audio
-from .languages import language_code
+from ..audio_utils import prepare_audio
+from ..languages import language_code
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Web demo: `python -m llmsrt.app --model DIR` serves a Gradio page (install the `[app]` extra).
+"""Web demo: `python -m llmsrt.inference.app --model DIR` serves a Gradio page (install the `[app]` extra).
 
 Upload or record audio, pick the source language (or `auto` with a model that has a language-ID head) and the
 target, and get the transcript, the translation, the per-segment subtitles and the `.srt` files to download.
@@ -8,7 +8,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from .languages import LANGUAGES
+from ..languages import LANGUAGES
 from .subtitles import format_subtitles
 from .translate import load_translator, output_paths
 
@@ -79,7 +79,7 @@ def build_app(translator, generate_kwargs: dict | None = None, title: str = "LLM
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m llmsrt.app", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m llmsrt.inference.app", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="A saved LLM-SRT folder (or Hub id).")
     parser.add_argument("--host", default="127.0.0.1", help="Address to serve on (0.0.0.0: every interface).")
     parser.add_argument("--port", type=int, default=7860)

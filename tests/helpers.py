@@ -1,0 +1,95 @@
+"""Helpers the tests (and benchmarks/long_audio_memory.py) share: a test corpus, a speech-like signal, saving a
+model as a user publishes it, a tiny Whisper in CTranslate2's format. The fixtures built on them are in conftest.py."""
+
+import json
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import SPEC, state_dict_to_ctranslate2
+from llmsrt.conversion.ctranslate2_format import write_model_bin
+
+SAMPLING_RATE = 16000
+CORPUS = [
+    "the train leaves at nine",
+    "der zug fährt um neun ab",
+    "le train part à neuf heures",
+    "el tren sale a las nueve",
+    "good morning my friend",
+    "guten morgen mein freund",
+]
+
+
+# Prepended to scripts that must run where llmsrt cannot be imported (as for a user without the package).
+WITHOUT_LLMSRT = """
+import sys
+class BlockLLMSRT:
+    def find_spec(self, name, path=None, target=None):
+        if name == "llmsrt" or name.startswith("llmsrt."):
+            raise ImportError("llmsrt must not be importable in this process")
+sys.meta_path.insert(0, BlockLLMSRT())
+"""
+
+
+def save_model(folder, model, processor):
+    """Save model and processor side by side, as a user publishes them."""
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def make_clip(seconds: float, seed: int, sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """A speech-like test signal: a few harmonics with a random pitch contour plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
+    pitch = 120 + 60 * rng.random() + 20 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / sampling_rate
+    signal = sum(np.sin(k * phase) / k for k in range(1, 5)) + 0.05 * rng.standard_normal(t.size)
+    return (0.3 * signal / np.abs(signal).max()).astype(np.float32)
+
+
+def enliven(model):
+    """Give a tiny model large random weights (the matrices outside the encoder): unlike a freshly initialised one,
+    its outputs then depend on the input."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.ndim == 2 and not name.startswith("audio_encoder"):
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    return model.eval()
+
+
+# A tiny Whisper in CTranslate2's format (as faster-whisper ships it), for the converter and the demo tests.
+SPECIAL = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|fr|>", "<|translate|>",
+           "<|transcribe|>", "<|notimestamps|>"]
+
+
+def make_tiny_whisper() -> WhisperForConditionalGeneration:
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=64, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, max_source_positions=1500, max_target_positions=32,
+                           pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=1)
+    model = WhisperForConditionalGeneration(config).eval()
+    with torch.no_grad():  # the k-projection has no bias; every other weight gets a value to carry over
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.2)
+    return model
+
+
+def write_checkpoint(folder, model, dtype):
+    folder.mkdir(parents=True, exist_ok=True)
+    variables = state_dict_to_ctranslate2(model.state_dict(), model.config, dtype=dtype)
+    variables.pop("decoder/embeddings/weight")
+    aliases = {"decoder/embeddings/weight": "decoder/projection/weight"}  # as faster-whisper ties them
+    variables["decoder/projection/weight"] = model.proj_out.weight.detach().numpy().astype(dtype)
+    write_model_bin(folder / "model.bin", SPEC, variables, aliases)
+    vocab = {token: index for index, token in enumerate(SPECIAL + [f"t{i}" for i in range(64 - len(SPECIAL))])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.add_special_tokens(SPECIAL)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "config.json").write_text(json.dumps({"suppress_ids": [9, 10], "suppress_ids_begin": [0]}))
+    return folder
