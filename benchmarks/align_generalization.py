@@ -101,9 +101,8 @@ def main():
             print(f"  head alone on {reading['clips']} {args.read_split} clips: WER/CER "
                   f"{reading['asr_error_rate']:.1f}% (mean over directions)", flush=True)
     if args.output:
-        Path(args.output).write_text(json.dumps({"align_dir": args.align_dir, "clips": args.clips, "targets": "proportional",
-                                                 "rows": rows},
-                                                indent=2), encoding="utf-8")
+        summary = {"align_dir": args.align_dir, "clips": args.clips, "targets": "proportional", "rows": rows}
+        Path(args.output).write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ neighbour is mostly the same sentence in another language. This scores the same 
 orders: as listed, by direction (neighbours share the source language and differ in content: only the content can
 tell them apart), and shuffled.
 
-    python benchmarks/audio_gain_pairing.py runs/demo/test-subset.jsonl runs/demo/curriculum/srt runs/demo/srt-only/srt \
+    python benchmarks/audio_gain_pairing.py runs/demo/test-subset.jsonl \
+        runs/demo/curriculum/srt runs/demo/srt-only/srt \
         [--output benchmarks/results/audio-gain-pairing-demo.json]
 """
 

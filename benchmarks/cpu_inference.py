@@ -49,10 +49,10 @@ def read_clips(count: int) -> list[dict]:
 
 def run_llmsrt(clips: list[dict], precision: str, batch_size: int) -> tuple[list, float]:
     import torch
+    from translation_quality import apply_cpu_variant
 
     from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
     from llmsrt.processing_llmsrt import format_answer
-    from translation_quality import apply_cpu_variant
 
     whisper, llm = str(MODELS / "whisper-base"), str(MODELS / "qwen2.5-0.5b-instruct")
     processor = LLMSRTProcessor.from_pretrained_parts(whisper, llm, None, 32)

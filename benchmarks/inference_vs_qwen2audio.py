@@ -103,19 +103,19 @@ def run(preset_name: str, seconds_list, batches, new_tokens: int, repeats: int, 
                                                     llmsrt.config.num_query_tokens, device, dtype)
             prompt_ids = torch.full_like(ours["input_ids"], 7)
 
-            def ours_fixed():
+            def ours_fixed(ours=ours):
                 llmsrt.config.variable_length_encoding = False
                 llmsrt.generate(**ours, **generate)
 
-            def ours_variable():
+            def ours_variable(ours=ours):
                 llmsrt.config.variable_length_encoding = True
                 llmsrt.generate(**ours, **generate)
                 llmsrt.config.variable_length_encoding = False
 
-            def baseline():
+            def baseline(theirs=theirs):
                 qwen2audio.generate(**theirs, **generate)
 
-            def floor():
+            def floor(ours=ours, prompt_ids=prompt_ids):
                 llmsrt.audio_encoder(ours["input_features"])
                 llmsrt.language_model.generate(input_ids=prompt_ids, attention_mask=ours["attention_mask"],
                                                **generate)

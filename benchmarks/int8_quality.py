@@ -39,14 +39,16 @@ def main():
     for variant in args.variants:
         candidate = model if variant == "fp32" else apply_cpu_variant(copy.deepcopy(model), variant)
         row = rows[variant] = translate_score_and_hear(candidate, processor, examples, args.batch_size, decoding)
-        print(f"{variant:>18}: BLEU {row['bleu']:.2f}  chrF++ {row['chrf++']:.2f}  WER/CER {row['asr_error_rate']:.1f}  "
+        print(f"{variant:>18}: BLEU {row['bleu']:.2f}  chrF++ {row['chrf++']:.2f}  "
+              f"WER/CER {row['asr_error_rate']:.1f}  "
               f"SRT loss {row['srt_loss']:.3f}  audio gain {row['audio_gain']:+.1%}  {row['seconds']:.0f} s",
               flush=True)
         del candidate
     if "fp32" in rows:
         for variant, row in rows.items():
             print(f"{variant:>18} vs fp32: {rows['fp32']['seconds'] / row['seconds']:.2f}x faster; BLEU "
-                  f"{row['bleu'] - rows['fp32']['bleu']:+.2f}, WER/CER {row['asr_error_rate'] - rows['fp32']['asr_error_rate']:+.1f}")
+                  f"{row['bleu'] - rows['fp32']['bleu']:+.2f}, "
+                  f"WER/CER {row['asr_error_rate'] - rows['fp32']['asr_error_rate']:+.1f}")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             json.dump({"model": args.model, "manifest": args.manifest, "clips": len(examples),

@@ -26,8 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
-from transformers import WhisperFeatureExtractor
+from transformers import (
+    Qwen2AudioConfig,
+    Qwen2AudioForConditionalGeneration,
+    Qwen2AudioProcessor,
+    WhisperFeatureExtractor,
+)
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.serving.prompts import request_prompt
@@ -177,7 +181,7 @@ def bench_vllm(llm, engine, prompt, seconds, concurrency, waves, new_tokens, aud
     wave_times = []
     for _ in range(waves):
         batch = requests()
-        wave_times.append(timed(lambda: llm.generate(batch, full, use_tqdm=False)))
+        wave_times.append(timed(lambda batch=batch: llm.generate(batch, full, use_tqdm=False)))
     batch = requests()
     first_token = timed(lambda: llm.generate(batch, first, use_tqdm=False))
     parts = {"encoder+adapter+prefill": first_token, "decode": statistics.median(wave_times) - first_token}

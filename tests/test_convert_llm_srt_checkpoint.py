@@ -62,7 +62,8 @@ class ReferenceProjector(nn.Module):
         self.qformer = Blip2QFormerModel(config)
         self.hidden, self.pool = hidden, pool
         if hidden:
-            self.linear1, self.relu, self.linear2 = nn.Linear(QFORMER_WIDTH, hidden), nn.ReLU(), nn.Linear(hidden, LLM_WIDTH)
+            self.linear1, self.relu = nn.Linear(QFORMER_WIDTH, hidden), nn.ReLU()
+            self.linear2 = nn.Linear(hidden, LLM_WIDTH)
         else:
             self.linear = nn.Linear(QFORMER_WIDTH, LLM_WIDTH)
         self.norm = nn.LayerNorm(LLM_WIDTH, eps=1e-5)

@@ -6,8 +6,7 @@ import pytest
 import soundfile as sf
 from helpers import make_clip
 
-from llmsrt.data import CurriculumCollator, ManifestError, load_manifest
-from llmsrt.data import AlignmentCollator
+from llmsrt.data import AlignmentCollator, CurriculumCollator, ManifestError, load_manifest
 from llmsrt.data import write_manifest as write_jsonl_manifest
 from llmsrt.data.collator import mixed_task
 from llmsrt.processing_llmsrt import format_answer

@@ -5,9 +5,9 @@ import time
 import pytest
 
 from llmsrt.data import load_manifest
-from llmsrt.demo import VOICES, build_demo_corpus
 from llmsrt.data.demo_corpus import read_sentences, split_of
 from llmsrt.data.demo_templates import SLOT, chinese_pinyin, fill_templates
+from llmsrt.demo import VOICES, build_demo_corpus
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,8 @@ def test_rebuild_is_cached(corpus):
 
 @pytest.mark.slow
 def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
-    from llmsrt.training.arguments import DataArguments
     from llmsrt.data.stage_data import load_stage_examples
+    from llmsrt.training.arguments import DataArguments
 
     data_args = DataArguments(dataset="demo", languages=["eng", "spa", "jpn"])  # no demo voice for jpn
     train = load_stage_examples(data_args, "srt", str(tmp_path))

@@ -42,7 +42,8 @@ def test_projector_layer_norm_has_eps_1e_5_and_unit_gain():
     model, _ = build_tiny_model_and_processor(CORPUS)
     norm = model.speech_adapter.projector.layer_norm
     assert LLMSRTConfig().adapter_layer_norm_eps == norm.eps == 1e-5
-    assert torch.equal(norm.weight, torch.ones_like(norm.weight)) and torch.equal(norm.bias, torch.zeros_like(norm.bias))
+    assert torch.equal(norm.weight, torch.ones_like(norm.weight))
+    assert torch.equal(norm.bias, torch.zeros_like(norm.bias))
 
 
 def test_the_encoder_reads_the_30_second_window_by_default():

@@ -342,7 +342,8 @@ def _copy_checked(target: dict[str, torch.Tensor], source: dict[str, torch.Tenso
     unknown = sorted(set(source) - set(target))
     if missing or unknown:
         raise ValueError(
-            f"The checkpoint's {part} does not match llmsrt's: missing {missing or 'none'}, unknown {unknown or 'none'}."
+            f"The checkpoint's {part} does not match llmsrt's: missing {missing or 'none'}, "
+            f"unknown {unknown or 'none'}."
         )
     wrong = [f"{name}: checkpoint {tuple(source[name].shape)}, {owner} needs {tuple(tensor.shape)}"
              for name, tensor in target.items() if source[name].shape != tensor.shape]

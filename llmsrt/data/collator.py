@@ -26,7 +26,8 @@ class CurriculumCollator:
     """Builds `input_ids`, `attention_mask`, `labels`, `input_features` and `input_features_mask` for a stage.
 
     Labels are `-100` on audio placeholders, prompt and padding; batches are right-padded (the processor's
-    training layout). Clips longer than the encoder window are cut to it (`clip_waveform`). In the `srt` stage, `smt_share` turns that share of the examples into SMT samples.
+    training layout). Clips longer than the encoder window are cut to it (`clip_waveform`). In the `srt` stage,
+    `smt_share` turns that share of the examples into SMT samples.
 
     Args:
         processor: the model's `LLMSRTProcessor`.

@@ -3,7 +3,8 @@
 Each sentence is spoken once per language; training clips use one set of voices, speeds and pitches, and
 dev/test clips another, so that test speech is never heard in training. The training split also gets filled
 templates (`demo_templates.py`: names, numbers, cities, things chosen per sentence), whose content only the audio
-tells; dev and test keep the hand-written sentences only, all unseen in training. Chinese is spoken from pinyin (eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output
+tells; dev and test keep the hand-written sentences only, all unseen in training. Chinese is spoken from pinyin
+(eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output
 is a manifest per split, read by `llmsrt.data.load_manifest` like any user data, and is cached: a rebuild with the
 same text and settings is a no-op.
 """
@@ -15,10 +16,10 @@ from pathlib import Path
 
 import soundfile
 
+from .demo_templates import fill_templates
 from .manifest import write_manifest
 from .schema import SAMPLING_RATE
 from .speech_synthesis import ESpeak
-from .demo_templates import fill_templates
 
 SENTENCES = Path(__file__).with_name("sentences.tsv")
 VOICES = {"eng": "en-us", "deu": "de", "fra": "fr", "spa": "es", "ita": "it", "por": "pt", "nld": "nl",

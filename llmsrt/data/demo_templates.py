@@ -57,8 +57,8 @@ def fill_templates(count: int, languages: list[str], seed: int = 0) -> list[dict
                   "items": rng.choice(values["items"]), "n": str(rng.randint(*NUMBER_RANGE))}
         row = {"id": f"tpl{index:04d}"}
         for code in languages:
-            row[code] = SLOT.sub(lambda m: choice[m.group(1)] if m.group(1) == "n" else choice[m.group(1)][code],
-                                 template[code])
+            row[code] = SLOT.sub(lambda m, code=code, choice=choice: choice[m.group(1)] if m.group(1) == "n"
+                                 else choice[m.group(1)][code], template[code])
         if "zho" in languages:
             row["zho_pinyin"] = chinese_pinyin(row["zho"])
         rows.append(row)

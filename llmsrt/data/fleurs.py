@@ -52,8 +52,9 @@ def parquet_files(root: str, config: str, split: str) -> list[str]:
                                "file(s), not the whole split.", config, split, config, folder, len(files))
             return [filesystem.unstrip_protocol(file) if "://" in root else file for file in files]
     configs = sorted(Path(entry).name for entry in filesystem.ls(base, detail=False)) if filesystem.isdir(base) else []
-    raise ValueError(f"No FLEURS parquet files for {config}/{split} under {root} (looked for {config}/{split}/*.parquet "
-                     f"and {config}/partial-{split}/*.parquet); configs there: {', '.join(configs) or 'none'}.")
+    raise ValueError(f"No FLEURS parquet files for {config}/{split} under {root} "
+                     f"(looked for {config}/{split}/*.parquet and {config}/partial-{split}/*.parquet); "
+                     f"configs there: {', '.join(configs) or 'none'}.")
 
 
 def sentence_texts(files: list[str]) -> dict[int, str]:

@@ -208,7 +208,7 @@ def write_demo_report(report_dir: Path, results: dict[str, dict], stage_dirs: di
          "training s |"),
         "|---|---|---|---|---|---|---|---|",
     ]
-    for system, row in systems.items():
+    for row in systems.values():
         budget = row["training"] or {}
         gain = "–" if row["audio_gain"] is None else f"{row['audio_gain']:+.1%}"
         lines.append(f"| {row['description']} | {gain} | {_fmt(row['average_bleu'])} | {_fmt(row['average_chrf++'])} | "

@@ -48,7 +48,8 @@ def vllm_prompts(waveforms, task="srt", src_lang="eng", tgt_lang="deu", text=Non
     def per_clip(value, name):
         if isinstance(value, (list, tuple)):
             if len(value) != count:
-                raise ValueError(f"{name} has {len(value)} entries for {count} clip(s): give one value, or one per clip.")
+                raise ValueError(
+                    f"{name} has {len(value)} entries for {count} clip(s): give one value, or one per clip.")
             return list(value)
         return [value] * count
 

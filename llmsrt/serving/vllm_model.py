@@ -21,10 +21,16 @@ import torch
 from torch import nn
 from transformers import BatchFeature, PreTrainedConfig
 from transformers.models.whisper.tokenization_whisper import LANGUAGES as WHISPER_LANGUAGES
-
 from vllm.config import ModelConfig, SpeechToTextConfig, VllmConfig
 from vllm.config.speech_to_text import SpeechToTextParams
 from vllm.inputs import MultiModalDataDict, PromptType, TokensPrompt
+from vllm.model_executor.models.interfaces import (
+    MultiModalEmbeddings,
+    SupportsMultiModal,
+    SupportsPP,
+    SupportsTranscription,
+)
+from vllm.model_executor.models.utils import AutoWeightsLoader, init_vllm_registered_model, maybe_prefix
 from vllm.multimodal import MULTIMODAL_REGISTRY
 from vllm.multimodal.inputs import MultiModalFieldConfig, MultiModalKwargsItems
 from vllm.multimodal.parse import MultiModalDataItems, MultiModalDataParser
@@ -35,13 +41,6 @@ from vllm.multimodal.processing import (
     PromptReplacement,
     PromptUpdate,
 )
-from vllm.model_executor.models.interfaces import (
-    MultiModalEmbeddings,
-    SupportsMultiModal,
-    SupportsPP,
-    SupportsTranscription,
-)
-from vllm.model_executor.models.utils import AutoWeightsLoader, init_vllm_registered_model, maybe_prefix
 from vllm.sequence import IntermediateTensors
 from vllm.tokenizers import cached_tokenizer_from_config
 
@@ -302,7 +301,8 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     def get_speech_to_text_config(cls, model_config: ModelConfig, task_type: str) -> SpeechToTextConfig:
         """Clips up to the encoder window (30 s for Whisper); longer audio is cut at quiet points by vLLM."""
         processor = LLMSRTProcessor.from_pretrained(model_config.model)
-        return SpeechToTextConfig(sample_rate=processor.sampling_rate, max_audio_clip_s=int(processor.max_audio_seconds))
+        return SpeechToTextConfig(sample_rate=processor.sampling_rate,
+                                  max_audio_clip_s=int(processor.max_audio_seconds))
 
     @classmethod
     def get_num_audio_tokens(cls, audio_duration_s: float, stt_config: SpeechToTextConfig,

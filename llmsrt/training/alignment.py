@@ -188,7 +188,8 @@ class LLMSRTForAlignment(nn.Module):
         result = super().load_state_dict(state_dict, strict=False, assign=assign)
         missing = [name for name in result.missing_keys if name.startswith(TRAINED_PREFIXES)]
         if strict and (missing or result.unexpected_keys):
-            raise RuntimeError(f"Alignment checkpoint mismatch: missing {missing}, unexpected {result.unexpected_keys}.")
+            raise RuntimeError(
+                f"Alignment checkpoint mismatch: missing {missing}, unexpected {result.unexpected_keys}.")
         return nn.modules.module._IncompatibleKeys(missing, result.unexpected_keys)
 
 

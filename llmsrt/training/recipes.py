@@ -46,7 +46,8 @@ def stage_settings(recipe_stages: dict | None, overrides: list[str]) -> dict[str
             raise ValueError(f"Stage {stage}: unknown trainable part(s) {sorted(unknown)}; use {TRAINABLE_PARTS}.")
         values["train"] = parts
     if settings["align"]["train"] != ["adapter"]:
-        raise ValueError(f"The align stage trains the adapter only (train: [adapter]), got {settings['align']['train']}.")
+        raise ValueError(
+            f"The align stage trains the adapter only (train: [adapter]), got {settings['align']['train']}.")
     return settings
 
 
