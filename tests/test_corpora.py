@@ -242,7 +242,10 @@ def test_inspect_writes_the_counts_and_examples(fleurs, tmp_path):
         rows[0])
     assert max(row["audio_seconds"] for row in rows) == 30.0
     assert "| eng-deu | 4 |" in done.stdout and "| deu-eng | 4 |" in done.stdout
-    assert done.stderr == "" or "error" not in done.stderr
+    # Other libraries may log to stderr (torchao's optional CUDA kernels, progress bars); inspect's own failures are
+    # a traceback or its "error: ..." line.
+    assert "Traceback" not in done.stderr
+    assert not any(line.startswith("error:") for line in done.stderr.splitlines()), done.stderr
 
 
 def test_inspect_stops_early_and_fails_loudly_on_a_bad_direction_or_folder(fleurs, release, tmp_path, capsys):
