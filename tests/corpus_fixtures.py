@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
+from helpers import make_clip as speech  # noqa: F401  (the fixtures' clips; test_corpora imports it from here)
 
 from llmsrt.languages import LANGUAGES
 
@@ -43,16 +44,6 @@ FLEURS_FEATURES = datasets.Features({
 })
 COMMON_VOICE_COLUMNS = ["client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
                         "age", "gender", "accents", "variant", "locale", "segment"]
-
-
-def speech(seconds: float, seed: int, sampling_rate: int = 16000) -> np.ndarray:
-    """A speech-like test signal (harmonics on a wandering pitch, a little noise), float32 in [-0.3, 0.3]."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sampling_rate)) / sampling_rate
-    pitch = 120 + 60 * rng.random() + 20 * np.sin(2 * np.pi * rng.uniform(0.5, 3) * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / sampling_rate
-    signal = sum(np.sin(k * phase) / k for k in range(1, 5)) + 0.05 * rng.standard_normal(t.size)
-    return (0.3 * signal / np.abs(signal).max()).astype(np.float32)
 
 
 def wav_bytes(waveform: np.ndarray, sampling_rate: int = 16000) -> bytes:
