@@ -47,6 +47,11 @@ class EvalArguments:
     num_beams: int = field(default=PAPER_DECODING["num_beams"])
     max_new_tokens: int = field(default=PAPER_DECODING["max_new_tokens"])
     no_repeat_ngram_size: int = field(default=PAPER_DECODING["no_repeat_ngram_size"])
+    repetition_penalty: float = field(
+        default=PAPER_DECODING["repetition_penalty"],
+        metadata={"help": "Over the generated answer only; passed to generate, so a folder's generation config "
+                          "cannot change it unrecorded."},
+    )
     chinese_tokenizer: str = field(default="char", metadata={"help": "BLEU tokenizer for zho/yue: char or zh."})
     japanese_tokenizer: str = field(default="char", metadata={"help": "BLEU tokenizer for jpn: char or ja-mecab."})
     comet_model: str | None = field(
@@ -79,6 +84,7 @@ class EvalArguments:
             "num_beams": self.num_beams,
             "max_new_tokens": self.max_new_tokens,
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "repetition_penalty": self.repetition_penalty,
             "do_sample": False,
         }
 
