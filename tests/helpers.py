@@ -2,6 +2,8 @@
 model as a user publishes it, a tiny Whisper in CTranslate2's format. The fixtures built on them are in conftest.py."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -93,3 +95,14 @@ def write_checkpoint(folder, model, dtype):
     tokenizer.save(str(folder / "tokenizer.json"))
     (folder / "config.json").write_text(json.dumps({"suppress_ids": [9, 10], "suppress_ids_begin": [0]}))
     return folder
+
+
+def run_in_fresh_process(script: str, waveform: np.ndarray, folder, output_name: str, tmp_path) -> None:
+    """Run `script` as `python fresh.py FOLDER clip.npy OUTPUT` in a new process, offline, with a bare PATH and its
+    own remote-code module cache: what a user's fresh interpreter sees of a saved folder."""
+    np.save(tmp_path / "clip.npy", waveform)
+    (tmp_path / "fresh.py").write_text(script)
+    subprocess.run([sys.executable, str(tmp_path / "fresh.py"), str(folder), str(tmp_path / "clip.npy"),
+                    str(tmp_path / output_name)], check=True, capture_output=True, cwd=tmp_path,
+                   env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "m")},
+                   timeout=300)

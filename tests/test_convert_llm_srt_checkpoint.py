@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import CORPUS, SAMPLING_RATE, WITHOUT_LLMSRT, make_clip
+from helpers import CORPUS, SAMPLING_RATE, WITHOUT_LLMSRT, make_clip, run_in_fresh_process
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from torch import nn
@@ -209,12 +209,7 @@ FRESH_LOGITS = WITHOUT_LLMSRT + textwrap.dedent(
 
 
 def fresh_process_logits(folder, waveform, tmp_path):
-    np.save(tmp_path / "clip.npy", waveform)
-    (tmp_path / "fresh.py").write_text(FRESH_LOGITS)
-    subprocess.run([sys.executable, str(tmp_path / "fresh.py"), str(folder), str(tmp_path / "clip.npy"),
-                    str(tmp_path / "logits.npy")], check=True, capture_output=True, cwd=tmp_path,
-                   env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "m")},
-                   timeout=300)
+    run_in_fresh_process(FRESH_LOGITS, waveform, folder, "logits.npy", tmp_path)
     return torch.from_numpy(np.load(tmp_path / "logits.npy")), torch.from_numpy(np.load(tmp_path / "logits-ids.npy"))
 
 

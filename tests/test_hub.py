@@ -1,13 +1,11 @@
 """Model cards, export with LoRA merged (loaded in a fresh process) and the upload path up to the network call."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
-from helpers import CORPUS, SAMPLING_RATE, WITHOUT_LLMSRT, make_clip, save_model
+from helpers import CORPUS, SAMPLING_RATE, WITHOUT_LLMSRT, make_clip, run_in_fresh_process, save_model
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
@@ -95,14 +93,8 @@ def test_exported_folder_loads_in_a_fresh_process_with_lora_merged(trained_adapt
             "pipeline_llmsrt.py", "processor_config.json", "eval_results.json"} <= names
     assert "adapter_config.json" not in names
     clip = make_clip(1.2, 3)
-    import numpy as np
 
-    np.save(tmp_path / "clip.npy", clip)
-    (tmp_path / "fresh.py").write_text(FRESH)
-    subprocess.run([sys.executable, str(tmp_path / "fresh.py"), str(folder), str(tmp_path / "clip.npy"),
-                    str(tmp_path / "logits.pt")], check=True, capture_output=True, cwd=tmp_path,
-                   env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "m")},
-                   timeout=300)
+    run_in_fresh_process(FRESH, clip, folder, "logits.pt", tmp_path)
     batch = processor(audio=clip, sampling_rate=SAMPLING_RATE, src_lang="eng", tgt_lang="deu")
     with torch.no_grad():
         expected = peft_model(**batch).logits
