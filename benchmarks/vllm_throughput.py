@@ -115,6 +115,8 @@ def timed(function) -> float:
 
 
 def row(engine, seconds, concurrency, wave_times, new_tokens, parts):
+    """One table row. `parts`: where the time of a median wave goes, from separate timings (one wave each); a part
+    computed as a residual can come out below zero when it is smaller than their noise, and is then None."""
     total = sum(wave_times)
     return {"engine": engine, "clip_seconds": seconds, "concurrency": concurrency,
             "clips_per_second": concurrency * len(wave_times) / total,
@@ -144,7 +146,7 @@ def bench_transformers(model, processor, seconds, concurrency, waves, new_tokens
     prefill = timed(lambda: model.language_model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"],
                                                  logits_to_keep=1))
     decode = statistics.median(wave_times) - encoder - adapter - prefill
-    parts = {"encoder": encoder, "adapter": adapter, "prefill": prefill, "decode": decode}
+    parts = {"encoder": encoder, "adapter": adapter, "prefill": prefill, "decode": decode if decode >= 0 else None}
     return row("llmsrt-transformers", seconds, concurrency, wave_times, new_tokens, parts)
 
 
@@ -171,7 +173,7 @@ def bench_vllm(llm, engine, prompt, seconds, concurrency, waves, new_tokens, aud
 
     def requests():  # new arrays each wave: vLLM's processor cache would skip the features of a repeated clip
         return [{"prompt": prompt, "multi_modal_data": {"audio": (clip, 16000)}}
-                for clip in clips(seconds + 0.01 * np.random.rand(), concurrency)]
+                for clip in clips(seconds - 0.01 * np.random.rand(), concurrency)]  # at most the encoder window
 
     full = SamplingParams(temperature=0.0, max_tokens=new_tokens, min_tokens=new_tokens, ignore_eos=True,
                           detokenize=False)
@@ -184,10 +186,11 @@ def bench_vllm(llm, engine, prompt, seconds, concurrency, waves, new_tokens, aud
         wave_times.append(timed(lambda batch=batch: llm.generate(batch, full, use_tqdm=False)))
     batch = requests()
     first_token = timed(lambda: llm.generate(batch, first, use_tqdm=False))
-    parts = {"encoder+adapter+prefill": first_token, "decode": statistics.median(wave_times) - first_token}
+    decode = statistics.median(wave_times) - first_token
+    parts = {"encoder+adapter+prefill": first_token, "decode": decode if decode >= 0 else None}
     if audio_parts is not None:
-        parts = {**audio_parts, "prefill": first_token - sum(audio_parts.values()),
-                 "decode": statistics.median(wave_times) - first_token}
+        prefill = first_token - sum(audio_parts.values())
+        parts = {**audio_parts, "prefill": prefill if prefill >= 0 else None, "decode": parts["decode"]}
     return row(engine, seconds, concurrency, wave_times, new_tokens, parts)
 
 
@@ -216,11 +219,11 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="vllm-throughput-"))
     model, processor = save_llmsrt(work / "llmsrt", preset)
     rows = []
-    measured = {}  # (seconds, concurrency) -> llmsrt's encoder and adapter times, the same modules in both engines
 
     def report(result):
         rows.append(result)
-        parts = " ".join(f"{name} {value:.2f}s" for name, value in result["parts_s"].items())
+        parts = " ".join(f"{name} {'<noise' if value is None else f'{value:.2f}s'}"
+                         for name, value in result["parts_s"].items())
         print(f"{result['engine']:<20} {result['clip_seconds']:>4.0f}s c={result['concurrency']:<3} "
               f"{result['clips_per_second']:7.2f} clips/s  p50 {result['latency_p50_s']:6.2f}s  "
               f"p90 {result['latency_p90_s']:6.2f}s  | {parts}", flush=True)
@@ -230,13 +233,13 @@ def main():
             for concurrency in args.concurrency:
                 report(bench_transformers(model, processor, seconds, concurrency, waves[concurrency],
                                           args.new_tokens, warm_up=concurrency == args.concurrency[0]))
-                measured[seconds, concurrency] = {name: rows[-1]["parts_s"][name] for name in ("encoder", "adapter")}
     prompt_tokens = len(processor.tokenizer(request_prompt("srt", "eng", "deu"))["input_ids"]) - 1
     if "llmsrt-vllm" in args.engines:
         llm = vllm_engine(work / "llmsrt", max(args.concurrency), 256, args.dtype)
         for seconds in args.seconds:
             for concurrency in args.concurrency:
-                parts = measured.get((seconds, concurrency)) or audio_parts(model, processor, seconds, concurrency)
+                # measured again here: the engine sets this process's threads (as it runs llmsrt's encoder)
+                parts = audio_parts(model, processor, seconds, concurrency)
                 report(bench_vllm(llm, "llmsrt-vllm", request_prompt("srt", "eng", "deu"), seconds, concurrency,
                                   waves[concurrency], args.new_tokens, parts,
                                   warm_up=concurrency == args.concurrency[0]))

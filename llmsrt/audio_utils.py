@@ -94,7 +94,8 @@ def prepare_audio(
     if max_seconds is not None and waveform.size > max_seconds * target_sampling_rate:
         seconds = waveform.size / target_sampling_rate
         raise ValueError(
-            f"{name} lasts {seconds:.1f} s, longer than the encoder window of {max_seconds:g} s. Split it into "
-            f"clips of at most {max_seconds:g} s (long-form audio is not supported yet)."
+            f"{name} lasts {seconds:.2f} s, longer than the encoder window of {max_seconds:g} s. Split it into "
+            f"clips of at most {max_seconds:g} s, or pass the whole recording to the speech-translation pipeline, "
+            "which cuts it at pauses (llmsrt.segmentation)."
         )
     return waveform.astype(np.float32, copy=False)
