@@ -176,13 +176,9 @@ def worker(system: str, clips_count: int, threads: int, work_dir: Path) -> dict:
 
 def cpu_description(threads: int) -> str:
     """The processor's model name, whether it computes bf16 natively, the cores, and the threads each system used."""
-    from llmsrt.inference.quantization import cpu_has_fast_bf16
+    from llmsrt.inference.quantization import describe_cpu
 
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 "unknown CPU")
-    return (f"{model}, {os.cpu_count()} cores, native bf16: {cpu_has_fast_bf16()}, {threads} thread(s) per system; "
-            f"load average at the end {os.getloadavg()[0]:.1f}")
+    return f"{describe_cpu()}, {threads} thread(s) per system; load average at the end {os.getloadavg()[0]:.1f}"
 
 
 def main():

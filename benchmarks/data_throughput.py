@@ -11,7 +11,6 @@ tests/corpus_fixtures.py: en_us and de_de, one speaker per sentence, clips of 5-
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from transformers import WhisperFeatureExtractor
 from llmsrt.data import CurriculumCollator
 from llmsrt.data.arguments import DataArguments
 from llmsrt.data.stage_data import load_stage_data
+from llmsrt.inference.quantization import describe_cpu
 from llmsrt.processing_llmsrt import LLMSRTProcessor
 from llmsrt.testing import build_tiny_tokenizer
 
@@ -31,13 +31,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 from corpus_fixtures import fleurs_row, write_fleurs_export  # noqa: E402
 
 DEMO_RATES = ROOT / "benchmarks" / "results" / "align-throughput-demo.json"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def write_corpus(folder: Path, clips: int) -> Path:
@@ -71,7 +64,7 @@ def run(clips: int, mel_bins: int, batch_size: int) -> dict:
         rates = {workers: examples_per_second(data.examples, processor, workers, batch_size) for workers in (1, 4)}
     demo = json.loads(DEMO_RATES.read_text())
     return {
-        "cpu": cpu_name(), "cpu_cores": os.cpu_count(), "load_average_1min_after": round(os.getloadavg()[0], 2),
+        "cpu": describe_cpu(), "cpu_cores": os.cpu_count(), "load_average_1min_after": round(os.getloadavg()[0], 2),
         "clips": clips,
         "audio_hours": round(data.report.as_dict()["audio_seconds"] / 3600, 3),
         "mel_bins": mel_bins, "batch_size": batch_size,

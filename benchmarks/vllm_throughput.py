@@ -18,7 +18,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -34,6 +33,7 @@ from transformers import (
 )
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration, LLMSRTProcessor
+from llmsrt.inference.quantization import describe_cpu
 from llmsrt.serving.prompts import request_prompt
 from llmsrt.testing import build_tiny_tokenizer
 
@@ -52,16 +52,6 @@ PRESETS = {
                            intermediate_size=11008, vocab_size=151936)},
 }
 CORPUS = ["the train leaves at nine", "der zug fährt um neun ab"]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def whisper_config(audio: dict) -> dict:
@@ -255,7 +245,7 @@ def main():
                 report(bench_vllm(llm, "qwen2audio-vllm", prompt, seconds, concurrency, waves[concurrency],
                                   args.new_tokens, warm_up=concurrency == args.concurrency[0]))
         close_engine(llm)
-    summary = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    summary = {"cpu": describe_cpu(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                "preset": args.preset, "sizes": preset, "dtype": args.dtype, "llmsrt_prompt_tokens":
                processor.num_query_tokens + prompt_tokens, "rows": rows}
     print(f"CPU: {summary['cpu']} ({summary['cores']} cores)")

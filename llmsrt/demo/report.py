@@ -168,6 +168,32 @@ def _verdict(summary: dict, train_clips: int | None) -> list[str]:
     return lines
 
 
+def _part_seconds(timings: dict, prefix: str) -> float:
+    return sum(seconds for part, seconds in timings.items() if part.startswith(prefix))
+
+
+def _machine_fit_lines(fit: dict, timings: dict) -> list[str]:
+    """The speed probe, the projection it gave, the steps trained, and the projection set beside what was measured."""
+    reference = fit["reference"]
+    scale = fit["step_scale"]
+    lines = ["## Fitted to this machine", "",
+             f"- This machine: {fit['machine']}. The recipe's steps were timed on: {reference['machine']}.",
+             ("- Speed probe (a few align and SRT steps of the demo's own training code): "
+              f"{fit['probe_seconds']:.0f} s "
+              f"here, {reference['probe_seconds']:.0f} s there: speed factor **{fit['speed_factor']:.2f}**."),
+             (f"- Projected at the recipe's steps: {fit['projected_seconds'] / 60:.1f} min against the "
+              f"{fit['budget_seconds'] / 60:.0f}-min budget; {fit['note']}."), "",
+             "| stage | recipe steps | steps trained |", "|---|---|---|"]
+    lines += [f"| {stage} | {row['recipe']} | {row['fitted']} |" for stage, row in fit["steps"].items()]
+    factor = fit["speed_factor"]
+    training, evaluation = _part_seconds(timings, "train:"), _part_seconds(timings, "evaluate:")
+    lines += ["", "| projection check | projected s | measured s |", "|---|---|---|",
+              f"| training (curriculum + SRT-only) | {factor * reference['training_seconds'] * scale:.0f} | "
+              f"{training:.0f} |",
+              f"| evaluations | {factor * reference['evaluation_seconds']:.0f} | {evaluation:.0f} |", ""]
+    return lines
+
+
 def _examples(results_dirs: dict[str, Path], per_system: int = 6) -> list[str]:
     """The first predictions of each system, side by side with the references."""
     lines = ["| system | direction | reference | transcription | translation |", "|---|---|---|---|---|"]
@@ -182,14 +208,18 @@ def _examples(results_dirs: dict[str, Path], per_system: int = 6) -> list[str]:
 
 def write_demo_report(report_dir: Path, results: dict[str, dict], stage_dirs: dict[str, dict], timings: dict,
                       train_clips: int | None = None, curve: dict[str, dict] | None = None,
-                      time_budget_minutes: float = 45, audio_gain_target: float = AUDIO_GAIN_TARGET) -> dict:
+                      time_budget_minutes: float = 45, audio_gain_target: float = AUDIO_GAIN_TARGET,
+                      machine_fit: dict | None = None) -> dict:
     """Write summary.json, README.md and the plots into `report_dir`; returns the summary.
 
     `train_clips`: rows in the training split, to put the training budget in proportion. `curve`: the dev
-    evaluation (eval.py results) of the curriculum's model after each stage."""
+    evaluation (eval.py results) of the curriculum's model after each stage. `machine_fit`: the demo's fit of its
+    training to this machine (`MachineFit.as_dict()` with the machine's description under `machine`)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     training = {system: training_budget(dirs) for system, dirs in stage_dirs.items()}
     summary = build_summary(results, timings, training, time_budget_minutes, audio_gain_target)
+    if machine_fit:
+        summary["machine_fit"] = machine_fit
     if curve:
         summary["learning_curve"] = learning_curve(curve, training["curriculum"])
         save_learning_curve(summary["learning_curve"], report_dir / "learning_curve.png")
@@ -229,6 +259,8 @@ def write_demo_report(report_dir: Path, results: dict[str, dict], stage_dirs: di
     lines += [f"| {part} | {seconds:.0f} |" for part, seconds in timings.items()]
     lines += [(f"| **total** | **{summary['total_seconds']:.0f}** (budget {time_budget_minutes:.0f} min: "
                f"{'within' if summary['within_time_budget'] else 'over'}) |"), ""]
+    if machine_fit:
+        lines += _machine_fit_lines(machine_fit, timings)
     lines += ["## BLEU per direction", "", "| direction | " + " | ".join(results) + " |",
               "|---|" + "---|" * len(results)]
     for direction, scores in summary["bleu_per_direction"].items():

@@ -1,7 +1,10 @@
 """A faster CPU path for inference: dynamic int8 quantisation of the LLM's linear layers, or bf16 where the CPU
 computes it natively. Opt-in, in place, for inference only (the quantised model neither trains nor saves)."""
 
+import os
+import platform
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -19,6 +22,20 @@ def cpu_has_fast_bf16() -> bool:
     """Whether oneDNN runs bf16 matrix products natively here (AVX512-BF16 or AMX). Without them (e.g. AMD Zen 3,
     AVX2 only) bf16 is emulated and slower than fp32."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def describe_cpu() -> str:
+    """The processor as `/proc/cpuinfo` names it, its cores, and the vector units that decide CPU speed here (an
+    "AMD EPYC" may be a Zen 3 with AVX2 only or a Zen 4 with AVX-512): e.g. "AMD EPYC, 2 cores, AVX-512, native
+    bf16"."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2 only" if "avx2" in flags else "no AVX2"
+    bf16 = "native bf16" if cpu_has_fast_bf16() else "no native bf16"
+    name = fields.get("model name", platform.processor() or "unknown CPU")
+    return f"{name}, {os.cpu_count()} cores, {vector}, {bf16}"
 
 
 def quantize_for_cpu(model: nn.Module, mode: str = "int8", parts: tuple[str, ...] = ("language_model",),
