@@ -5,8 +5,8 @@ import time
 import pytest
 
 from llmsrt.data import load_manifest
-from llmsrt.data.demo_corpus import read_sentences, split_of
-from llmsrt.data.demo_templates import SLOT, chinese_pinyin, fill_templates
+from llmsrt.demo.corpus import read_sentences, split_of
+from llmsrt.demo.templates import SLOT, chinese_pinyin, fill_templates
 from llmsrt.demo import VOICES, build_demo_corpus
 
 

@@ -12,7 +12,7 @@ from helpers import make_tiny_whisper, write_checkpoint
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
-from llmsrt.data.demo_corpus import read_sentences
+from llmsrt.demo.corpus import read_sentences
 from llmsrt.demo.run import Timings, main, read_recipe, srt_only_overrides
 from llmsrt.testing import build_tiny_tokenizer
 

@@ -217,7 +217,7 @@ def test_offline_mirrors_only_stand_in_for_the_demo_models():
 
 
 def test_mirror_downloads_are_pruned_only_once_both_parts_are_assembled(tmp_path):
-    from llmsrt.conversion.offline import prune_downloads
+    from llmsrt.demo.offline_models import prune_downloads
 
     for folder, name in [("wheels", "part1.whl"), ("qwen2.5-0.5b-gguf", "model.gguf"),
                          ("whisper-base-ct2", "model.bin"), ("whisper-base", "config.json")]:

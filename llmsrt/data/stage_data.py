@@ -97,7 +97,7 @@ def _source_examples(data_args: DataArguments, stage: str, output_dir: str, spli
                      report: DataReport):
     kind = data_args.dataset
     if kind == "demo":
-        from .demo_corpus import VOICES, build_demo_corpus
+        from ..demo.corpus import VOICES, build_demo_corpus
 
         languages = [code for code in data_args.languages if code in VOICES]
         manifests = build_demo_corpus(data_args.dataset_path or Path(output_dir) / "demo-data", languages=languages)

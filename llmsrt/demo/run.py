@@ -19,11 +19,11 @@ import torch
 import yaml
 
 from ..data import load_manifest, write_manifest
-from ..data.demo_corpus import build_demo_corpus
 from ..evaluation.cascade import CascadeTranslator, generate_cascade_predictions
 from ..evaluation.evaluator import EvalArguments, evaluate_model, write_report
 from ..training import parse_train_args, run_curriculum
 from ..training.model_setup import resolve_offline_mirrors
+from .corpus import build_demo_corpus
 from .report import AUDIO_GAIN_TARGET, write_demo_report
 
 logger = logging.getLogger(__name__)

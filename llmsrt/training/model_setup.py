@@ -61,7 +61,7 @@ def apply_lora_settings(model: LLMSRTForConditionalGeneration, model_args: Model
 
 def resolve_offline_mirrors(model_args: ModelArguments) -> None:
     """Swap the demo's Hub ids for their PyPI mirrors when the Hub does not answer."""
-    from ..conversion.offline import LLM_HUB, WHISPER_HUB, demo_parts
+    from ..demo.offline_models import LLM_HUB, WHISPER_HUB, demo_parts
 
     if Path(model_args.whisper).is_dir() and Path(model_args.llm).is_dir():
         return  # local folders already (e.g. the mirrors, resolved earlier)

@@ -10,7 +10,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
+from ..conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
 
 logger = logging.getLogger(__name__)
 
