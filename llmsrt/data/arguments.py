@@ -8,7 +8,7 @@ from ..languages import PAPER_LANGUAGES
 LONG_AUDIO = ("trim", "skip")
 DATASETS = ("manifest", "fleurs", "covost2", "common_voice", "toy")
 DEMO_CORPUS_ELSEWHERE = (
-    "--dataset demo is gone: the demo corpus belongs to the demo. `python -m llmsrt.demo recipes/demo.yaml` builds "
+    "The demo corpus is not a --dataset: it belongs to the demo. `python -m llmsrt.demo recipes/demo.yaml` builds "
     "it and trains on it; to train on it with train.py, build it (`from llmsrt.demo import build_demo_corpus; "
     "build_demo_corpus('.cache/demo-corpus')`, or a run of the demo) and pass --dataset manifest --train_manifest "
     ".cache/demo-corpus/train.jsonl (dev.jsonl and test.jsonl beside it)."
