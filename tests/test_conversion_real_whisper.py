@@ -4,8 +4,8 @@ that it transcribes the demo's speech (eSpeak NG from the `espeakng-loader` whee
 import pytest
 import torch
 
-from llmsrt.data.demo_corpus import HELD_OUT_STYLES, VOICES
-from llmsrt.data.speech_synthesis import ESpeak
+from llmsrt.demo.corpus import HELD_OUT_STYLES, VOICES
+from llmsrt.demo.speech_synthesis import ESpeak
 
 pytestmark = pytest.mark.slow
 

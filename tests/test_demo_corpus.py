@@ -5,9 +5,9 @@ import time
 import pytest
 
 from llmsrt.data import load_manifest
-from llmsrt.data.demo_corpus import read_sentences, split_of
-from llmsrt.data.demo_templates import SLOT, chinese_pinyin, fill_templates
 from llmsrt.demo import VOICES, build_demo_corpus
+from llmsrt.demo.corpus import read_sentences, split_of
+from llmsrt.demo.templates import SLOT, chinese_pinyin, fill_templates
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +72,16 @@ def test_rebuild_is_cached(corpus):
 
 
 @pytest.mark.slow
-def test_demo_dataset_reaches_training_and_evaluation(tmp_path):
+def test_the_corpus_reaches_training_and_evaluation_as_manifests(corpus):
+    """What the demo hands to training: `--dataset manifest --train_manifest CORPUS/train.jsonl` (and a split's
+    manifest to evaluation)."""
     from llmsrt.data.stage_data import load_stage_examples
     from llmsrt.training.arguments import DataArguments
 
-    data_args = DataArguments(dataset="demo", languages=["eng", "spa", "jpn"])  # no demo voice for jpn
-    train = load_stage_examples(data_args, "srt", str(tmp_path))
-    test = load_stage_examples(data_args, "srt", str(tmp_path), split="test")
-    assert {row["src_lang"] for row in train} == {"eng", "spa"} and len(test) > 0
+    out, manifests = corpus
+    data_args = DataArguments(dataset="manifest", train_manifest=str(manifests["train"]),
+                              eval_manifest=str(manifests["test"]))
+    train = load_stage_examples(data_args, "srt", str(out))
+    test = load_stage_examples(data_args, "srt", str(out), split="eval")
+    assert {row["src_lang"] for row in train} == {"eng", "deu", "zho"} and len(test) > 0
     assert not {row["id"].split("-")[0] for row in train} & {row["id"].split("-")[0] for row in test}
-    with pytest.raises(ValueError, match="splits"):
-        load_stage_examples(data_args, "srt", str(tmp_path), split="validation")

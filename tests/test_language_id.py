@@ -13,7 +13,7 @@ from speech_helpers import GREEDY, recording_with_pauses
 from transformers import pipeline
 
 from llmsrt import LLMSRTForConditionalGeneration
-from llmsrt.data.demo_corpus import HELD_OUT_STYLES, TRAIN_STYLES, VOICES
+from llmsrt.demo.corpus import HELD_OUT_STYLES, TRAIN_STYLES, VOICES
 from llmsrt.testing import build_tiny_model_and_processor
 from llmsrt.training.language_id import language_id_accuracy, train_language_id_head
 
@@ -40,7 +40,7 @@ def demo_voice_rows(engine, styles):
 
 @pytest.fixture(scope="module")
 def voices(one_thread):
-    from llmsrt.data.speech_synthesis import ESpeak
+    from llmsrt.demo.speech_synthesis import ESpeak
 
     engine = ESpeak()
     return demo_voice_rows(engine, TRAIN_STYLES), demo_voice_rows(engine, HELD_OUT_STYLES)

@@ -34,7 +34,7 @@ def saved_answering_model(translator, tmp_path_factory):
 @pytest.fixture(scope="module")
 def spoken_recording(tmp_path_factory):
     """95 s of eSpeak NG sentences (4 languages' voices) separated by 0.8-1.6 s pauses, as a WAV file."""
-    from llmsrt.data.speech_synthesis import ESpeak
+    from llmsrt.demo.speech_synthesis import ESpeak
 
     engine = ESpeak()
     sentences = [("en-us", "Good morning, how are you today?"), ("de", "Der Zug fährt um neun Uhr ab."),

@@ -98,8 +98,8 @@ from pathlib import Path
 folder, wav, out_file, checkout = sys.argv[1:5]
 import evaluate
 import llmsrt
-from llmsrt.data.demo_corpus import read_sentences
-from llmsrt.data.demo_templates import fill_templates
+from llmsrt.demo.corpus import read_sentences
+from llmsrt.demo.templates import fill_templates
 from llmsrt.hub.card import TEMPLATE, render_model_card
 from llmsrt.metrics import SPEECH_TRANSLATION_METRIC
 from transformers import pipeline
@@ -110,7 +110,7 @@ translator = pipeline("speech-translation", model=folder, trust_remote_code=True
 result = translator(wav, src_lang="eng", tgt_lang="deu", generate_kwargs=json.loads(sys.argv[5]))
 scripts = {name: subprocess.run([str(Path(sys.executable).with_name(name)), "--help"], capture_output=True).returncode
            for name in ("llmsrt-translate", "llmsrt-convert", "llmsrt-eval", "llmsrt-train", "llmsrt-hub")}
-paths = [llmsrt.__file__, SPEECH_TRANSLATION_METRIC, str(TEMPLATE), str(files("llmsrt.data") / "sentences.tsv")]
+paths = [llmsrt.__file__, SPEECH_TRANSLATION_METRIC, str(TEMPLATE), str(files("llmsrt.demo") / "sentences.tsv")]
 json.dump({"result": result, "scores": scores, "paths": paths, "scripts": scripts,
            "sentences": len(read_sentences()), "templates": len(fill_templates(3, ["eng", "deu"])),
            "card": "trust_remote_code=True" in str(render_model_card(folder))}, open(out_file, "w"))

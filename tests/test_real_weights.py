@@ -6,7 +6,7 @@ import torch
 from helpers import save_model
 
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
-from llmsrt.conversion.offline import GGUF_NAME as GGUF
+from llmsrt.demo.offline_models import GGUF_NAME as GGUF
 
 pytestmark = pytest.mark.slow
 

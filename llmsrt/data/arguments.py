@@ -6,6 +6,13 @@ from dataclasses import dataclass, field, fields
 from ..languages import PAPER_LANGUAGES
 
 LONG_AUDIO = ("trim", "skip")
+DATASETS = ("manifest", "fleurs", "covost2", "common_voice", "toy")
+DEMO_CORPUS_ELSEWHERE = (
+    "The demo corpus is not a --dataset: it belongs to the demo. `python -m llmsrt.demo recipes/demo.yaml` builds "
+    "it and trains on it; to train on it with train.py, build it (`from llmsrt.demo import build_demo_corpus; "
+    "build_demo_corpus('.cache/demo-corpus')`, or a run of the demo) and pass --dataset manifest --train_manifest "
+    ".cache/demo-corpus/train.jsonl (dev.jsonl and test.jsonl beside it)."
+)
 
 
 def recipe_argv(settings: dict) -> list[str]:
@@ -27,7 +34,7 @@ def recipe_argv(settings: dict) -> list[str]:
 @dataclass
 class DataArguments:
     dataset: str = field(
-        default="manifest", metadata={"help": "Source: manifest, fleurs, covost2, common_voice, demo or toy."}
+        default="manifest", metadata={"help": "Source: manifest, fleurs, covost2, common_voice or toy."}
     )
     train_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest of training rows."})
     eval_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest for evaluation loss."})
@@ -38,7 +45,7 @@ class DataArguments:
         default=None,
         metadata={"help": "fleurs: a local copy of the Hub's parquet export (CONFIG/SPLIT/*.parquet) or a Hub id "
                           "(default google/fleurs, read from its parquet branch); covost2: the folder of the "
-                          "covost_v2.*.tsv files; demo: where the corpus is built (default: OUTPUT_DIR/demo-data)."},
+                          "covost_v2.*.tsv files."},
     )
     data_dir: str | None = field(
         default=None,
@@ -73,6 +80,10 @@ class DataArguments:
     max_train_samples: int | None = field(default=None)
 
     def __post_init__(self):
+        if self.dataset == "demo":
+            raise ValueError(DEMO_CORPUS_ELSEWHERE)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"Unknown --dataset {self.dataset!r}: use {', '.join(DATASETS)}.")
         if self.long_audio not in LONG_AUDIO:
             raise ValueError(f"--long_audio takes {' or '.join(LONG_AUDIO)}, got {self.long_audio!r}.")
 

@@ -36,7 +36,7 @@ class InspectArguments:
     examples_out: str | None = field(default=None, metadata={"help": "Write one JSON line per example here."})
     max_examples: int | None = field(default=None, metadata={"help": "Stop after N examples."})
     output_dir: str | None = field(
-        default=None, metadata={"help": "Where the toy and demo corpora are built (default: a temporary folder)."}
+        default=None, metadata={"help": "Where the toy corpus is built (default: a temporary folder)."}
     )
 
     def __post_init__(self):

