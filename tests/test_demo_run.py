@@ -13,6 +13,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import convert_ctranslate2_whisper
 from llmsrt.demo.corpus import read_sentences
+from llmsrt.demo.machine_fit import MIN_STEP_SCALE
 from llmsrt.demo.run import Timings, main, read_recipe, srt_only_overrides
 from llmsrt.testing import build_tiny_tokenizer
 
@@ -43,10 +44,13 @@ def demo_run(tmp_path_factory):
     recipe, _ = read_recipe(ROOT / "recipes" / "demo.yaml")
     recipe.update(whisper=str(root / "whisper"), llm=str(tiny_chat_llm(root / "llm")), languages=["eng", "deu"],
                   encoder_cache_dir=str(root / "encoder-cache"), per_device_train_batch_size=2, logging_steps=1)
-    for stage in recipe["stages"].values():
-        stage.update(max_steps=2, per_device_train_batch_size=2)
+    for name, stage in recipe["stages"].items():
+        stage.update(max_steps=4 if name == "align" else 2, per_device_train_batch_size=2)
+    # A reference machine far faster than this one: the fit trains the least share of the steps it allows (half).
+    reference = {"machine": "a machine 1,000x faster", "probe_seconds": 0.01, "training_seconds": 100,
+                 "evaluation_seconds": 1}
     recipe["demo"] = {"test_clips_per_direction": 2, "eval_batch_size": 4, "max_new_tokens": 6,
-                      "corpus_dir": str(root / "corpus"), "dev_clips": 3}
+                      "corpus_dir": str(root / "corpus"), "dev_clips": 3, "speed_reference": reference}
     (root / "demo.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
     main([str(root / "demo.yaml"), "--output_dir", str(root / "run"), "--started_at", "0"])
     return root / "run"
@@ -65,7 +69,14 @@ def test_demo_report_compares_three_systems_on_the_same_directions(demo_run):
     # budget of the three paper stages (same examples) on the SRT stage alone.
     curriculum, baseline = summary["systems"]["curriculum"]["training"], summary["systems"]["srt-only"]["training"]
     assert list(curriculum["stages"]) == ["align", "asr", "smt", "srt"] and list(baseline["stages"]) == ["align", "srt"]
-    assert curriculum["examples"] == baseline["examples"] == 4 * 2 * 2
+    # Fitted to this machine: half the recipe's steps in every stage (align 4 -> 2, the others 2 -> 1).
+    fit = summary["machine_fit"]
+    assert fit["step_scale"] == MIN_STEP_SCALE and fit["speed_factor"] > 100
+    assert fit["steps"] == {"align": {"recipe": 4, "fitted": 2}, **{stage: {"recipe": 2, "fitted": 1}
+                                                                     for stage in ("asr", "smt", "srt")}}
+    assert [curriculum["stages"][stage]["steps"] for stage in curriculum["stages"]] == [2, 1, 1, 1]
+    assert baseline["stages"]["srt"]["steps"] == 3  # the fitted ASR + SMT + SRT steps
+    assert curriculum["examples"] == baseline["examples"] == 2 * 2 + 3 * 2
     assert curriculum["stages"]["align"] == baseline["stages"]["align"]
     srt_only_info = json.loads((demo_run / "srt-only" / "srt" / "stage_info.json").read_text())
     align_info = json.loads((demo_run / "curriculum" / "align" / "stage_info.json").read_text())
@@ -82,11 +93,13 @@ def test_demo_report_compares_three_systems_on_the_same_directions(demo_run):
         assert isinstance(summary["systems"][system]["audio_gain"], float)
     assert summary["systems"]["cascade"]["audio_gain"] is None
     assert [point["stage"] for point in summary["learning_curve"]] == ["align", "asr", "smt", "srt"]
-    assert [point["examples_seen"] for point in summary["learning_curve"]] == [4, 8, 12, 16]
+    assert [point["examples_seen"] for point in summary["learning_curve"]] == [4, 6, 8, 10]
     assert (demo_run / "report" / "learning_curve.png").is_file()
     timed = set(summary["timings_seconds"])
-    assert {"setup (make)", "models", "corpus", "evaluate: cascade", "evaluate: curriculum"} <= timed
+    assert {"setup (make)", "models", "corpus", "speed probe", "evaluate: cascade", "evaluate: curriculum"} <= timed
+    assert not (demo_run / "speed-probe").exists()  # the probe's folders are removed, its time kept
     readme = (demo_run / "report" / "README.md").read_text()
+    assert "## Fitted to this machine" in readme and "| align | 4 | 2 |" in readme and "projection check" in readme
     assert "## Verdict" in readme and "Curriculum vs cascade" in readme and "Curriculum audio gain" in readme
     assert "(target at least +20%)" in readme and summary["audio_gain_target"] == 0.2
     assert "Curriculum vs cascade's Whisper, average WER/CER" in readme

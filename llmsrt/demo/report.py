@@ -173,25 +173,33 @@ def _part_seconds(timings: dict, prefix: str) -> float:
 
 
 def _machine_fit_lines(fit: dict, timings: dict) -> list[str]:
-    """The speed probe, the projection it gave, the steps trained, and the projection set beside what was measured."""
+    """The speed probe, the projection it gave, the steps trained, the projection set beside what was measured, and
+    this run's own figures as a `speed_reference` for the recipe (when it trained the recipe's steps)."""
     reference = fit["reference"]
     scale = fit["step_scale"]
-    lines = ["## Fitted to this machine", "",
-             f"- This machine: {fit['machine']}. The recipe's steps were timed on: {reference['machine']}.",
-             ("- Speed probe (a few align and SRT steps of the demo's own training code): "
-              f"{fit['probe_seconds']:.0f} s "
-              f"here, {reference['probe_seconds']:.0f} s there: speed factor **{fit['speed_factor']:.2f}**."),
-             (f"- Projected at the recipe's steps: {fit['projected_seconds'] / 60:.1f} min against the "
-              f"{fit['budget_seconds'] / 60:.0f}-min budget; {fit['note']}."), "",
-             "| stage | recipe steps | steps trained |", "|---|---|---|"]
-    lines += [f"| {stage} | {row['recipe']} | {row['fitted']} |" for stage, row in fit["steps"].items()]
-    factor = fit["speed_factor"]
     training, evaluation = _part_seconds(timings, "train:"), _part_seconds(timings, "evaluate:")
-    lines += ["", "| projection check | projected s | measured s |", "|---|---|---|",
-              f"| training (curriculum + SRT-only) | {factor * reference['training_seconds'] * scale:.0f} | "
-              f"{training:.0f} |",
-              f"| evaluations | {factor * reference['evaluation_seconds']:.0f} | {evaluation:.0f} |", ""]
-    return lines
+    lines = ["## Fitted to this machine", "", f"- This machine: {fit['machine']}."]
+    if reference is None:
+        lines += [f"- Speed probe: {fit['probe_seconds']:.0f} s; {fit['note']}."]
+    else:
+        lines += [f"- The recipe's steps were timed on: {reference['machine']}.",
+                  ("- Speed probe (a few align and SRT steps of the demo's own training code): "
+                   f"{fit['probe_seconds']:.0f} s here, {reference['probe_seconds']:.0f} s there: speed factor "
+                   f"**{fit['speed_factor']:.2f}**."),
+                  (f"- Projected at the recipe's steps: {fit['projected_seconds'] / 60:.1f} min against the "
+                   f"{fit['budget_seconds'] / 60:.0f}-min budget; {fit['note']}."), "",
+                  "| stage | recipe steps | steps trained |", "|---|---|---|"]
+        lines += [f"| {stage} | {row['recipe']} | {row['fitted']} |" for stage, row in fit["steps"].items()]
+        factor = fit["speed_factor"]
+        lines += ["", "| projection check | projected s | measured s |", "|---|---|---|",
+                  f"| training (curriculum + SRT-only) | {factor * reference['training_seconds'] * scale:.0f} | "
+                  f"{training:.0f} |",
+                  f"| evaluations | {factor * reference['evaluation_seconds']:.0f} | {evaluation:.0f} |"]
+    if scale == 1.0:
+        lines += ["", "This run as the recipe's `speed_reference` (in its `demo:` block):", "", "```yaml",
+                  (f"speed_reference: {{machine: \"{fit['machine']}\", probe_seconds: {fit['probe_seconds']:.0f}, "
+                   f"training_seconds: {training:.0f}, evaluation_seconds: {evaluation:.0f}}}"), "```"]
+    return lines + [""]
 
 
 def _examples(results_dirs: dict[str, Path], per_system: int = 6) -> list[str]:

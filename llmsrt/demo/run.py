@@ -12,6 +12,7 @@ settings, see `DemoSettings`), without a data source: the demo trains on the cor
 import argparse
 import json
 import logging
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -23,8 +24,10 @@ import yaml
 from ..data import load_manifest, write_manifest
 from ..evaluation.cascade import CascadeTranslator, generate_cascade_predictions
 from ..evaluation.evaluator import EvalArguments, evaluate_model, write_report
+from ..inference.quantization import describe_cpu
 from ..training import parse_train_args, run_curriculum
 from .corpus import build_demo_corpus
+from .machine_fit import SpeedReference, fit_to_machine, load_fit, run_probe, scaled_stage_settings
 from .offline_models import resolve_demo_parts
 from .report import AUDIO_GAIN_TARGET, write_demo_report
 
@@ -47,6 +50,8 @@ class DemoSettings:
     audio_gain_target: float = AUDIO_GAIN_TARGET  # the curriculum's test audio gain the verdict checks
     resume: bool = False  # run again after an interruption: finished stages are kept, unfinished ones resume from
     #                       their last checkpoint (give the recipe a save_strategy)
+    speed_reference: dict | None = None  # where the recipe's steps were timed (`machine_fit.SpeedReference`): with
+    #                                      it, the training is fitted to this machine's measured speed
 
 
 class Timings:
@@ -144,6 +149,16 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     # the dev clips after each stage below).
     parts = ["--whisper", resolved.whisper, "--llm", resolved.llm,
              "--dataset", "manifest", "--train_manifest", str(manifests["train"])]
+    fit = measure_machine(settings, output, timings, lambda flags: run_curriculum(*train_args("speed-probe",
+                                                                                                parts + flags)),
+                          stage_settings, curriculum)
+    if fit["step_scale"] != 1.0:
+        fitted = scaled_stage_settings(stage_settings, fit["step_scale"])
+        for stage in curriculum:
+            recipe.setdefault("stages", {}).setdefault(stage, {}).update(
+                {name: fitted[stage][name] for name in ("max_steps", "warmup_steps") if name in fitted[stage]})
+        train_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+        stage_settings = train_args("curriculum", [])[4]
     with timings.part(f"train: curriculum ({', '.join(curriculum)})"):
         finished = run_curriculum(*train_args("curriculum", parts))
     with timings.part("train: srt-only baseline"):
@@ -174,7 +189,32 @@ def run_demo(recipe_path: str, output_dir: str, started_at: float | None = None)
     del cascade
     train_rows = sum(1 for _ in manifests["train"].open(encoding="utf-8"))
     return write_demo_report(report, results, {"curriculum": finished, "srt-only": baseline}, timings.seconds,
-                             train_rows, curve, settings.time_budget_minutes, settings.audio_gain_target)
+                             train_rows, curve, settings.time_budget_minutes, settings.audio_gain_target, fit)
+
+
+def measure_machine(settings: DemoSettings, output: Path, timings: Timings, train, stage_settings: dict,
+                    curriculum: list[str]) -> dict:
+    """Run the speed probe (`machine_fit.run_probe` through `train`) and fit the training to it when the recipe
+    names a `speed_reference`; saved to `OUTPUT/machine_fit.json` and reused as it is when the demo resumes."""
+    path = output / "machine_fit.json"
+    fit = load_fit(path) if settings.resume else None
+    if fit is not None:
+        return fit
+    probe_dir = output / "speed-probe"
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    with timings.part("speed probe"):
+        probe_seconds = run_probe(train, probe_dir)
+    shutil.rmtree(probe_dir, ignore_errors=True)
+    if settings.speed_reference:
+        fit = fit_to_machine(SpeedReference(**settings.speed_reference), probe_seconds, sum(timings.seconds.values()),
+                             settings.time_budget_minutes, stage_settings, curriculum).as_dict()
+    else:
+        fit = {"reference": None, "probe_seconds": round(probe_seconds, 1), "step_scale": 1.0,
+               "note": "the recipe names no speed reference: it trains its steps as they are"}
+    fit["machine"] = describe_cpu()
+    path.write_text(json.dumps(fit, indent=2), encoding="utf-8")
+    logger.info("Machine fit: %s", fit["note"])
+    return fit
 
 
 def eval_arguments(model: str, output_dir: Path, manifest: Path, settings: DemoSettings) -> EvalArguments:
