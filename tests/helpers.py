@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from transformers import WhisperConfig, WhisperForConditionalGeneration, WhisperModel
 
+from llmsrt import LLMSRTForConditionalGeneration
 from llmsrt.conversion.convert_ctranslate2_whisper_to_hf import SPEC, state_dict_to_ctranslate2
 from llmsrt.conversion.ctranslate2_format import write_model_bin
 
@@ -50,6 +51,19 @@ def make_clip(seconds: float, seed: int, sampling_rate: int = SAMPLING_RATE) -> 
     phase = 2 * np.pi * np.cumsum(pitch) / sampling_rate
     signal = sum(np.sin(k * phase) / k for k in range(1, 5)) + 0.05 * rng.standard_normal(t.size)
     return (0.3 * signal / np.abs(signal).max()).astype(np.float32)
+
+
+def build_from_saved_parts(tiny_model, processor, folder, **options):
+    """A new LLM-SRT built with `from_pretrained_parts` from a Whisper and an LLM saved under `folder` (`whisper/`,
+    `llm/`): `tiny_model`'s LLM, a Whisper of its audio config, its query count and Q-Former; `options` go to
+    `from_pretrained_parts`. Its `save_pretrained(changed_only=True)` folders name those parts."""
+    WhisperModel(WhisperConfig(**tiny_model.config.audio_config.to_dict())).save_pretrained(folder / "whisper")
+    tiny_model.language_model.save_pretrained(folder / "llm")
+    return LLMSRTForConditionalGeneration.from_pretrained_parts(
+        str(folder / "whisper"), str(folder / "llm"), audio_token_id=processor.audio_token_id,
+        num_query_tokens=tiny_model.config.num_query_tokens, qformer_config=tiny_model.config.qformer_config.to_dict(),
+        **options,
+    )
 
 
 def enliven(model):

@@ -5,9 +5,9 @@ import json
 
 import pytest
 import torch
-from helpers import SAMPLING_RATE, make_clip, save_model
+from helpers import SAMPLING_RATE, build_from_saved_parts, make_clip, save_model
 from safetensors import safe_open
-from transformers import AutoModel, WhisperConfig, WhisperModel, pipeline
+from transformers import AutoModel, pipeline
 
 from llmsrt import LLMSRTForConditionalGeneration
 from llmsrt.hub import export_model
@@ -20,14 +20,8 @@ def trained_from_parts(tiny, tmp_path_factory):
     """A model built from saved parts, then 'trained': a new adapter and one LLM projection changed (as merged LoRA
     changes q/v)."""
     tiny_model, processor = tiny
-    parts = tmp_path_factory.mktemp("parts")
-    WhisperModel(WhisperConfig(**tiny_model.config.audio_config.to_dict())).save_pretrained(parts / "whisper")
-    tiny_model.language_model.save_pretrained(parts / "llm")
-    model = LLMSRTForConditionalGeneration.from_pretrained_parts(
-        str(parts / "whisper"), str(parts / "llm"), audio_token_id=processor.audio_token_id,
-        num_query_tokens=tiny_model.config.num_query_tokens, qformer_config=tiny_model.config.qformer_config.to_dict(),
-        variable_length_encoding=True,
-    )
+    model = build_from_saved_parts(tiny_model, processor, tmp_path_factory.mktemp("parts"),
+                                   variable_length_encoding=True)
     generator = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for parameter in model.speech_adapter.parameters():

