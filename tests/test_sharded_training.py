@@ -25,10 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = str(ROOT / "recipes" / "tiny.yaml")
 FSDP_ACCELERATE_CONFIG = ROOT / "configs" / "accelerate" / "fsdp.yaml"
 FSDP_TRAINER_CONFIG = ROOT / "configs" / "trainer-fsdp.json"
-# One process with batch 8 and two with batch 4 each see the same samples per step (sequential sampling); sharded,
-# the gradients are reduce-scattered instead of all-reduced, a different order of float additions.
+# One process with batch 8 and two with batch 4 each see the same samples per step (sequential sampling; no LoRA
+# dropout, whose masks depend on how a batch is split over processes); sharded, the gradients are reduce-scattered
+# instead of summed in one process, a different order of float additions, which Adam's first steps amplify on weights
+# whose gradient is near 0 (measured: losses within 4.8e-6 relative, logits within 3.4e-3 of 9.3 after the curriculum's 12 steps).
 LOSS_RTOL = 1e-4
-LOGITS_ATOL = 1e-4
+LOGITS_ATOL = 1e-2
 SHARDED = "Sharding in effect: fsdp over 2 process(es)"
 
 
@@ -97,7 +99,7 @@ def test_the_whole_curriculum_under_fsdp_through_the_shipped_accelerate_config(s
     common = [RECIPE, "--model_name_or_path", str(start_folder), "--curriculum_stages", *stages,
               "--stage_overrides", *(f"{stage}.max_steps=3" for stage in stages), "--logging_steps", "1",
               "--save_strategy", "no", "--train_sampling_strategy", "sequential", "--language_id_head", "true",
-              "--stage_folders", "changed", "--disable_tqdm", "true"]
+              "--stage_folders", "changed", "--lora_dropout", "0", "--disable_tqdm", "true"]
     single, sharded = tmp_path / "single", tmp_path / "fsdp"
     main([*common, "--output_dir", str(single), "--per_device_train_batch_size", "8",
           "--encoder_cache_dir", str(tmp_path / "cache-single")])
@@ -123,7 +125,7 @@ def test_fsdp_through_the_trainer_options_resumes_after_a_kill(tmp_path):
     an uninterrupted single process."""
     common = [RECIPE, "--stage", "srt", "--curriculum_stages", "srt", "--max_steps", "9", "--logging_steps", "1",
               "--train_sampling_strategy", "sequential", "--save_strategy", "steps", "--save_steps", "3",
-              "--disable_tqdm", "true"]
+              "--lora_dropout", "0", "--disable_tqdm", "true"]
     main([*common, "--output_dir", str(tmp_path / "single"), "--per_device_train_batch_size", "8"])
     killed = tmp_path / "killed"
     process = run(torchrun_fsdp(*common, "--output_dir", str(killed)), start_new_session=True,

@@ -115,14 +115,21 @@ def meta_twin(model: nn.Module) -> nn.Module:
 
 
 def unshard(sharded: nn.Module, twin: nn.Module) -> nn.Module:
-    """`twin` (from `meta_twin` of the model before sharding) holding the full weights of FSDP-trained `sharded`.
-    Every process must call it (the weights are gathered from all of them)."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    """`twin` (from `meta_twin` of the model before sharding) holding the full weights of FSDP-trained `sharded`
+    (which keeps the parameter names). Every process must call it: each sharded weight is gathered from all of them.
+    Weights tied in the model stay tied."""
+    from torch.distributed.tensor import DTensor
 
-    full = get_model_state_dict(sharded, options=StateDictOptions(full_state_dict=True, cpu_offload=False))
-    missing, unexpected = twin.load_state_dict(full, strict=False, assign=True)
-    still_meta = [name for name, parameter in twin.named_parameters() if parameter.is_meta]
-    if still_meta or unexpected:
-        raise RuntimeError(f"Unsharding the trained model failed: no weights for {still_meta[:5]}, "
-                           f"unexpected {unexpected[:5]}.")
+    trained = dict(sharded.named_parameters())
+    filled: dict[int, nn.Parameter] = {}
+    for name, placeholder in twin.named_parameters():  # shared parameters once, in the model's order
+        weight = trained[name].detach()
+        weight = weight.full_tensor() if isinstance(weight, DTensor) else weight.clone()
+        filled[id(placeholder)] = nn.Parameter(weight, requires_grad=placeholder.requires_grad)
+    for module in twin.modules():
+        for leaf, placeholder in list(module.named_parameters(recurse=False)):
+            setattr(module, leaf, filled[id(placeholder)])
+    sharded_buffers = dict(sharded.named_buffers())
+    for name, buffer in twin.named_buffers():
+        buffer.copy_(sharded_buffers[name])  # not sharded by FSDP2: the training process's own values
     return twin
