@@ -179,6 +179,10 @@ class LLMSRTForAlignment(nn.Module):
             )
         return output
 
+    def activation_checkpointing_enable(self, **kwargs):
+        """What the Trainer calls for `activation_checkpointing: true`: the model's (the Q-Former's layers here)."""
+        self.model.activation_checkpointing_enable(**kwargs)
+
     def state_dict(self, *args, **kwargs):
         full = super().state_dict(*args, **kwargs)
         return {name: value for name, value in full.items() if name.startswith(TRAINED_PREFIXES)}
