@@ -141,14 +141,11 @@ class SpeechTranslationPipeline(Pipeline):
         """While languages are detected, the encoder's outputs for the clips are kept in memory until generation
         reads them: each clip is encoded once (the head reads the same log-mel features as generation). A model
         with its own encoder cache keeps using it."""
-        if not detecting or getattr(self.model, "encoder_cache", None) is not None:
+        if not detecting or self.model.encoder_cache is not None:
             yield
             return
-        self.model.encoder_cache = MemoryEncoderCache()
-        try:
+        with self.model.using_encoder_cache(MemoryEncoderCache()):
             yield
-        finally:
-            self.model.encoder_cache = None
 
     def _source_language(self, src_lang):
         """`None` -> `"auto"` where the model has a language-ID head; `"auto"` without one is an error."""
