@@ -112,7 +112,10 @@ class SpeechTranslationPipeline(Pipeline):
             sources = src_lang if isinstance(src_lang, (list, tuple)) else [src_lang]
             if "auto" in [self._source_language(code) for code in sources]:  # a model without a head stops here
                 kwargs["num_workers"] = 0
-            return super().__call__(self._stream_items(inputs, per_clip), task=task, **kwargs)
+            segmentation = LongFormOptions.of(kwargs.pop("segmentation", None))
+            order = collections.deque()  # per clip read: None (to the model) or its item (no speech), in order
+            items = self._stream_items(inputs, per_clip, task, segmentation, order)
+            return self._in_order(super().__call__(items, task=task, **kwargs), order, task)
         single = not isinstance(inputs, (list, tuple))
         clips = [inputs] if single else list(inputs)
         for name, value in per_clip.items():
@@ -130,7 +133,7 @@ class SpeechTranslationPipeline(Pipeline):
                 outputs[i] = self._translate_recording(
                     item, task, return_timestamps, progress_callback, segmentation, **kwargs
                 )
-            elif not self._clip_has_speech(item, i, segmentation):
+            elif task != "smt" and not self._clip_has_speech(item, i, segmentation):
                 outputs[i] = self._no_speech(item, task)
         short = [i for i in range(len(items)) if outputs[i] is None]
         if short:
@@ -293,6 +296,16 @@ class SpeechTranslationPipeline(Pipeline):
         ]
         return chunks, src_lang
 
+    def _in_order(self, results, order, task: str):
+        """The model's results with the no-speech answers put back at their clips' places."""
+        for result in results:  # reading a result reads its clip, and the clips without speech before it
+            while order[0] is not None:
+                yield self._no_speech(order.popleft(), task)
+            order.popleft()
+            yield result
+        while order:
+            yield self._no_speech(order.popleft(), task)
+
     @staticmethod
     def _item(clip, index: int, per_clip: dict) -> dict:
         item = {"audio": clip}
@@ -305,11 +318,17 @@ class SpeechTranslationPipeline(Pipeline):
             item[name] = value
         return item
 
-    def _stream_items(self, inputs, per_clip: dict):
+    def _stream_items(self, inputs, per_clip: dict, task: str, segmentation: LongFormOptions, order):
+        """The clips of a stream with speech, for the model; each clip read is noted in `order` (`None`, or the item
+        of a clip without speech, which the model does not see)."""
         count = 0
         for count, row in enumerate(inputs, start=1):
             item = self._item(_clip_of(row), count - 1, per_clip)
             item["src_lang"] = self._source_language(item["src_lang"])
+            if task != "smt" and not self._clip_has_speech(item, count - 1, segmentation):
+                order.append(item)
+                continue
+            order.append(None)
             self._detect_clip_languages([item], 1)
             yield item
         for name, value in per_clip.items():

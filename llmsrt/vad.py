@@ -16,6 +16,7 @@ a stream can be fed in blocks of any size with the same result as all at once:
 """
 
 import threading
+import warnings
 
 import numpy as np
 
@@ -65,7 +66,8 @@ def load_silero_model():
         ) from error
     finally:
         torch.set_num_threads(threads)
-    with _SILERO_LOCK:
+    with _SILERO_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # importlib.resources.path, torch.jit.load
         return load_silero_vad()
 
 

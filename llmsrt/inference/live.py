@@ -77,17 +77,6 @@ def agreed_prefix(previous: str, current: str) -> str:
     return " ".join(words)
 
 
-def load_pipeline(model_dir: str | os.PathLike, device: str | None = None):
-    """The `speech-translation` pipeline of a saved folder."""
-    import torch
-    from transformers import pipeline
-
-    import llmsrt  # noqa: F401  (registers the speech-translation task)
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return pipeline("speech-translation", model=str(model_dir), device=device, trust_remote_code=True)
-
-
 class LiveTranslator:
     """Simultaneous speech translation over a stream of audio chunks (see the module docstring).
 
@@ -121,7 +110,9 @@ class LiveTranslator:
         device: str | None = None,
     ):
         if isinstance(pipeline_or_model_dir, (str, os.PathLike)):
-            pipeline_or_model_dir = load_pipeline(pipeline_or_model_dir, device)
+            from .translate import load_translator
+
+            pipeline_or_model_dir = load_translator(str(pipeline_or_model_dir), device)
         self.pipeline = pipeline_or_model_dir
         if not chunk_seconds > 0 or not max_latency_seconds > 0:
             raise ValueError(f"chunk_seconds={chunk_seconds} and max_latency_seconds={max_latency_seconds} must be "
@@ -269,4 +260,4 @@ class LiveTranslator:
         yield from self.finish()
 
 
-__all__ = ["EVENT_TYPES", "LiveEvent", "LiveTranslator", "agreed_prefix", "load_pipeline"]
+__all__ = ["EVENT_TYPES", "LiveEvent", "LiveTranslator", "agreed_prefix"]
