@@ -13,11 +13,11 @@ from ..answer_decoding import PAPER_DECODING
 from ..data import CurriculumCollator, clip_waveform
 from ..data.arguments import DataSource
 from ..data.schema import SAMPLING_RATE
+from ..diagnostics.audio_gain import audio_gain_report
 from ..inference.quantization import CPU_MODES, quantize_for_cpu
-from ..model_tools.audio_gain import audio_gain_report
-from ..model_tools.language_id_features import language_id_accuracy
+from ..language_id import language_id_accuracy
 from .metrics import comet_scorer
-from .report import (
+from .result_tables import (
     audio_gain_markdown,
     delta_markdown,
     language_id_markdown,
@@ -213,6 +213,6 @@ def evaluate_model(args: EvalArguments) -> dict:
 
 
 def evaluation_audio_gain(model, processor, examples, batch_size: int) -> dict | None:
-    """The audio gain (see `llmsrt.model_tools.audio_gain`) of SRT teacher forcing on `examples`, per source language
+    """The audio gain (see `llmsrt.diagnostics.audio_gain`) of SRT teacher forcing on `examples`, per source language
     too."""
     return audio_gain_report(model, examples, CurriculumCollator(processor, task="srt"), batch_size, "eval")

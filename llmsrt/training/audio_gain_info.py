@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from ..model_tools.audio_gain import audio_gain_report
+from ..diagnostics.audio_gain import audio_gain_report
 
 
 def audio_gain_info(stage: str, model, collator, eval_examples, batch_size: int) -> dict:
