@@ -71,6 +71,12 @@ def enable_fsdp_on_cpu(args, mixed_precision: str | None = None, dynamo_plugin=N
     return True
 
 
+def shards_weights(trainer) -> bool:
+    """Whether the trainer's model will hold shards of its weights: FSDP, or DeepSpeed ZeRO stage 3."""
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    return trainer.is_fsdp_enabled or (plugin is not None and plugin.zero_stage == 3)
+
+
 def sharding_in_effect(model: nn.Module, accelerator) -> str | None:
     """What the wrapped model actually is: "fsdp" (FSDP2 or FSDP1 modules inside), "deepspeed" (a DeepSpeed
     engine), or None (a plain or DDP-wrapped model: every process holds every weight)."""
@@ -114,17 +120,31 @@ def meta_twin(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def unshard(sharded: nn.Module, twin: nn.Module) -> nn.Module:
-    """`twin` (from `meta_twin` of the model before sharding) holding the full weights of FSDP-trained `sharded`
-    (which keeps the parameter names). Every process must call it: each sharded weight is gathered from all of them.
-    Weights tied in the model stay tied."""
+def full_weight(parameter: nn.Parameter) -> torch.Tensor:
+    """A copy of the whole of a sharded parameter: an FSDP2 DTensor, or a DeepSpeed ZeRO-3 partition (not tested
+    here: DeepSpeed does not run on the CI's CPUs), or a parameter every process holds."""
     from torch.distributed.tensor import DTensor
 
+    if isinstance(parameter, DTensor):
+        return parameter.detach().full_tensor()
+    if hasattr(parameter, "ds_id"):
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters([parameter]):
+            return parameter.detach().clone()
+    return parameter.detach().clone()
+
+
+def unshard(sharded: nn.Module, twin: nn.Module) -> nn.Module:
+    """`twin` (from `meta_twin` of the model before sharding) holding the full weights of the sharded, trained
+    model (FSDP2 and ZeRO-3 keep the parameter names). Every process must call it: each sharded weight is gathered
+    from all of them. Weights tied in the model stay tied."""
     trained = dict(sharded.named_parameters())
     filled: dict[int, nn.Parameter] = {}
     for name, placeholder in twin.named_parameters():  # shared parameters once, in the model's order
-        weight = trained[name].detach()
-        weight = weight.full_tensor() if isinstance(weight, DTensor) else weight.clone()
+        weight = full_weight(trained[name])
+        if weight.shape != placeholder.shape:
+            raise RuntimeError(f"Gathering {name} gave {tuple(weight.shape)}, not {tuple(placeholder.shape)}.")
         filled[id(placeholder)] = nn.Parameter(weight, requires_grad=placeholder.requires_grad)
     for module in twin.modules():
         for leaf, placeholder in list(module.named_parameters(recurse=False)):

@@ -7,7 +7,7 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
 from ..diagnostics.audio_gain import first_answer_logit
-from .sharding import check_sharding, enable_fsdp_on_cpu, meta_twin, unshard
+from .sharding import check_sharding, enable_fsdp_on_cpu, meta_twin, shards_weights, unshard
 
 STAGING_DIR = ".staging"
 
@@ -29,8 +29,8 @@ class LLMSRTTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # FSDP2 shards the model in place: keep its unsharded structure (no weights) to put the trained ones in.
-        self._unsharded_twin = meta_twin(self.model) if self.is_fsdp_enabled else None
+        # FSDP2 and ZeRO-3 shard the model in place: keep its unsharded structure (no weights) for the trained ones.
+        self._unsharded_twin = meta_twin(self.model) if shards_weights(self) else None
 
     def create_accelerator_and_postprocess(self) -> None:
         accelerator_args = self._build_accelerator_args()
@@ -43,7 +43,8 @@ class LLMSRTTrainer(Trainer):
         return prepared
 
     def trained_model(self):
-        """The trained model, whole on every process (gathered from the shards after FSDP; every process calls it)."""
+        """The trained model, whole on every process (gathered from the shards after FSDP or ZeRO-3; every process
+        calls it)."""
         if self._unsharded_twin is None:
             return self.model
         return unshard(self.model, self._unsharded_twin)
