@@ -28,7 +28,8 @@ FSDP_TRAINER_CONFIG = ROOT / "configs" / "trainer-fsdp.json"
 # One process with batch 8 and two with batch 4 each see the same samples per step (sequential sampling; no LoRA
 # dropout, whose masks depend on how a batch is split over processes); sharded, the gradients are reduce-scattered
 # instead of summed in one process, a different order of float additions, which Adam's first steps amplify on weights
-# whose gradient is near 0 (measured: losses within 4.8e-6 relative, logits within 3.4e-3 of 9.3 after the curriculum's 12 steps).
+# whose gradient is near 0 (measured: losses within 4.8e-6 relative, logits within 3.4e-3 of 9.3 after the
+# curriculum's 12 steps).
 LOSS_RTOL = 1e-4
 LOGITS_ATOL = 1e-2
 SHARDED = "Sharding in effect: fsdp over 2 process(es)"
