@@ -36,6 +36,7 @@ setup(
         "huggingface-hub>=1.5,<3",
         "safetensors>=0.6",
         "sacrebleu>=2.4",
+        "sentencepiece>=0.2",  # spBLEU (sacrebleu's flores200 tokenizer: eval.py --metric_rule v2)
         "jiwer>=4.0",
         "pyyaml>=6.0",
         "matplotlib>=3.8",
