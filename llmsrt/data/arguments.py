@@ -61,6 +61,17 @@ class DataArguments:
         default_factory=lambda: list(PAPER_LANGUAGES),
         metadata={"help": "Languages that '--directions all' pairs (default: the paper's 15, 210 directions)."},
     )
+    source_languages: list[str] | None = field(
+        default=None, metadata={"help": "Keep the directions whose source is one of these (filters --directions)."}
+    )
+    target_languages: list[str] | None = field(
+        default=None, metadata={"help": "Keep the directions whose target is one of these (filters --directions)."}
+    )
+    centre_languages: list[str] | None = field(
+        default=None,
+        metadata={"help": "Keep the directions with one of these on either side: eng gives the English-centric "
+                          "directions (filters --directions)."},
+    )
     train_split: str = field(
         default="train", metadata={"help": "fleurs: train/validation/test; covost2: train (= train + "
                                            "train_covost)/dev/test; common_voice: train/dev/test/validated."}

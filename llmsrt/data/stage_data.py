@@ -11,6 +11,7 @@ from .arguments import DATASETS, DataArguments
 from .clips import check_clips
 from .common_voice import load_common_voice
 from .covost2 import covost_directions_among, covost_locales, load_covost2
+from .directions import directions_among, filter_directions
 from .fleurs import load_fleurs
 from .manifest import load_manifest
 from .report import DataReport, direction_key
@@ -29,11 +30,15 @@ class StageData:
     report: DataReport = field(default_factory=DataReport)
 
 
+def _filters(data_args: DataArguments) -> tuple:
+    return data_args.source_languages, data_args.target_languages, data_args.centre_languages
+
+
 def _directions(data_args: DataArguments) -> list[tuple[str, str]]:
     if data_args.directions == ["all"]:
         if data_args.dataset == "covost2":
-            return covost_directions_among(data_args.languages)
-        return [(s, t) for s in data_args.languages for t in data_args.languages if s != t]
+            return filter_directions(covost_directions_among(data_args.languages), *_filters(data_args))
+        return directions_among(data_args.languages, *_filters(data_args))
     pairs = []
     for direction in data_args.directions:
         source, _, target = direction.partition("-")
@@ -44,12 +49,12 @@ def _directions(data_args: DataArguments) -> list[tuple[str, str]]:
         pairs.append((source, target))
     if not pairs:
         raise ValueError(f"--dataset {data_args.dataset} needs --directions, e.g. eng-deu deu-eng (or all).")
-    return pairs
+    return filter_directions(pairs, *_filters(data_args))
 
 
 def _sources(data_args: DataArguments) -> list[str]:
     """The languages whose transcripts a transcript stage reads: --languages for `all`, else the directions'."""
-    if data_args.directions == ["all"] and data_args.dataset != "covost2":
+    if data_args.directions == ["all"] and data_args.dataset != "covost2" and not any(_filters(data_args)):
         return list(dict.fromkeys(data_args.languages))
     return list(dict.fromkeys(source for source, _ in _directions(data_args)))
 

@@ -42,6 +42,11 @@ class EvalArguments:
     split: str = field(default="test")
     directions: list[str] = field(default_factory=list, metadata={"help": "e.g. eng-deu deu-eng, or all."})
     languages: list[str] | None = field(default=None, metadata={"help": "Languages paired by '--directions all'."})
+    source_languages: list[str] | None = field(default=None, metadata={"help": "Only these source languages."})
+    target_languages: list[str] | None = field(default=None, metadata={"help": "Only these target languages."})
+    centre_languages: list[str] | None = field(
+        default=None, metadata={"help": "Only directions with one of these on either side (eng: English-centric)."}
+    )
     max_samples: int | None = field(default=None, metadata={"help": "Evaluate the first N examples only."})
     batch_size: int = field(default=8)
     num_beams: int = field(default=PAPER_DECODING["num_beams"])
@@ -113,6 +118,8 @@ def load_eval_examples(args: EvalArguments):
         dataset=args.dataset, train_manifest=args.manifest, dataset_path=args.dataset_path, data_dir=args.data_dir,
         directions=[] if args.dataset == "manifest" else args.directions, train_split=args.split,
         skip_invalid_rows=args.skip_invalid_rows, max_train_samples=args.max_samples,
+        source_languages=args.source_languages, target_languages=args.target_languages,
+        centre_languages=args.centre_languages,
     )
     if args.languages:
         data_args.languages = args.languages
