@@ -192,6 +192,20 @@ def language_code(code: str) -> str:
 MCAT_LANGUAGES: tuple[str, ...] = tuple(language_code(code) for code in MCAT_AUTHOR_CODES)
 
 
+def check_languages(languages) -> tuple[str, ...] | None:
+    """Registry codes of `languages` (any accepted identifiers) in order, duplicates dropped (`cmn` and `zho` are one
+    language); `None` stays `None`.
+
+    Raises:
+        ValueError: not a list of codes, or an unknown code (see `get_language`).
+    """
+    if languages is None:
+        return None
+    if isinstance(languages, str) or not isinstance(languages, (list, tuple)):
+        raise ValueError(f"languages must be a list of language codes (e.g. ['eng', 'deu']), got {languages!r}.")
+    return tuple(dict.fromkeys(get_language(code).code for code in languages))
+
+
 def check_model_language(code: str, languages) -> str:
     """The registry code of `code` if it is among `languages`, those a model was trained with.
 

@@ -1,16 +1,14 @@
 """Which translation directions a run reads: every ordered pair of its languages (FLEURS is n-way parallel: 70
 languages give MCAT's 4,830 directions), or the directions it names, narrowed by source, target and centre filters."""
 
-from ..languages import get_language
+from ..languages import check_languages
 
 
-def _codes(languages, name: str) -> list[str] | None:
-    """Registry codes of `languages` in order, duplicates dropped (`cmn` and `zho` are one language); `None` stays."""
-    if languages is None:
-        return None
-    if isinstance(languages, str) or not languages:
+def _codes(languages, name: str) -> tuple[str, ...] | None:
+    """Registry codes of `languages` (`check_languages`); `None` stays, an empty list is an error naming `name`."""
+    if languages is not None and not languages:
         raise ValueError(f"{name} must be a non-empty list of language codes (e.g. eng deu), got {languages!r}.")
-    return list(dict.fromkeys(get_language(code).code for code in languages))
+    return check_languages(languages)
 
 
 def filter_directions(

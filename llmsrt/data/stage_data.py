@@ -7,6 +7,7 @@ from pathlib import Path
 
 import datasets
 
+from ..languages import check_languages
 from .arguments import DATASETS, DataArguments
 from .clips import check_clips
 from .common_voice import load_common_voice
@@ -156,6 +157,21 @@ def _keep_translations(examples, report: DataReport):
     logger.warning("Translation stage: %d of %d examples have no translation and are left out.",
                    has_translation.count(False), len(has_translation))
     return examples.select([row for row, kept in enumerate(has_translation) if kept])
+
+
+def stage_languages(data_args: DataArguments, stage: str, examples) -> list[str]:
+    """The languages a stage trains with (registry codes): those of its examples (sources, and targets in a
+    translation stage); for streamed examples, those the arguments name (--directions, or --languages for a
+    manifest)."""
+    if isinstance(examples, datasets.Dataset):
+        codes = examples.unique("src_lang") + ([] if stage in TRANSCRIPT_STAGES else examples.unique("tgt_lang"))
+    elif data_args.dataset in ("manifest", "toy"):
+        codes = list(data_args.languages)
+    elif stage in TRANSCRIPT_STAGES:
+        codes = _sources(data_args)
+    else:
+        codes = [code for pair in _directions(data_args) for code in pair]
+    return list(check_languages([code for code in codes if code]))
 
 
 def example_texts(examples) -> list[str]:

@@ -16,7 +16,9 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
         return load_model(model_args.model_name_or_path)
     if model_args.whisper and model_args.llm:
         processor = LLMSRTProcessor.from_pretrained_parts(
-            model_args.whisper, model_args.llm, model_args.gguf_file, model_args.num_query_tokens
+            model_args.whisper, model_args.llm, model_args.gguf_file,
+            model_args.num_query_tokens // model_args.query_pooling_stride,  # the placeholders: pooled embeddings
+            language_tags=model_args.language_tags, prompt_layout=model_args.prompt_layout,
         )
         model = LLMSRTForConditionalGeneration.from_pretrained_parts(
             model_args.whisper,
@@ -25,6 +27,7 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             gguf_file=model_args.gguf_file,
             dtype=model_args.model_dtype,
             num_query_tokens=model_args.num_query_tokens,
+            **pooled_adapter_fields(model_args),
             qformer_config={"num_hidden_layers": model_args.qformer_num_layers},
             variable_length_encoding=model_args.variable_length_encoding,
             qformer_attends_padding=model_args.qformer_attends_padding,
@@ -48,9 +51,20 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
     )
 
 
+def pooled_adapter_fields(model_args: ModelArguments) -> dict:
+    """The config fields of MCAT's (v2.0) pooled adapter a recipe sets; none for v1.0's (what a config without them
+    builds)."""
+    fields = {}
+    if model_args.query_pooling_stride != 1:
+        fields["query_pooling_stride"] = model_args.query_pooling_stride
+    if model_args.adapter_hidden_size is not None:
+        fields["adapter_hidden_size"] = model_args.adapter_hidden_size
+    return fields
+
+
 def apply_lora_settings(model: LLMSRTForConditionalGeneration, model_args: ModelArguments) -> None:
     """Recipe LoRA settings override the model config's (they are saved with the model)."""
-    for name in ("lora_rank", "lora_alpha", "lora_target_modules"):
+    for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules"):
         value = getattr(model_args, name)
         if value is not None:
             setattr(model.config, name, value)
