@@ -14,13 +14,12 @@ Speed-up = v1.0-shaped time / v2.0-shaped time.
     python benchmarks/pooled_adapter_speed.py --preset paper       # whisper-large-v3 + Qwen2.5-3B sizes (GPU)
 """
 
-import argparse
 import json
 import statistics
 from pathlib import Path
 
 import torch
-from inference_vs_qwen2audio import AUDIO_TOKEN, PRESETS, PROMPT_TOKENS, timed
+from inference_vs_qwen2audio import AUDIO_TOKEN, PRESETS, PROMPT_TOKENS, speed_arguments, timed
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
 from llmsrt.inference.quantization import describe_cpu
@@ -87,7 +86,7 @@ def run(preset_name: str, seconds_list, batches, new_tokens: int, repeats: int, 
                     model.language_model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"],
                                          use_cache=True, logits_to_keep=1)
 
-                def audio(model=model):
+                def audio(model=model, features=features, mask=mask):
                     model.get_audio_features(features, mask)
 
                 cases.update({(name, "end_to_end"): end_to_end, (name, "llm_prefill"): prefill,
@@ -116,17 +115,7 @@ def run(preset_name: str, seconds_list, batches, new_tokens: int, repeats: int, 
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="base")
-    parser.add_argument("--seconds", type=float, nargs="+", default=[5.0])
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--new_tokens", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output", default=None, help="Write the rows as JSON here.")
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    args, device, dtype = speed_arguments(__doc__, [5.0], 20)
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else describe_cpu()
     print(f"{machine}; {dtype}", flush=True)
     torch.manual_seed(0)
