@@ -83,6 +83,65 @@ def check_language_id_languages(languages: list[str] | None) -> list[str] | None
     return codes
 
 
+class LLMSRTLanguageIdMixin:
+    """The spoken-language ID methods of `LLMSRTForConditionalGeneration`: a head over `config.language_id_languages`
+    (`language_id_head`, built by the model from its config), reading the frames of `encode_frames`."""
+
+    def add_language_id_head(self, languages: list[str]) -> LLMSRTLanguageIdHead:
+        """Give the model a new (untrained) spoken-language ID head over `languages`, recorded in the config so that
+        `save_pretrained` / `from_pretrained` keep it. Train it with `llmsrt.training.language_id`."""
+        languages = check_language_id_languages(languages)
+        self.config.language_id_languages = languages
+        head = LLMSRTLanguageIdHead(self.config.audio_config.d_model, len(languages))
+        self.language_id_head = head.to(self.audio_encoder.conv1.weight.device)
+        return self.language_id_head
+
+    @torch.no_grad()
+    def detect_language(
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor | None = None,
+        speech_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Probabilities of the spoken language of each clip over `config.language_id_languages`.
+
+        Args:
+            input_features: `(B, n_mels, T_mel)` log-mel features; input_features_mask: `(B, T_mel)`.
+            speech_mask: `(B, T_mel // 2)` 1 on the encoder frames to pool (the speech between leading and trailing
+                silence, `llmsrt.language_id.speech_frame_mask`); default: every real frame.
+
+        Returns:
+            `(B, len(config.language_id_languages))` probabilities (rows sum to 1).
+        """
+        if self.language_id_head is None:
+            raise ValueError(
+                "This model has no language-ID head (config.language_id_languages is None), so it cannot detect the "
+                "spoken language: pass the source language (e.g. src_lang='eng'), or train a head with "
+                "`python -m llmsrt.training.language_id` or train.py --language_id_head true."
+            )
+        return self.language_id_head(self.language_id_features(input_features, input_features_mask, speech_mask))\
+            .float().softmax(-1)
+
+    def language_id_features(
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor | None = None,
+        speech_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """What the language-ID head reads: `(B, 2 * D_audio)` mean and standard deviation of the encoder frames
+        that are real and inside `speech_mask` (arguments as `detect_language`; the encoder cache serves them)."""
+        frames, frame_mask = self.encode_frames(input_features, input_features_mask)
+        if speech_mask is not None:
+            speech_mask = speech_mask[:, : frames.shape[1]].to(frames.device)
+            frame_mask = speech_mask if frame_mask is None else frame_mask * speech_mask
+        return pooled_frames(frames, frame_mask)
+
+
 __all__ = [
-    "LLMSRTLanguageIdHead", "check_language_id_languages", "pooled_frames", "speech_frame_mask", "speech_interval"
+    "LLMSRTLanguageIdHead",
+    "LLMSRTLanguageIdMixin",
+    "check_language_id_languages",
+    "pooled_frames",
+    "speech_frame_mask",
+    "speech_interval",
 ]

@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..answer_decoding import PAPER_DECODING
 from ..data import CurriculumCollator, clip_waveform
 from ..data.schema import SAMPLING_RATE
 from ..inference.quantization import CPU_MODES, quantize_for_cpu
 from ..model_tools.audio_gain import audio_gain_on_examples
 from ..model_tools.language_id_features import language_id_accuracy
-from ..modeling_llmsrt import PAPER_DECODING
 from .metrics import METRIC_RULES, check_metric_rule, comet_scorer, require_spbleu
 from .report import (
     audio_gain_markdown,
