@@ -9,9 +9,14 @@ encoder pass, and its training reads the very encoder outputs that the curriculu
 (`llmsrt.training.language_id`). It is saved with the model (config field + `language_id_head.*` weights).
 """
 
+from collections import Counter, defaultdict
+
 import numpy as np
 import torch
 from torch import nn
+
+from .audio_utils import prepare_audio
+from .languages import language_code
 
 # Leading and trailing audio this far below the clip's peak is cut before pooling (training and inference alike):
 # a segment's padding or a clip's silent edges would otherwise shift the pooled statistics.
@@ -137,10 +142,65 @@ class LLMSRTLanguageIdMixin:
         return pooled_frames(frames, frame_mask)
 
 
+# What fitting the head (`llmsrt.training.language_id`) and scoring it (`eval.py`) read.
+
+
+@torch.no_grad()
+def pooled_features(model, processor, examples, batch_size: int = 16) -> tuple[torch.Tensor, list[str]]:
+    """`(N, 2 * D_audio)` pooled encoder frames of every example's speech (clips at most the encoder window long;
+    `processor.language_id_inputs`, through the model's encoder cache when one is enabled) and their `src_lang`
+    codes."""
+    features, languages, waveforms = [], [], []
+
+    def flush():
+        inputs = processor.language_id_inputs(waveforms)
+        device = model.audio_encoder.conv1.weight.device
+        features.append(model.language_id_features(**{name: value.to(device) for name, value in inputs.items()}).cpu())
+        waveforms.clear()
+
+    for example in examples:
+        waveforms.append(prepare_audio(example["audio"], None, processor.sampling_rate, processor.max_audio_seconds,
+                                       name=f"clip {example.get('id')}"))
+        languages.append(language_code(example["src_lang"]))
+        if len(waveforms) == batch_size:
+            flush()
+    if waveforms:
+        flush()
+    if not features:
+        raise ValueError("No examples to compute language-ID features from.")
+    return torch.cat(features), languages
+
+
+def accuracy_by_language(predicted: list[str], gold: list[str]) -> dict:
+    """`{"accuracy", "examples", "per_language": {code: {"accuracy", "examples"}}}`."""
+    hits, counts = defaultdict(int), Counter(gold)
+    for guess, truth in zip(predicted, gold):
+        hits[truth] += guess == truth
+    return {
+        "accuracy": sum(hits.values()) / max(1, len(gold)),
+        "examples": len(gold),
+        "per_language": {
+            code: {"accuracy": hits[code] / count, "examples": count} for code, count in sorted(counts.items())
+        },
+    }
+
+
+@torch.no_grad()
+def language_id_accuracy(model, processor, examples, batch_size: int = 16) -> dict:
+    """Accuracy of the model's head on `examples` (their `src_lang`), overall and per language."""
+    features, gold = pooled_features(model, processor, examples, batch_size)
+    head = model.language_id_head
+    logits = head(features.to(head.classifier.weight.device))
+    predicted = [model.config.language_id_languages[int(i)] for i in logits.argmax(-1)]
+    return accuracy_by_language(predicted, gold)
+
 __all__ = [
     "LLMSRTLanguageIdHead",
     "LLMSRTLanguageIdMixin",
+    "accuracy_by_language",
     "check_language_id_languages",
+    "language_id_accuracy",
+    "pooled_features",
     "pooled_frames",
     "speech_frame_mask",
     "speech_interval",

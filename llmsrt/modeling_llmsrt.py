@@ -177,7 +177,7 @@ class LLMSRTForConditionalGeneration(
     """Speech in, text out: transcription, translation or both, selected by the prompt's language tags.
 
     The Whisper encoder is frozen (no gradients, eval mode) in every state of the model, including after
-    `from_pretrained`; train the adapter directly and the LLM through LoRA (`llmsrt.model_tools.lora`).
+    `from_pretrained`; train the adapter directly and the LLM through LoRA (`llmsrt.lora`).
 
     State besides the weights: `encoder_cache` (`None`, or an `EncoderCache` that serves the frozen encoder's
     outputs: set it for a block with `using_encoder_cache`) and `compiled_decode_step` (`None`, or the compiled LLM

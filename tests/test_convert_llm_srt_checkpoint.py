@@ -336,8 +336,7 @@ def test_the_paper_recipe_builds_a_model_that_reads_the_window_as_a_converted_fo
 
 def test_a_qqm_file_or_an_unknown_query_count_is_refused_unless_the_projector_is_named(parts, tmp_path):
     qqm = Reference(parts, hidden=40, with_lora=False, queries=150, pool=5).save_single_file(tmp_path / "mcat.pt")
-    with pytest.raises(ValueError, match=r"holds 150 queries of width 48: the query count of the authors' `qqm` "
-                                         r"projector.*--projector q-former"):
+    with pytest.raises(ValueError, match=r"holds 150 queries.*`qqm`.*--projector q-former"):
         _convert(qqm, parts, tmp_path / "a")
     odd = Reference(parts, with_lora=False, queries=12).save_single_file(tmp_path / "odd.pt")
     with pytest.raises(ValueError, match=r"holds 12 queries.*layout is unknown.*--projector q-former"):

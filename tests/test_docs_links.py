@@ -1,5 +1,5 @@
-"""Every relative link of README.md and docs/ reaches a file that exists and, with an anchor, a heading of that file
-(GitHub's heading ids)."""
+"""Every relative link of README.md, CHANGELOG.md and docs/ reaches a file that exists and, with an anchor, a
+heading of that file (GitHub's heading ids)."""
 
 import re
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^(```|~~~)")
 

@@ -14,7 +14,7 @@ from sacrebleu.tokenizers import tokenizer_spm
 
 from llmsrt.evaluation import EvalArguments, write_report
 from llmsrt.evaluation.metrics import bleu_tokenizer, flores200_model_path, require_spbleu
-from llmsrt.evaluation.report import PUBLISHED_MCAT_LARGE, read_reference
+from llmsrt.evaluation.result_tables import PUBLISHED_MCAT_LARGE, read_reference
 from llmsrt.evaluation.scoring import score_records
 from llmsrt.languages import MCAT_AUTHOR_CODES, MCAT_LANGUAGES
 

@@ -1,4 +1,3 @@
-import json
 
 import pytest
 import torch
@@ -33,22 +32,6 @@ def test_config_composes_sub_configs_and_round_trips(tmp_path):
 
     from_objects = LLMSRTConfig(audio_config=WhisperConfig(d_model=64), text_config=Qwen2Config(hidden_size=3584))
     assert from_objects.qformer_config.encoder_hidden_size == 64 and from_objects.adapter_hidden_size == 2560
-
-
-def test_a_saved_config_with_removed_fields_still_loads(tmp_path):
-    LLMSRTConfig(num_query_tokens=4).save_pretrained(tmp_path)
-    saved = json.loads((tmp_path / "config.json").read_text())
-    # As an earlier version saved them: both fields changed nothing the saved model computes.
-    (tmp_path / "config.json").write_text(json.dumps({**saved, "adapter_norm_init": "embedding",
-                                                      "query_self_attention_window": None}))
-    config = LLMSRTConfig.from_pretrained(tmp_path)
-    assert config.num_query_tokens == 4 and not hasattr(config, "adapter_norm_init")
-    config.save_pretrained(tmp_path / "again")
-    assert "query_self_attention_window" not in (tmp_path / "again" / "config.json").read_text()
-    # A banded self-attention did change it: an error, not a model that silently reads speech another way.
-    (tmp_path / "config.json").write_text(json.dumps({**saved, "query_self_attention_window": 1}))
-    with pytest.raises(ValueError, match="query_self_attention_window=1.*removed from llmsrt.*c359bb1"):
-        LLMSRTConfig.from_pretrained(tmp_path)
 
 
 def test_adapter_mlp_follows_llm_width():

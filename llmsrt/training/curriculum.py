@@ -20,7 +20,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..data import AlignmentCollator, CurriculumCollator
 from ..data.stage_data import StageData, example_texts, load_stage_data, stage_languages
 from ..encoder_cache import fingerprint
-from ..model_tools.lora import merge_lora
+from ..lora import merge_lora
 from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .audio_gain_info import audio_gain_info

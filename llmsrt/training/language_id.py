@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from ..model_tools.language_id_features import accuracy_by_language, language_id_accuracy, pooled_features
+from ..language_id import accuracy_by_language, language_id_accuracy, pooled_features
 
 logger = logging.getLogger(__name__)
 

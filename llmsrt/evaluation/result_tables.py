@@ -14,8 +14,6 @@ from ..languages import language_code  # noqa: E402
 from .scoring import _mean  # noqa: E402
 
 REFERENCE = Path(__file__).with_name("reference")
-# LLM-SRT v1.0 (Qwen2.5-3B, the ACL paper's table): src,tgt,bleu,spbleu,comet over 210 FLEURS directions.
-PUBLISHED_3B = REFERENCE / "llm-srt-qwen2.5-3b-fleurs-210.csv"
 # MCAT v2.0 (mcat-large, Gemma-3-27B): the authors' `evaluation/srt_large_27b_fleurs_s2tt_70_69.csv` as published
 # (`yxduir/m2m-70` at a15ce87): idx,iso3,spbleu,comet over the 4,830 FLEURS directions, iso3 = `src_tgt` in MCAT's
 # codes (cmn for Mandarin).
