@@ -126,13 +126,18 @@ class PromptBuilder:
         """The languages the model was trained with: `languages`, or v1.0's 15 where the folder did not record them."""
         return self.languages if self.languages is not None else PAPER_LANGUAGES
 
-    def tag(self, language: str) -> str:
-        """The tag written for a language: `<|code|>` (ISO 639-3), or the tag code `language_tags` gives it.
+    def language(self, language: str) -> str:
+        """The registry code of `language` (any identifier `get_language` accepts, MCAT's codes included).
 
         Raises:
             ValueError: the language is unknown, or not one the model was trained with (the message lists those).
         """
-        code = check_model_language(language, self.model_languages)
+        return check_model_language(language, self.model_languages)
+
+    def tag(self, language: str) -> str:
+        """The tag written for a language (`language` checked as `language()` checks it): `<|code|>` (ISO 639-3), or
+        the tag code `language_tags` gives it."""
+        code = self.language(language)
         return f"<|{(self.language_tags or {}).get(code, code)}|>"
 
     def instruction(
