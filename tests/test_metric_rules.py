@@ -128,3 +128,15 @@ def test_the_published_mcat_table_is_the_reference_of_v2(local_flores200, tmp_pa
     with pytest.raises(ValueError, match="no bleu column .*idx, iso3, spbleu, comet"):
         v1.check_scoring()
     assert json.loads((tmp_path / "results.json").read_text())["settings"]["metric_rule"] == "v2"
+
+
+def test_a_model_card_reports_the_rules_bleu(local_flores200, tmp_path):
+    from llmsrt.hub.card import eval_results
+
+    args = EvalArguments(model="unused", output_dir=str(tmp_path), comet_model="none", metric_rule="v2")
+    results = write_report(RECORDS, tmp_path, args)
+    entries = eval_results(results, "FLEURS", "google/fleurs")
+    assert {entry.metric_type for entry in entries} == {"spbleu", "chrf++"}
+    zho = next(entry for entry in entries if entry.dataset_config == "eng-zho")
+    assert zho.metric_name == "spBLEU eng-zho"
+    assert zho.metric_value == round(results["directions"]["eng-zho"]["spbleu"], 2)
