@@ -176,14 +176,13 @@ def test_mcat_recipe_parses_into_the_v2_setup():
     """recipes/mcat-gemma3-27b-fleurs70.yaml: MCAT's adapter, LoRA, prompt and tags, and FLEURS' 4,830 directions."""
     from llmsrt.data.stage_data import _directions
     from llmsrt.languages import MCAT_AUTHOR_CODES, MCAT_CODES, MCAT_LANGUAGES
-    from llmsrt.training.model_setup import pooled_adapter_fields
 
     recipe = str(ROOT / "recipes" / "mcat-gemma3-27b-fleurs70.yaml")
     model_args, data_args, _, training, stages = parse_train_args([recipe, "--bf16", "false"])  # no GPU here
     assert (model_args.whisper, model_args.llm) == ("openai/whisper-large-v3", "google/gemma-3-27b-it")
     assert (model_args.num_query_tokens, model_args.query_pooling_stride, model_args.qformer_num_layers) == (150, 5, 8)
-    assert pooled_adapter_fields(model_args) == {"query_pooling_stride": 5, "adapter_hidden_size": 2560}
-    assert model_args.qformer_attends_padding and model_args.prompt_layout == ["audio", "bos", "instruction"]
+    assert (model_args.query_pooling_stride, model_args.adapter_hidden_size) == (5, 2560)
+    assert model_args.qformer_attends_padding
     assert (model_args.lora_rank, model_args.lora_alpha, model_args.lora_dropout) == (16, 32, 0.05)
     assert model_args.lora_target_modules == ["q_proj", "v_proj"] and model_args.language_tags == MCAT_CODES
     assert data_args.dataset == "fleurs" and data_args.languages == list(MCAT_AUTHOR_CODES)
@@ -199,15 +198,16 @@ def test_mcat_recipe_parses_into_the_v2_setup():
 
 
 def test_a_trained_folder_records_its_languages(tmp_path):
-    """The toy set's three languages, and no other: the folder's processor refuses a fourth with the list."""
+    """The toy set's three languages, and no other: the folder's processor refuses a fourth with the list; a new
+    model's tags come from --language_tags."""
     from helpers import make_clip
 
     from llmsrt import LLMSRTProcessor
 
     main([RECIPE, "--stage", "asr", "--max_steps", "1", "--save_strategy", "no", "--output_dir", str(tmp_path),
-          "--disable_tqdm", "true"])
+          "--disable_tqdm", "true", "--language_tags", '{"deu": "ger"}'])
     saved = json.loads((tmp_path / "asr" / "processor_config.json").read_text())
-    assert saved["languages"] == ["eng", "deu", "fra"]
+    assert saved["languages"] == ["eng", "deu", "fra"] and saved["language_tags"] == {"deu": "ger"}
     processor = LLMSRTProcessor.from_pretrained(tmp_path / "asr")
     with pytest.raises(ValueError, match=r"'spa' \(Spanish\)\. Its 3 languages: eng, deu, fra"):
         processor(audio=make_clip(0.5, 1), src_lang="spa", task="asr")

@@ -32,31 +32,18 @@ class ModelArguments:
     tiny_model: bool = field(
         default=False, metadata={"help": "Build a tiny random model (tokenizer trained on the data): smoke tests."}
     )
-    num_query_tokens: int = field(
-        default=80, metadata={"help": "A new adapter's Q-Former queries (v1.0: 80; MCAT, v2.0: 150)."}
-    )
+    num_query_tokens: int = field(default=80, metadata={"help": "Learnable queries of a new adapter (v1.0: 80)."})
     query_pooling_stride: int = field(
         default=1,
-        metadata={"help": "A new adapter mean-pools consecutive groups of this many query outputs: every clip becomes "
-                          "num_query_tokens // query_pooling_stride LLM embeddings (v1.0: 1, 80 embeddings; MCAT: 5, "
-                          "150 -> 30)."},
+        metadata={"help": "A new adapter mean-pools its Q-Former outputs over this many consecutive queries: "
+                          "num_query_tokens // stride audio embeddings per clip (MCAT: 150 queries by 5 -> 30)."},
     )
     adapter_hidden_size: int | None = field(
         default=None,
-        metadata={"help": "Hidden width of a new adapter's MLP (default: the v1.0 rule from the LLM width; MCAT: "
-                          "2560 whatever the width; 0: one Linear)."},
+        metadata={"help": "Hidden width of a new adapter's MLP (MCAT: 2560; default: the v1.0 paper's rule from the "
+                          "LLM width; 0: one Linear)."},
     )
     qformer_num_layers: int = field(default=8, metadata={"help": "Q-Former layers of a new adapter."})
-    language_tags: dict | str | None = field(
-        default=None,
-        metadata={"help": "A new model's tag codes where they are not the ISO 639-3 code, as JSON: MCAT writes "
-                          '{"zho": "cmn", "aze": "azj", "nep": "npi", "fil": "tgl"} (llmsrt.languages.MCAT_CODES).'},
-    )
-    prompt_layout: list[str] | None = field(
-        default=None,
-        metadata={"help": "A new model's prompt order: audio instruction (default, v1.0 on Qwen2.5) or audio bos "
-                          "instruction (BOS after the audio: MCAT on Gemma-3)."},
-    )
     variable_length_encoding: bool = field(
         default=False,
         metadata={"help": "A new model encodes each clip at its own length, not the 30-s window (faster; see README)."},
@@ -76,6 +63,11 @@ class ModelArguments:
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
     lora_dropout: float | None = field(
         default=None, metadata={"help": "LoRA dropout (default: the config's, 0.05)."}
+    )
+    language_tags: dict | str | None = field(
+        default=None,
+        metadata={"help": "A new model's tag codes where they are not the ISO 639-3 code, as JSON: MCAT writes "
+                          '{"zho": "cmn", "aze": "azj", "nep": "npi", "fil": "tgl"} (llmsrt.languages.MCAT_CODES).'},
     )
     lora_target_modules: list[str] | None = field(
         default=None, metadata={"help": "LLM modules LoRA wraps (default: the config's, q_proj v_proj)."}

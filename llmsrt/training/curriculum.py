@@ -30,6 +30,7 @@ from .model_setup import (
     build_initial_model,
     configure_trainable,
     load_model,
+    start_new_processor,
     trainable_parameter_names,
 )
 from .plots import save_loss_plot
@@ -220,7 +221,7 @@ def run_curriculum(
                 model_args, example_texts(train_data.examples) if train_data is not None else None
             )
             if not model_args.model_name_or_path:
-                processor.languages = []  # a new model: trained with the languages of its stages only
+                start_new_processor(processor, model_args)
         apply_lora_settings(model, model_args)
         finished[stage] = run_stage(
             stage, model, processor, settings[stage], data_args, curriculum_args, training_args, single_stage,

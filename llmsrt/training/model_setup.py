@@ -5,6 +5,7 @@ import logging
 from ..lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
+from ..prompt_builder import check_language_tags
 from .arguments import ModelArguments
 
 logger = logging.getLogger(__name__)
@@ -17,8 +18,7 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
     if model_args.whisper and model_args.llm:
         processor = LLMSRTProcessor.from_pretrained_parts(
             model_args.whisper, model_args.llm, model_args.gguf_file,
-            model_args.num_query_tokens // model_args.query_pooling_stride,  # the placeholders: pooled embeddings
-            language_tags=model_args.language_tags, prompt_layout=model_args.prompt_layout,
+            model_args.num_query_tokens // model_args.query_pooling_stride,
         )
         model = LLMSRTForConditionalGeneration.from_pretrained_parts(
             model_args.whisper,
@@ -27,7 +27,8 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             gguf_file=model_args.gguf_file,
             dtype=model_args.model_dtype,
             num_query_tokens=model_args.num_query_tokens,
-            **pooled_adapter_fields(model_args),
+            query_pooling_stride=model_args.query_pooling_stride,
+            adapter_hidden_size=model_args.adapter_hidden_size,
             qformer_config={"num_hidden_layers": model_args.qformer_num_layers},
             variable_length_encoding=model_args.variable_length_encoding,
             qformer_attends_padding=model_args.qformer_attends_padding,
@@ -51,15 +52,11 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
     )
 
 
-def pooled_adapter_fields(model_args: ModelArguments) -> dict:
-    """The config fields of MCAT's (v2.0) pooled adapter a recipe sets; none for v1.0's (what a config without them
-    builds)."""
-    fields = {}
-    if model_args.query_pooling_stride != 1:
-        fields["query_pooling_stride"] = model_args.query_pooling_stride
-    if model_args.adapter_hidden_size is not None:
-        fields["adapter_hidden_size"] = model_args.adapter_hidden_size
-    return fields
+def start_new_processor(processor: LLMSRTProcessor, model_args: ModelArguments) -> None:
+    """A new model's processor: no languages until its stages train some, and the recipe's `language_tags`."""
+    processor.languages = []
+    if model_args.language_tags:
+        processor.language_tags = check_language_tags(model_args.language_tags)
 
 
 def apply_lora_settings(model: LLMSRTForConditionalGeneration, model_args: ModelArguments) -> None:
