@@ -15,7 +15,7 @@ setup(
     package_dir={"llmsrt.model_cards": "model_cards"},
     include_package_data=True,
     package_data={
-        "llmsrt": ["metrics/*/*.py", "evaluation/reference/*.csv", "demo/*.tsv"],
+        "llmsrt": ["evaluation/speech_translation/*.py", "evaluation/reference/*.csv", "demo/*.tsv"],
         "llmsrt.model_cards": ["*.md"],
     },
     install_requires=[
@@ -72,7 +72,7 @@ setup(
             "llmsrt-app = llmsrt.inference.app:main",
             "llmsrt-convert = llmsrt.conversion.convert_llm_srt_checkpoint:main",
             "llmsrt-convert-ctranslate2-whisper = llmsrt.conversion.convert_ctranslate2_whisper_to_hf:main",
-            "llmsrt-inspect = llmsrt.data.inspect:main",
+            "llmsrt-inspect = llmsrt.data.inspect_stage:main",
             "llmsrt-hub = llmsrt.hub.__main__:main",
             "llmsrt-train = llmsrt.commands:train",
             "llmsrt-eval = llmsrt.commands:evaluate",

@@ -1,15 +1,19 @@
 """Language registry: ISO 639-3 codes, names, scripts and per-language conventions.
 
 The 15 languages of the LLM-SRT paper come first; every other FLEURS language follows. Codes are the
-minimalist tags of the method (`<|eng|>`), so the registry is the single source of truth for which tags exist.
+minimalist tags of the method (`<|eng|>`, written by `llmsrt.prompt_builder`), so the registry is the single source
+of truth for which tags exist.
 """
 
 from dataclasses import dataclass
 
 # Languages whose BLEU is computed with sacrebleu's `char` tokenizer (the paper's rule).
 CHAR_BLEU_LANGUAGES = frozenset({"tha", "jpn", "kor", "zho", "yue", "lao", "mya"})
-# Languages scored with CER instead of WER on the transcription (written without spaces between words).
-CER_LANGUAGES = frozenset({"jpn", "kor", "tha", "zho", "yue", "lao", "mya", "khm"})
+# Languages written without spaces between words (the pipeline joins their segments without one).
+UNSPACED_LANGUAGES = frozenset({"zho", "yue", "jpn", "tha", "lao", "khm", "mya"})
+# Languages scored with CER instead of WER on the transcription: the unspaced ones, and Korean (spaced, but its
+# words are long syllable blocks, so WER is scored on characters by convention).
+CER_LANGUAGES = UNSPACED_LANGUAGES | {"kor"}
 
 
 @dataclass(frozen=True)
@@ -21,10 +25,6 @@ class Language:
     script: str
     fleurs: str
     whisper: str | None
-
-    @property
-    def tag(self) -> str:
-        return f"<|{self.code}|>"
 
     @property
     def bleu_tokenizer(self) -> str:

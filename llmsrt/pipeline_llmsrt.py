@@ -7,19 +7,16 @@ import itertools
 import types
 
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .audio_utils import audio_duration, needs_ffmpeg, prepare_audio, stream_audio
 from .encoder_cache import MemoryEncoderCache
-from .languages import language_code
+from .languages import UNSPACED_LANGUAGES, language_code
+from .processing_llmsrt import one_per_clip, pad_rows
 from .segmentation import LongFormOptions, split_on_pauses
 from .vad import has_speech
-
-# Languages written without spaces between words: their segments are joined without one.
-UNSPACED_LANGUAGES = ("zho", "yue", "jpn", "tha", "lao", "khm", "mya")
 
 
 def _join(texts: list[str], language: str | None) -> str:
@@ -34,12 +31,10 @@ METADATA = ("task", *PER_CLIP)  # what postprocessing needs besides the generate
 def _collate_clips(items: list[dict], pad_token_id: int) -> dict:
     """Batch preprocessed clips: prompts `(1, L_i)` padded on the left to the longest (as the processor pads for
     generation), features `(1, n_mels, T_mel)` stacked, metadata as lists."""
-    length = max(item["input_ids"].shape[1] for item in items)
-
-    def left_pad(key: str, value: int) -> torch.Tensor:
-        return torch.cat([F.pad(item[key], (length - item[key].shape[1], 0), value=value) for item in items])
-
-    batch = {"input_ids": left_pad("input_ids", pad_token_id), "attention_mask": left_pad("attention_mask", 0)}
+    batch = {
+        "input_ids": pad_rows([item["input_ids"][0] for item in items], pad_token_id, "left"),
+        "attention_mask": pad_rows([item["attention_mask"][0] for item in items], 0, "left"),
+    }
     for key in ("input_features", "input_features_mask"):
         batch[key] = torch.cat([item[key] for item in items])
     for key in METADATA:
@@ -119,8 +114,7 @@ class SpeechTranslationPipeline(Pipeline):
         single = not isinstance(inputs, (list, tuple))
         clips = [inputs] if single else list(inputs)
         for name, value in per_clip.items():
-            if isinstance(value, (list, tuple)) and len(value) != len(clips):
-                raise ValueError(f"{name} has {len(value)} entries for {len(clips)} clip(s): give one or one per clip.")
+            one_per_clip(value, len(clips), name)  # a ValueError where a list does not hold one value per clip
         items = [self._item(clip, index, per_clip) for index, clip in enumerate(clips)]
         for item in items:
             item["src_lang"] = self._source_language(item["src_lang"])
@@ -151,14 +145,11 @@ class SpeechTranslationPipeline(Pipeline):
         """While languages are detected, the encoder's outputs for the clips are kept in memory until generation
         reads them: each clip is encoded once (the head reads the same log-mel features as generation). A model
         with its own encoder cache keeps using it."""
-        if not detecting or getattr(self.model, "encoder_cache", None) is not None:
+        if not detecting or self.model.encoder_cache is not None:
             yield
             return
-        self.model.encoder_cache = MemoryEncoderCache()
-        try:
+        with self.model.using_encoder_cache(MemoryEncoderCache()):
             yield
-        finally:
-            self.model.encoder_cache = None
 
     def _source_language(self, src_lang):
         """`None` -> `"auto"` where the model has a language-ID head; `"auto"` without one is an error."""
@@ -332,8 +323,7 @@ class SpeechTranslationPipeline(Pipeline):
             self._detect_clip_languages([item], 1)
             yield item
         for name, value in per_clip.items():
-            if isinstance(value, (list, tuple)) and len(value) != count:
-                raise ValueError(f"{name} has {len(value)} entries for {count} clip(s): give one or one per clip.")
+            one_per_clip(value, count, name)
 
     def preprocess(self, item: dict, task: str = "srt") -> dict:
         """One clip: its audio read and resampled, its log-mel features and its prompt ids (all in the processor),

@@ -141,11 +141,11 @@ def test_the_head_reads_the_encoder_outputs_a_training_run_cached(voices, tmp_pa
 
     train, _ = voices
     model, processor = build_tiny_model_and_processor(CORPUS)
-    model.eval().enable_encoder_cache(tmp_path / "cache")
     examples = [{**row, "transcript": "x"} for row in train[::12]]  # 12 clips, all three languages
-    for start in range(0, len(examples), 4):
-        batch = CurriculumCollator(processor, task="asr")(examples[start:start + 4])
-        model.encode_frames(batch["input_features"], batch["input_features_mask"])
+    with model.eval().using_encoder_cache(model.disk_encoder_cache(tmp_path / "cache")):
+        for start in range(0, len(examples), 4):
+            batch = CurriculumCollator(processor, task="asr")(examples[start:start + 4])
+            model.encode_frames(batch["input_features"], batch["input_features_mask"])
     entries = sorted(path.name for path in (tmp_path / "cache").rglob("*.safetensors"))
     assert len(entries) == 12
     notes = train_language_id_head(model, processor, examples, encoder_cache_dir=tmp_path / "cache")

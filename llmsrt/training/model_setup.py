@@ -2,7 +2,7 @@
 
 import logging
 
-from ..model_tools.lora import add_lora
+from ..lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
 from .arguments import ModelArguments

@@ -6,7 +6,7 @@ import shutil
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
-from ..model_tools.audio_gain import first_answer_logit
+from ..diagnostics.audio_gain import first_answer_logit
 
 STAGING_DIR = ".staging"
 
