@@ -68,10 +68,8 @@ def load(args):
 
 
 def answer_tokens(processor, rows) -> int:
-    from llmsrt.processing_llmsrt import format_answer
-
-    lengths = [len(processor.tokenizer(format_answer("srt", "eng", "deu", row["eng"], row["deu"]))["input_ids"]) + 1
-               for row in rows]
+    answers = [processor.prompt_builder.answer("srt", "eng", "deu", row["eng"], row["deu"]) for row in rows]
+    lengths = [len(processor.tokenizer(answer)["input_ids"]) + 1 for answer in answers]
     return int(np.median(lengths))
 
 
@@ -194,6 +192,8 @@ def main(argv=None) -> None:
                             str(work / "offline-talk.txt"), "--hypothesis_format", "text", "--lang", "de"]),
         "rtf_clips": round(clips_compute / clip_seconds, 3), "rtf_talk": round(talk_compute / talk_seconds, 3)})
 
+    print(f"offline done (RTF clips {clips_compute / clip_seconds:.2f}, talk {talk_compute / talk_seconds:.2f})",
+          file=sys.stderr, flush=True)
     for chunk in args.chunks:
         clip_runs = [run_live(translator, row["audio"], chunk, generate_kwargs) for row in rows]
         talk_run = run_live(translator, talk, chunk, generate_kwargs)
@@ -211,6 +211,7 @@ def main(argv=None) -> None:
                                 "--lang", "de"]),
             "rtf_clips": round(sum(run["compute"] for run in clip_runs) / clip_seconds, 3),
             "rtf_talk": round(talk_run["compute"] / talk_seconds, 3)})
+        print(f"chunk {chunk} s done: {results['rows'][-1]}", file=sys.stderr, flush=True)
     results["load_average"] = {"before": [round(x, 2) for x in load_before],
                                "after": [round(x, 2) for x in os.getloadavg()]}
 
