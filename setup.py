@@ -59,8 +59,8 @@ setup(
         "comet": ["unbabel-comet>=2.2"],
         # The web demo (python -m llmsrt.inference.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
-        "video": ["av>=12"],
-        "live": ["sounddevice>=0.5"],  # microphone capture for `llmsrt-translate --live` (PortAudio)  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
+        "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
+        "live": ["sounddevice>=0.5"],  # microphone capture for `llmsrt-translate --live` (PortAudio)
         # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
         # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
         "vllm": ["vllm>=0.32"],

@@ -219,8 +219,8 @@ class LLMSRTStorageMixin:
         return cls._assemble(config, whisper_model, language_model)
 
     def changed_state_dict(self) -> dict[str, torch.Tensor]:
-        """The tensors that differ from the pretrained parts named in the config (always the whole speech adapter):
-        what a changes-only folder stores. Rebuilds the parts once to compare (about one more model in memory)."""
+        """The tensors that differ from the pretrained parts named in the config (always the whole speech adapter and
+        language-ID head, which no part has): what a changes-only folder stores. Rebuilds the parts once to compare (about one more model in memory)."""
         base = type(self)._from_recorded_parts(copy.deepcopy(self.config), self.language_model.dtype).state_dict()
         changed = {}
         for name, tensor in self.state_dict().items():
@@ -232,7 +232,7 @@ class LLMSRTStorageMixin:
                     f"(found {found}): this model cannot be stored as changes on top of them; save a complete "
                     "folder (`changed_only=False`)."
                 )
-            if name.startswith("speech_adapter.") or not torch.equal(tensor, reference):
+            if name.startswith(("speech_adapter.", "language_id_head.")) or not torch.equal(tensor, reference):
                 changed[name] = tensor
         return changed
 

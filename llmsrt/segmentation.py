@@ -172,7 +172,8 @@ class PauseSegmenter:
         closed = []
         if complete > self.frame:
             offset = self.frame * self.hop - self.buffer_start
-            closed = self._process(self.buffer[offset : offset + (complete - self.frame) * self.hop].reshape(-1, self.hop))
+            frames = self.buffer[offset : offset + (complete - self.frame) * self.hop].reshape(-1, self.hop)
+            closed = self._process(frames)
         # Keep the open region and the context before it, or the last `pad` of audio when none is open.
         keep_from = max(((self.start if self.start is not None else self.frame) - self.pad_frames) * self.hop,
                         self.buffer_start)

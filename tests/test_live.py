@@ -55,7 +55,7 @@ def test_finals_equal_the_offline_segments_and_come_in_order(translator, talk):
     events = list(live(translator, chunk_seconds=0.5).stream(in_chunks(waveform, seed=1)))
     expected = [(*chunk["timestamp"], chunk["transcription"], chunk["translation"]) for chunk in offline]
     assert finals(events) == expected and len(expected) == len(spans)
-    assert len({text for _, _, text, _ in expected}) > 1  # the texts depend on the audio: the comparison means something
+    assert len({text for _, _, text, _ in expected}) > 1  # texts that depend on the audio: the comparison means much
     for (start, end, *_), (true_start, true_end) in zip(finals(events), spans):
         assert abs(start - true_start) <= TOLERANCE and abs(end - true_end) <= TOLERANCE
     # Events in the order of the audio: emitted times never go back, a final is emitted after its audio ends, and

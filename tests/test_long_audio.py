@@ -12,8 +12,8 @@ from helpers import SAMPLING_RATE, make_clip
 from speech_helpers import ANSWER, GREEDY, recording_with_pauses, spoken_utterances, tiny_model_that_answers
 from transformers import pipeline
 
-from llmsrt.inference.translate import main as translate_main
 from llmsrt.audio_utils import stream_audio
+from llmsrt.inference.translate import main as translate_main
 from llmsrt.segmentation import split_on_pauses
 
 TOLERANCE = 0.5  # seconds between a segment boundary and the true pause

@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..audio_utils import stream_audio
 from .live import LiveEvent, LiveTranslator
 from .subtitles import write_subtitles

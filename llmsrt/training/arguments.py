@@ -62,7 +62,8 @@ class ModelArguments:
     lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default: the model config's, 8)."})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
     lora_dropout: float | None = field(
-        default=None, metadata={"help": "LoRA dropout (default: the config's, 0.05)."}
+        default=None, metadata={"help": "LoRA dropout (default: the config's, 0.05); 0 makes runs with different "
+                                        "numbers of processes comparable step by step."}
     )
     language_tags: dict | str | None = field(
         default=None,

@@ -133,7 +133,8 @@ def run_stage(
         logger.info("Stage %s trains %d tensors (%s)", stage, len(trainable), ", ".join(settings["train"]))
         resume_from = resume_point(training_args, stage_args, single_stage)
         trainer.train(resume_from_checkpoint=resume_from)
-        final_model = merge_lora(unwrap_alignment(trainer.model))
+        final_model = merge_lora(unwrap_alignment(trainer.trained_model()))
+    final_model.encoder_cache = None  # the block's cache ends with it (FSDP's gathered copy was made inside it)
     if curriculum_args.language_id_head and final_model.language_id_head is None:
         # later stages inherit the head from this stage's folder
         stage_notes["language_id"] = train_language_id_head(
