@@ -42,7 +42,8 @@ from transformers import Blip2QFormerConfig
 from ..configuration_llmsrt import paper_adapter_hidden_size
 from ..hub.card import render_model_card
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
-from ..processing_llmsrt import LLMSRTProcessor, check_language_tags, language_tag
+from ..processing_llmsrt import LLMSRTProcessor
+from ..prompt_builder import PromptBuilder, check_language_tags
 
 logger = logging.getLogger(__name__)
 
@@ -408,7 +409,8 @@ def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str,
     if contents.text_branch_keys:
         dropped = (f"{len(contents.text_branch_keys)} Q-Former text-branch tensors "
                    "(qformer.encoder.layer.N.intermediate.* / output.*: unused by the queries)")
-    tags = ", ".join(f"{code} -> {language_tag(code, language_tags)}" for code in sorted(language_tags or {}))
+    builder = PromptBuilder(language_tags=language_tags)
+    tags = ", ".join(f"{code} -> {builder.tag(code)}" for code in sorted(language_tags or {}))
     lines = [
         f"files: {', '.join(contents.files)}",
         (f"speech adapter: {len(contents.adapter)} tensors (encoder_projector.*, {'/'.join(dtypes)}), "
