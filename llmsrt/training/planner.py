@@ -69,7 +69,7 @@ def stage_shape(stage: str, batch: int, audio_frames: int, audio_tokens: int, pr
 def part_config(name: str | dict | None, given: dict | None = None):
     """The config of a pretrained part and where it came from: a dict given in the recipe's `plan:` block, a local
     folder's config.json, the Hugging Face cache (offline), or llmsrt's table of known shapes."""
-    from transformers import AutoConfig, CONFIG_MAPPING
+    from transformers import CONFIG_MAPPING, AutoConfig
 
     if given is not None:
         fields = dict(given)
