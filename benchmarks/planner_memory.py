@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peak_memory import PeakMemory  # noqa: E402
 
 from llmsrt.data import CurriculumCollator, load_manifest, write_manifest  # noqa: E402
+from llmsrt.diagnostics.audio_gain import first_answer_logit  # noqa: E402
 from llmsrt.inference.quantization import describe_cpu  # noqa: E402
-from llmsrt.model_tools.audio_gain import first_answer_logit  # noqa: E402
 from llmsrt.training import LLMSRTTrainer, parse_train_args  # noqa: E402
 from llmsrt.training.model_setup import build_initial_model, configure_trainable  # noqa: E402
 from llmsrt.training.planner import (  # noqa: E402

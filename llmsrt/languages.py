@@ -9,8 +9,11 @@ from dataclasses import dataclass
 
 # Languages whose BLEU is computed with sacrebleu's `char` tokenizer (the paper's rule).
 CHAR_BLEU_LANGUAGES = frozenset({"tha", "jpn", "kor", "zho", "yue", "lao", "mya"})
-# Languages scored with CER instead of WER on the transcription (written without spaces between words).
-CER_LANGUAGES = frozenset({"jpn", "kor", "tha", "zho", "yue", "lao", "mya", "khm"})
+# Languages written without spaces between words (the pipeline joins their segments without one).
+UNSPACED_LANGUAGES = frozenset({"zho", "yue", "jpn", "tha", "lao", "khm", "mya"})
+# Languages scored with CER instead of WER on the transcription: the unspaced ones, and Korean (spaced, but its
+# words are long syllable blocks, so WER is scored on characters by convention).
+CER_LANGUAGES = UNSPACED_LANGUAGES | {"kor"}
 
 
 @dataclass(frozen=True)

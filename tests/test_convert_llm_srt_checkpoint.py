@@ -296,7 +296,7 @@ def test_converted_model_computes_what_the_reference_computes(parts, tmp_path, h
     batch = processor(audio=waveform, sampling_rate=SAMPLING_RATE, src_lang="eng", tgt_lang="deu")
     audio, _, _ = reference.outputs(waveform)
     with torch.no_grad():
-        converted_audio = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+        converted_audio = model.get_audio_features(batch["input_features"], batch["input_features_mask"]).pooler_output
         logits = model(**batch).logits
     torch.testing.assert_close(converted_audio, audio, rtol=1e-4, atol=1e-5)
     assert_reference_logits(logits, batch["input_ids"], reference, waveform)
@@ -336,8 +336,7 @@ def test_the_paper_recipe_builds_a_model_that_reads_the_window_as_a_converted_fo
 
 def test_a_qqm_file_or_an_unknown_query_count_is_refused_unless_the_projector_is_named(parts, tmp_path):
     qqm = Reference(parts, hidden=40, with_lora=False, queries=150, pool=5).save_single_file(tmp_path / "mcat.pt")
-    with pytest.raises(ValueError, match=r"holds 150 queries of width 48: the query count of the authors' `qqm` "
-                                         r"projector.*--projector q-former"):
+    with pytest.raises(ValueError, match=r"holds 150 queries.*`qqm`.*--projector q-former"):
         _convert(qqm, parts, tmp_path / "a")
     odd = Reference(parts, with_lora=False, queries=12).save_single_file(tmp_path / "odd.pt")
     with pytest.raises(ValueError, match=r"holds 12 queries.*layout is unknown.*--projector q-former"):

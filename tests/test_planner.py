@@ -10,7 +10,7 @@ from helpers import CORPUS, make_clip
 from transformers import TrainingArguments
 
 from llmsrt.data import CurriculumCollator
-from llmsrt.model_tools.audio_gain import first_answer_logit
+from llmsrt.diagnostics.audio_gain import first_answer_logit
 from llmsrt.testing import build_tiny_model_and_processor
 from llmsrt.training import LLMSRTTrainer
 from llmsrt.training.model_setup import configure_trainable

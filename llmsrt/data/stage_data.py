@@ -12,8 +12,8 @@ from .clips import check_clips
 from .common_voice import load_common_voice
 from .covost2 import covost_directions_among, covost_locales, load_covost2
 from .fleurs import load_fleurs
+from .loading_report import DataReport, direction_key
 from .manifest import load_manifest
-from .report import DataReport, direction_key
 from .toy import build_toy_corpus
 
 logger = logging.getLogger(__name__)

@@ -9,14 +9,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..answer_decoding import PAPER_DECODING
 from ..data import CurriculumCollator, clip_waveform
+from ..data.arguments import DataSource
 from ..data.schema import SAMPLING_RATE
+from ..diagnostics.audio_gain import audio_gain_report
 from ..inference.quantization import CPU_MODES, quantize_for_cpu
-from ..model_tools.audio_gain import audio_gain_on_examples
-from ..model_tools.language_id_features import language_id_accuracy
-from ..modeling_llmsrt import PAPER_DECODING
+from ..language_id import language_id_accuracy
 from .metrics import comet_scorer
-from .report import (
+from .result_tables import (
     audio_gain_markdown,
     delta_markdown,
     language_id_markdown,
@@ -29,19 +30,15 @@ from .scoring import direction_of, prediction_record, score_records
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class EvalArguments:
+@dataclass(kw_only=True)
+class EvalArguments(DataSource):
+    """eval.py's arguments: the model, a `DataSource` (`--dataset`, `--directions`, ...) with the split to read, and
+    the decoding and scoring settings."""
+
     model: str = field(metadata={"help": "A saved LLM-SRT folder or Hub id."})
     output_dir: str = field(metadata={"help": "Where predictions, results, matrix and heatmap are written."})
     manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest with translations."})
-    dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2 or toy."})
-    dataset_path: str | None = field(
-        default=None, metadata={"help": "fleurs: the parquet export (folder or Hub id); covost2: its TSV folder."}
-    )
-    data_dir: str | None = field(default=None, metadata={"help": "covost2: the Common Voice release folder."})
     split: str = field(default="test")
-    directions: list[str] = field(default_factory=list, metadata={"help": "e.g. eng-deu deu-eng, or all."})
-    languages: list[str] | None = field(default=None, metadata={"help": "Languages paired by '--directions all'."})
     max_samples: int | None = field(default=None, metadata={"help": "Evaluate the first N examples only."})
     batch_size: int = field(default=8)
     num_beams: int = field(default=PAPER_DECODING["num_beams"])
@@ -61,7 +58,6 @@ class EvalArguments:
         default=None, metadata={"help": "Published per-direction scores (src,tgt,bleu,...) for a delta table."}
     )
     device: str | None = field(default=None, metadata={"help": "cuda, cpu... (default: cuda when available)."})
-    skip_invalid_rows: bool = field(default=False)
     audio_gain: bool = field(
         default=True, metadata={"help": "Measure the audio gain (teacher-forced loss with swapped vs own audio)."}
     )
@@ -73,6 +69,7 @@ class EvalArguments:
     )
 
     def __post_init__(self):
+        super().__post_init__()
         if self.quantize not in ("none", *CPU_MODES):
             raise ValueError(f"--quantize takes none, {' or '.join(CPU_MODES)}; got {self.quantize!r}.")
 
@@ -95,11 +92,9 @@ def load_eval_examples(args: EvalArguments):
 
     data_args = DataArguments(
         dataset=args.dataset, train_manifest=args.manifest, dataset_path=args.dataset_path, data_dir=args.data_dir,
-        directions=[] if args.dataset == "manifest" else args.directions, train_split=args.split,
-        skip_invalid_rows=args.skip_invalid_rows, max_train_samples=args.max_samples,
+        directions=[] if args.dataset == "manifest" else args.directions, languages=args.languages,
+        train_split=args.split, skip_invalid_rows=args.skip_invalid_rows, max_train_samples=args.max_samples,
     )
-    if args.languages:
-        data_args.languages = args.languages
     examples = load_stage_examples(data_args, "srt", args.output_dir)
     if args.dataset == "manifest" and args.directions and args.directions != ["all"]:
         wanted = set(args.directions)
@@ -218,16 +213,6 @@ def evaluate_model(args: EvalArguments) -> dict:
 
 
 def evaluation_audio_gain(model, processor, examples, batch_size: int) -> dict | None:
-    """The audio gain (see `llmsrt.model_tools.audio_gain`) of SRT teacher forcing on `examples`, per source language
+    """The audio gain (see `llmsrt.diagnostics.audio_gain`) of SRT teacher forcing on `examples`, per source language
     too."""
-    gain = audio_gain_on_examples(model, examples, CurriculumCollator(processor, task="srt"), batch_size)
-    if gain is None:
-        logger.warning("Audio gain skipped: it needs two examples or more.")
-        return None
-    logger.info("Audio gain %s (loss %.4f with own audio, %.4f with another clip's)", _format(gain.overall),
-                gain.own_audio_loss, gain.other_audio_loss)
-    return gain.as_dict("per_source_language")
-
-
-def _format(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    return audio_gain_report(model, examples, CurriculumCollator(processor, task="srt"), batch_size, "eval")

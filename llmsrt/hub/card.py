@@ -7,7 +7,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_llmsrt import LLMSRTConfig
-from ..evaluation.report import matrix_markdown
+from ..evaluation.result_tables import matrix_markdown
 
 TEMPLATE = files("llmsrt.model_cards") / "template.md"
 STAGE_ORDER = ("asr", "smt", "srt")

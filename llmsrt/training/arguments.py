@@ -50,6 +50,10 @@ class ModelArguments:
     )
     lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default: the model config's, 8)."})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
+    lora_dropout: float | None = field(
+        default=None, metadata={"help": "LoRA dropout (default: the config's, 0.05); 0 makes runs with different "
+                                        "numbers of processes comparable step by step."}
+    )
     lora_target_modules: list[str] | None = field(
         default=None, metadata={"help": "LLM modules LoRA wraps (default: the config's, q_proj v_proj)."}
     )

@@ -22,7 +22,7 @@ from ..data import AlignmentCollator, CurriculumCollator
 from ..data.stage_data import StageData, example_texts, load_stage_data
 from ..data.streaming import TrainingStream
 from ..encoder_cache import fingerprint
-from ..model_tools.lora import merge_lora
+from ..lora import merge_lora
 from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .audio_gain_info import audio_gain_info
@@ -94,42 +94,44 @@ def run_stage(
     stage_args = stage_training_arguments(training_args, stage, settings, output_dir)
     started = time.time()
     initial_fingerprint = fingerprint(model)
-    model.enable_encoder_cache(curriculum_args.encoder_cache_dir)
-    model = configure_trainable(model, settings["train"])
-    with training_args.main_process_first(desc=f"{stage} data"):
-        train_data = train_data or load_stage_data(data_args, stage, str(output_dir))
-        train_examples = train_data.examples
-        eval_examples = None
-        if data_args.eval_split or data_args.eval_manifest:
-            eval_examples = load_stage_data(data_args, stage, str(output_dir),
-                                            split=data_args.eval_split or "eval").examples
-    stage_notes = {"data": train_data.report.as_dict() if train_data.report.counted else
-                   {"streamed": train_data.report.summary()}}
-    if stage == "align":
-        # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
-        # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
-        model, stage_notes = prepare_alignment(model, processor.tokenizer, train_examples, curriculum_args.align_loss)
-        train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
-    else:
-        collator = CurriculumCollator(
-            processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0,
-            seed=stage_args.seed,
+    encoder_cache_dir = curriculum_args.encoder_cache_dir
+    with model.using_encoder_cache(model.disk_encoder_cache(encoder_cache_dir) if encoder_cache_dir else None):
+        model = configure_trainable(model, settings["train"])
+        with training_args.main_process_first(desc=f"{stage} data"):
+            train_data = train_data or load_stage_data(data_args, stage, str(output_dir))
+            train_examples = train_data.examples
+            eval_examples = None
+            if data_args.eval_split or data_args.eval_manifest:
+                eval_examples = load_stage_data(data_args, stage, str(output_dir),
+                                                split=data_args.eval_split or "eval").examples
+        stage_notes = {"data": train_data.report.as_dict() if train_data.report.counted else
+                       {"streamed": train_data.report.summary()}}
+        if stage == "align":
+            # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
+            # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
+            model, stage_notes = prepare_alignment(model, processor.tokenizer, train_examples,
+                                                   curriculum_args.align_loss)
+            train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
+        else:
+            collator = CurriculumCollator(
+                processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0,
+                seed=stage_args.seed,
+            )
+            train_collator = collator
+        trainer = LLMSRTTrainer(
+            model=model,
+            args=stage_args,
+            train_dataset=training_examples(train_examples, data_args, stage_args),
+            eval_dataset=eval_examples,
+            data_collator=train_collator,
+            processing_class=processor,
         )
-        train_collator = collator
-    trainer = LLMSRTTrainer(
-        model=model,
-        args=stage_args,
-        train_dataset=training_examples(train_examples, data_args, stage_args),
-        eval_dataset=eval_examples,
-        data_collator=train_collator,
-        processing_class=processor,
-    )
-    trainable = trainable_parameter_names(model)
-    logger.info("Stage %s trains %d tensors (%s)", stage, len(trainable), ", ".join(settings["train"]))
-    resume_from = resume_point(training_args, stage_args, single_stage)
-    trainer.train(resume_from_checkpoint=resume_from)
-    final_model = merge_lora(unwrap_alignment(trainer.model))
-    final_model.enable_encoder_cache(None)
+        trainable = trainable_parameter_names(model)
+        logger.info("Stage %s trains %d tensors (%s)", stage, len(trainable), ", ".join(settings["train"]))
+        resume_from = resume_point(training_args, stage_args, single_stage)
+        trainer.train(resume_from_checkpoint=resume_from)
+        final_model = merge_lora(unwrap_alignment(trainer.trained_model()))
+    final_model.encoder_cache = None  # the block's cache ends with it (FSDP's gathered copy was made inside it)
     if curriculum_args.language_id_head and final_model.language_id_head is None:
         # later stages inherit the head from this stage's folder
         stage_notes["language_id"] = train_language_id_head(

@@ -2,7 +2,7 @@
 
 import logging
 
-from ..model_tools.lora import add_lora
+from ..lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
 from .arguments import ModelArguments
@@ -50,7 +50,7 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
 
 def apply_lora_settings(model: LLMSRTForConditionalGeneration, model_args: ModelArguments) -> None:
     """Recipe LoRA settings override the model config's (they are saved with the model)."""
-    for name in ("lora_rank", "lora_alpha", "lora_target_modules"):
+    for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules"):
         value = getattr(model_args, name)
         if value is not None:
             setattr(model.config, name, value)

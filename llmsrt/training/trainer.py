@@ -7,7 +7,8 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
 from ..data.streaming import TrainingStream
-from ..model_tools.audio_gain import first_answer_logit
+from ..diagnostics.audio_gain import first_answer_logit
+from .sharding import check_sharding, enable_fsdp_on_cpu, meta_twin, unshard
 
 STAGING_DIR = ".staging"
 
@@ -20,9 +21,33 @@ class LLMSRTTrainer(Trainer):
     moment leaves either a complete checkpoint or none: `resume_from_checkpoint` never sees a partial one.
     Old checkpoints (beyond `save_total_limit`) are renamed out of sight before they are deleted, for the same
     reason.
+
+    Sharded runs (FSDP2, DeepSpeed; `llmsrt.training.sharding`) shard on CPU processes too, fail when the sharding
+    they asked for did not happen, and give the trained model back whole (`trained_model`).
     """
 
     _writing_checkpoint = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # FSDP2 shards the model in place: keep its unsharded structure (no weights) to put the trained ones in.
+        self._unsharded_twin = meta_twin(self.model) if self.is_fsdp_enabled else None
+
+    def create_accelerator_and_postprocess(self) -> None:
+        accelerator_args = self._build_accelerator_args()
+        enable_fsdp_on_cpu(self.args, accelerator_args["mixed_precision"], accelerator_args.get("dynamo_plugin"))
+        super().create_accelerator_and_postprocess()
+
+    def _prepare_for_training(self, *args, **kwargs):
+        prepared = super()._prepare_for_training(*args, **kwargs)
+        check_sharding(self.args, self.model_wrapped, self.accelerator)
+        return prepared
+
+    def trained_model(self):
+        """The trained model, whole on every process (gathered from the shards after FSDP; every process calls it)."""
+        if self._unsharded_twin is None:
+            return self.model
+        return unshard(self.model, self._unsharded_twin)
 
     def _get_output_dir(self, trial) -> str:
         run_dir = super()._get_output_dir(trial)

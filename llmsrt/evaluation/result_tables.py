@@ -12,8 +12,6 @@ import numpy as np  # noqa: E402
 
 from .scoring import _mean  # noqa: E402
 
-PUBLISHED_3B = Path(__file__).with_name("reference") / "llm-srt-qwen2.5-3b-fleurs-210.csv"
-
 
 def bleu_matrix(directions: dict) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
     sources = sorted({scores["src_lang"] for scores in directions.values()})
