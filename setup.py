@@ -79,6 +79,7 @@ setup(
             "llmsrt-eval = llmsrt.commands:evaluate",
             "llmsrt-train-language-id = llmsrt.commands:train_language_id",
             "llmsrt-demo = llmsrt.commands:demo",
+            "llmsrt-plan = llmsrt.commands:plan",
         ],
         # vLLM loads this in each of its processes: it registers the LLMSRTForConditionalGeneration architecture.
         "vllm.general_plugins": ["llmsrt = llmsrt.serving.vllm_plugin:register"],
