@@ -12,8 +12,10 @@ Each recording is fed to `LiveTranslator` chunk by chunk as if it arrived in rea
 computation-aware time of an event is when the computation would have finished had the chunks arrived in real time,
 each chunk's work starting when it has arrived and the previous one's is done). Each word of a final's translation
 gets the audio time of its emission (computation-unaware) and that time (computation-aware); OmniSTEval (a maintained
-package: `pip install omnisteval`) computes BLEU, chrF, YAAL, AL and LAAL from them. RTF = compute seconds / audio
-seconds. The offline pipeline's BLEU/chrF on the same inputs (same route through OmniSTEval, no latency) are beside.
+package: `pip install omnisteval`) computes BLEU, chrF, YAAL, AL and LAAL from them. RTF = compute seconds (wall
+clock) / audio seconds; on a shared machine also the CPU seconds (both threads summed) per audio second, which the
+load does not inflate. The offline pipeline's BLEU/chrF on the same inputs (same route through OmniSTEval, no
+latency) are beside.
 
 `--parts DIR` (a folder with `whisper-base/` and `qwen2.5-0.5b-instruct/`, as `llmsrt.demo.offline_models` assembles
 them) builds the demo recipe's architecture with a **freshly initialised adapter**: its speed is a trained model's
@@ -68,10 +70,8 @@ def load(args):
 
 
 def answer_tokens(processor, rows) -> int:
-    from llmsrt.processing_llmsrt import format_answer
-
-    lengths = [len(processor.tokenizer(format_answer("srt", "eng", "deu", row["eng"], row["deu"]))["input_ids"]) + 1
-               for row in rows]
+    answers = [processor.prompt_builder.answer("srt", "eng", "deu", row["eng"], row["deu"]) for row in rows]
+    lengths = [len(processor.tokenizer(answer)["input_ids"]) + 1 for answer in answers]
     return int(np.median(lengths))
 
 
@@ -81,15 +81,16 @@ def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kw
 
     session = LiveTranslator(translator, "eng", "deu", chunk_seconds=chunk_seconds, generate_kwargs=generate_kwargs)
     step = int(chunk_seconds * RATE)
-    ready = arrived = compute = 0.0
+    ready = arrived = compute = cpu = 0.0
     finals = []
 
     def timed(call):
-        nonlocal ready, compute
-        started = time.perf_counter()
+        nonlocal ready, compute, cpu
+        started, started_cpu = time.perf_counter(), time.process_time()
         events = call()
         spent = time.perf_counter() - started
         compute += spent
+        cpu += time.process_time() - started_cpu
         ready = max(ready, arrived) + spent
         finals.extend((event, ready) for event in events if event.type == "final")
 
@@ -104,7 +105,7 @@ def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kw
             words.append(word)
             delays.append(round(event.emitted_at * 1000, 1))
             elapsed.append(round(done * 1000, 1))
-    return {"prediction": " ".join(words), "delays": delays, "elapsed": elapsed, "compute": compute,
+    return {"prediction": " ".join(words), "delays": delays, "elapsed": elapsed, "compute": compute, "cpu": cpu,
             "source_length": round(waveform.size / RATE * 1000, 1)}
 
 
@@ -173,14 +174,14 @@ def main(argv=None) -> None:
                "generate_kwargs": generate_kwargs, "rows": []}
 
     # The offline pipeline: each clip, and the talk cut at pauses.
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     offline_clips = [translator({"array": row["audio"], "sampling_rate": RATE}, src_lang="eng", tgt_lang="deu",
                                 generate_kwargs=generate_kwargs)["translation"] or "" for row in rows]
-    clips_compute = time.perf_counter() - started
-    started = time.perf_counter()
+    clips_compute, clips_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    started, started_cpu = time.perf_counter(), time.process_time()
     offline_talk = translator({"array": talk, "sampling_rate": RATE}, src_lang="eng", tgt_lang="deu",
                               return_timestamps=True, generate_kwargs=generate_kwargs)["translation"] or ""
-    talk_compute = time.perf_counter() - started
+    talk_compute, talk_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     shortform = write_jsonl(work / "offline-clips.jsonl", [
         {"source": f"clip{i}.wav", "prediction": text, "source_length": round(row["audio"].size / RATE * 1000, 1)}
         for i, (row, text) in enumerate(zip(rows, offline_clips))])
@@ -192,8 +193,11 @@ def main(argv=None) -> None:
         "talk": omnisteval(["longform", "--speech_segmentation", str(work / "segmentation.json"),
                             "--ref_sentences_file", str(references), "--hypothesis_file",
                             str(work / "offline-talk.txt"), "--hypothesis_format", "text", "--lang", "de"]),
-        "rtf_clips": round(clips_compute / clip_seconds, 3), "rtf_talk": round(talk_compute / talk_seconds, 3)})
+        "rtf_clips": round(clips_compute / clip_seconds, 3), "rtf_talk": round(talk_compute / talk_seconds, 3),
+        "cpu_rtf_clips": round(clips_cpu / clip_seconds, 3), "cpu_rtf_talk": round(talk_cpu / talk_seconds, 3)})
 
+    print(f"offline done (RTF clips {clips_compute / clip_seconds:.2f}, talk {talk_compute / talk_seconds:.2f})",
+          file=sys.stderr, flush=True)
     for chunk in args.chunks:
         clip_runs = [run_live(translator, row["audio"], chunk, generate_kwargs) for row in rows]
         talk_run = run_live(translator, talk, chunk, generate_kwargs)
@@ -210,7 +214,10 @@ def main(argv=None) -> None:
                                 "--ref_sentences_file", str(references), "--hypothesis_file", str(talk_file),
                                 "--lang", "de"]),
             "rtf_clips": round(sum(run["compute"] for run in clip_runs) / clip_seconds, 3),
-            "rtf_talk": round(talk_run["compute"] / talk_seconds, 3)})
+            "rtf_talk": round(talk_run["compute"] / talk_seconds, 3),
+            "cpu_rtf_clips": round(sum(run["cpu"] for run in clip_runs) / clip_seconds, 3),
+            "cpu_rtf_talk": round(talk_run["cpu"] / talk_seconds, 3)})
+        print(f"chunk {chunk} s done: {results['rows'][-1]}", file=sys.stderr, flush=True)
     results["load_average"] = {"before": [round(x, 2) for x in load_before],
                                "after": [round(x, 2) for x in os.getloadavg()]}
 
@@ -218,8 +225,8 @@ def main(argv=None) -> None:
           f"after {results['load_average']['after']}; {len(rows)} test sentences ({clip_seconds:.1f} s), talk "
           f"{talk_seconds:.1f} s; fresh adapter: {fresh}")
     keys = ["BLEU", "chrF", "LAAL (CU)", "AL (CU)", "YAAL (CU)", "LAAL (CA)", "AL (CA)", "YAAL (CA)"]
-    print("| input | system | chunk (s) | " + " | ".join(keys) + " | RTF |")
-    print("|---|---|---|" + "---|" * (len(keys) + 1))
+    print("| input | system | chunk (s) | " + " | ".join(keys) + " | RTF (wall) | CPU s per audio s |")
+    print("|---|---|---|" + "---|" * (len(keys) + 2))
     for row in results["rows"]:
         for name in ("clips", "talk"):
             scores = row[name]
@@ -227,7 +234,7 @@ def main(argv=None) -> None:
             if "error" in scores:
                 cells = [f"error: {scores['error'][:60]}"] + [""] * (len(keys) - 1)
             print(f"| {'(a) clips' if name == 'clips' else '(b) talk'} | {row['system']} | {row['chunk_s'] or '-'} | "
-                  + " | ".join(cells) + f" | {row['rtf_' + name]} |")
+                  + " | ".join(cells) + f" | {row['rtf_' + name]} | {row['cpu_rtf_' + name]} |")
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 

@@ -10,7 +10,7 @@ from transformers import BatchFeature, ProcessorMixin
 
 from .audio_utils import prepare_audio
 from .language_id import speech_frame_mask, speech_interval
-from .languages import get_language
+from .languages import check_languages, get_language
 from .prompt_builder import (
     AUDIO_TOKEN,
     TASKS,
@@ -71,6 +71,10 @@ class LLMSRTProcessor(ProcessorMixin):
         prompt_layout (`list[str]`, *optional*): the order of the prompt's pieces, `"audio"`, `"bos"` (the
             tokenizer's BOS token) and `"instruction"`; saved with the processor. Default: `["audio", "instruction"]`
             (LLM-SRT on Qwen2.5); `["audio", "bos", "instruction"]` places BOS after the audio (Gemma-3 in MCAT).
+        languages (`list[str]`, *optional*): the languages the model was trained with (ISO 639-3 codes); saved with
+            the processor, and a prompt in any other language is refused with the list. Default: LLM-SRT v1.0's 15
+            (`llmsrt.languages.PAPER_LANGUAGES`), what a folder saved without the field was trained with; MCAT
+            (v2.0) folders list its 70 (`llmsrt.languages.MCAT_LANGUAGES`).
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class LLMSRTProcessor(ProcessorMixin):
         num_query_tokens=80,
         language_tags=None,
         prompt_layout=None,
+        languages=None,
     ):
         if audio_token not in tokenizer.get_vocab():
             tokenizer.add_tokens([audio_token], special_tokens=True)
@@ -91,6 +96,7 @@ class LLMSRTProcessor(ProcessorMixin):
         self.num_query_tokens = num_query_tokens
         self.language_tags = check_language_tags(language_tags)
         self.prompt_layout = list(check_prompt_layout(prompt_layout))
+        self.languages = list(check_languages(languages)) if languages is not None else None
         super().__init__(feature_extractor, tokenizer)
         _ = self.prompt_builder  # refuses a layout the tokenizer cannot write (a BOS without a BOS token)
 
@@ -126,6 +132,7 @@ class LLMSRTProcessor(ProcessorMixin):
             num_query_tokens=self.num_query_tokens,
             prompt_layout=self.prompt_layout,
             bos_token=self.tokenizer.bos_token,
+            languages=self.languages,
         )
 
     @property

@@ -175,3 +175,21 @@ def test_auto_encodes_each_clip_once_and_translates_as_the_detected_language(det
         hook.remove()
     assert detected == given
     assert translator.model.encoder_cache is None  # the kept outputs are gone after the call
+
+
+def test_live_translation_with_auto_sums_the_evidence_of_its_finals(detector, voices):
+    from llmsrt.inference.live import LiveTranslator
+
+    model, processor, _ = detector
+    translator = pipeline("speech-translation", model=model, processor=processor)
+    french = [row["audio"]["array"] for row in voices[1] if row["src_lang"] == "fra"][:4]
+    waveform, spans = recording_with_pauses(french, [0.8, 1.0, 0.9, 1.1])
+    offline = translator({"array": waveform, "sampling_rate": SAMPLING_RATE}, src_lang="auto", tgt_lang="eng",
+                         return_timestamps=True, generate_kwargs=GREEDY)
+    session = LiveTranslator(translator, "auto", "eng", partials=False, generate_kwargs=GREEDY)
+    finals = [e for e in session.stream(waveform[i : i + 4000] for i in range(0, waveform.size, 4000))]
+    # After the last final, the live translator has summed the same evidence as the offline pipeline's decision.
+    assert offline["src_lang"] == "fra" and finals[-1].src_lang == "fra"
+    assert [(e.start, e.end) for e in finals] == [chunk["timestamp"] for chunk in offline["chunks"]]
+    # The last final was decoded in the language it reports, as the offline pipeline decoded that segment.
+    assert finals[-1].transcription == offline["chunks"][-1]["transcription"]

@@ -409,7 +409,7 @@ def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str,
     if contents.text_branch_keys:
         dropped = (f"{len(contents.text_branch_keys)} Q-Former text-branch tensors "
                    "(qformer.encoder.layer.N.intermediate.* / output.*: unused by the queries)")
-    builder = PromptBuilder(language_tags=language_tags)
+    builder = PromptBuilder(language_tags=language_tags, languages=tuple(language_tags or ()))
     tags = ", ".join(f"{code} -> {builder.tag(code)}" for code in sorted(language_tags or {}))
     lines = [
         f"files: {', '.join(contents.files)}",

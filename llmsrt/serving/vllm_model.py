@@ -303,4 +303,3 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     def get_num_audio_tokens(cls, audio_duration_s: float, stt_config: SpeechToTextConfig,
                              model_config: ModelConfig) -> int | None:
         return model_config.hf_config.num_query_tokens
-

@@ -23,7 +23,7 @@ def build_tiny_tokenizer(corpus: list[str], vocab_size: int = 512) -> PreTrained
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tags = [PromptBuilder().tag(code) for code in LANGUAGES]
+    tags = [PromptBuilder(languages=tuple(LANGUAGES)).tag(code) for code in LANGUAGES]
     tokenizer.train_from_iterator(list(corpus) + tags, trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN)
 

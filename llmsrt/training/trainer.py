@@ -6,6 +6,7 @@ import shutil
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
+from ..data.streaming import TrainingStream
 from ..diagnostics.audio_gain import first_answer_logit
 from .sharding import check_sharding, enable_fsdp_on_cpu, meta_twin, shards_weights, unshard
 
@@ -80,6 +81,14 @@ class LLMSRTTrainer(Trainer):
             if first is not None:
                 inputs = {**inputs, "labels": labels[:, first:], "logits_to_keep": labels.shape[1] - first}
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def get_resumed_dataloader(self, dataloader, num_batches: int):
+        """A resumed stream starts reading at the first example the checkpoint had not trained on (the stock
+        Trainer would collate `num_batches` batches again and drop them, from the start of the first pass)."""
+        if isinstance(self.train_dataset, TrainingStream):
+            self.train_dataset.start = num_batches * self.train_dataset.batch_size
+            return dataloader
+        return super().get_resumed_dataloader(dataloader, num_batches)
 
     def train(self, *args, **kwargs):
         if self.args.should_save:  # drop whatever a killed run left half-written
