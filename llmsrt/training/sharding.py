@@ -71,6 +71,21 @@ def enable_fsdp_on_cpu(args, mixed_precision: str | None = None, dynamo_plugin=N
     return True
 
 
+def keep_present_layer_classes(plugin, model: nn.Module) -> None:
+    """Let one FSDP config serve Qwen2.5 and Gemma-3 text sides: of the layer classes it names to wrap
+    (`fsdp_transformer_layer_cls_to_wrap`), keep those `model` has (accelerate refuses a class a model lacks)."""
+    names = plugin.transformer_cls_names_to_wrap
+    if not names:
+        return
+    names = names.split(",") if isinstance(names, str) else list(names)
+    present = {type(module).__name__ for module in model.modules()}
+    kept = [name for name in names if name in present]
+    if not kept:
+        raise ValueError(f"The FSDP config wraps {names}, none of which is in the model; its decoder layers are "
+                         f"{sorted(name for name in present if name.endswith('DecoderLayer'))}.")
+    plugin.transformer_cls_names_to_wrap = kept
+
+
 def shards_weights(trainer) -> bool:
     """Whether the trainer's model will hold shards of its weights: FSDP, or DeepSpeed ZeRO stage 3."""
     plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)

@@ -8,7 +8,14 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
 from ..data.streaming import TrainingStream
 from ..diagnostics.audio_gain import first_answer_logit
-from .sharding import check_sharding, enable_fsdp_on_cpu, meta_twin, shards_weights, unshard
+from .sharding import (
+    check_sharding,
+    enable_fsdp_on_cpu,
+    keep_present_layer_classes,
+    meta_twin,
+    shards_weights,
+    unshard,
+)
 
 STAGING_DIR = ".staging"
 
@@ -39,6 +46,8 @@ class LLMSRTTrainer(Trainer):
         super().create_accelerator_and_postprocess()
 
     def _prepare_for_training(self, *args, **kwargs):
+        if self.is_fsdp_enabled:
+            keep_present_layer_classes(self.accelerator.state.fsdp_plugin, self.model)
         prepared = super()._prepare_for_training(*args, **kwargs)
         check_sharding(self.args, self.model_wrapped, self.accelerator)
         return prepared
