@@ -1,6 +1,6 @@
 """Tiny random LLM-SRT models built offline: real transformers modules, small enough for CPU tests and smoke runs."""
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast, WhisperFeatureExtractor
 
 from ..configuration_llmsrt import LLMSRTConfig
@@ -11,20 +11,25 @@ from ..processing_llmsrt import LLMSRTProcessor
 EOS_TOKEN = "<|endoftext|>"
 
 
-def build_tiny_tokenizer(corpus: list[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer (the kind Qwen2 uses) on `corpus`; every language tag stays tokenisable."""
+def build_tiny_tokenizer(corpus: list[str], vocab_size: int = 512, bos_token: str | None = None) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer (the kind Qwen2 uses) on `corpus`; every language tag stays tokenisable.
+    With `bos_token` (e.g. `"<bos>"`), every encoding with special tokens starts with it, as Gemma's tokenizer does."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS_TOKEN],
+        special_tokens=[EOS_TOKEN] + ([bos_token] if bos_token else []),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tags = [language.tag for language in LANGUAGES.values()]
     tokenizer.train_from_iterator(list(corpus) + tags, trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN)
+    if bos_token:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos_token} $A", pair=f"{bos_token} $A $B", special_tokens=[(bos_token, tokenizer.token_to_id(bos_token))]
+        )
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN, bos_token=bos_token)
 
 
 def build_tiny_model_and_processor(
