@@ -225,16 +225,16 @@ def main():
             for concurrency in args.concurrency:
                 report(bench_transformers(model, processor, seconds, concurrency, waves[concurrency],
                                           args.new_tokens, warm_up=concurrency == args.concurrency[0]))
-    prompt_tokens = len(processor.tokenizer(request_prompt("srt", "eng", "deu"))["input_ids"]) - 1
+    prompt_tokens = len(processor.tokenizer(request_prompt(processor, "srt", "eng", "deu"))["input_ids"]) - 1
     if "llmsrt-vllm" in args.engines:
         llm = vllm_engine(work / "llmsrt", max(args.concurrency), 256, args.dtype)
         for seconds in args.seconds:
             for concurrency in args.concurrency:
                 # measured again here: the engine sets this process's threads (as it runs llmsrt's encoder)
                 parts = audio_parts(model, processor, seconds, concurrency)
-                report(bench_vllm(llm, "llmsrt-vllm", request_prompt("srt", "eng", "deu"), seconds, concurrency,
-                                  waves[concurrency], args.new_tokens, parts,
-                                  warm_up=concurrency == args.concurrency[0]))
+                prompt = request_prompt(processor, "srt", "eng", "deu")
+                report(bench_vllm(llm, "llmsrt-vllm", prompt, seconds, concurrency, waves[concurrency],
+                                  args.new_tokens, parts, warm_up=concurrency == args.concurrency[0]))
         close_engine(llm)
     if "qwen2audio-vllm" in args.engines:
         save_qwen2audio(work / "qwen2audio", preset)

@@ -1,7 +1,8 @@
 """Language registry: ISO 639-3 codes, names, scripts and per-language conventions.
 
 The 15 languages of the LLM-SRT paper come first; every other FLEURS language follows. Codes are the
-minimalist tags of the method (`<|eng|>`), so the registry is the single source of truth for which tags exist.
+minimalist tags of the method (`<|eng|>`, written by `llmsrt.prompt_builder`), so the registry is the single source
+of truth for which tags exist.
 """
 
 from dataclasses import dataclass
@@ -21,10 +22,6 @@ class Language:
     script: str
     fleurs: str
     whisper: str | None
-
-    @property
-    def tag(self) -> str:
-        return f"<|{self.code}|>"
 
     @property
     def bleu_tokenizer(self) -> str:

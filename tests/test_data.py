@@ -9,7 +9,7 @@ from helpers import make_clip
 from llmsrt.data import AlignmentCollator, CurriculumCollator, ManifestError, load_manifest
 from llmsrt.data import write_manifest as write_jsonl_manifest
 from llmsrt.data.collator import mixed_task
-from llmsrt.processing_llmsrt import format_answer
+from llmsrt.prompt_builder import PromptBuilder
 
 
 def write_manifest(folder, rows, kind="jsonl"):
@@ -89,7 +89,7 @@ def test_collator_masks_audio_prompt_and_padding(tiny, tmp_path):
     batch = CurriculumCollator(processor, "srt")(examples)
     tokenizer = processor.tokenizer
     for row, example in enumerate(examples):
-        answer = format_answer("srt", "eng", "deu", example["transcript"], example["translation"])
+        answer = PromptBuilder().answer("srt", "eng", "deu", example["transcript"], example["translation"])
         expected = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         assert batch["labels"][row][batch["labels"][row] != -100].tolist() == expected
     assert batch["input_features"].shape[0] == 2 and "input_features_mask" in batch

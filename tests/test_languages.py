@@ -11,7 +11,6 @@ def test_registry_holds_the_paper_languages_and_fleurs():
     assert len({language.fleurs for language in LANGUAGES.values()}) == 102
     assert get_language("zho").script == "Hans" and get_language("zho").fleurs == "cmn_hans_cn"
     assert get_language("en_us").code == "eng" and language_code(" DEU ") == "deu"
-    assert get_language("eng").tag == "<|eng|>"
 
 
 def test_per_language_metric_rules():

@@ -54,7 +54,8 @@ from transformers import AutoConfig, AutoTokenizer, Blip2QFormerConfig
 from ..configuration_llmsrt import paper_adapter_hidden_size
 from ..hub.card import render_model_card
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
-from ..processing_llmsrt import LLMSRTProcessor, check_language_tags, language_tag
+from ..processing_llmsrt import LLMSRTProcessor
+from ..prompt_builder import PromptBuilder, check_language_tags
 
 logger = logging.getLogger(__name__)
 
@@ -517,7 +518,8 @@ def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str,
              f" -> {queries} embeddings per clip"
     layout = "".join({"audio": f"[{queries // stride} audio]", "bos": "[<bos>]", "instruction": "[tags]"}[piece]
                      for piece in prompt_layout)
-    tags = ", ".join(f"{code} -> {language_tag(code, language_tags)}" for code in sorted(language_tags or {}))
+    builder = PromptBuilder(language_tags=language_tags)
+    tags = ", ".join(f"{code} -> {builder.tag(code)}" for code in sorted(language_tags or {}))
     lines = [
         f"files: {', '.join(contents.files)}",
         (f"speech adapter: {len(contents.adapter)} tensors (encoder_projector.*, {'/'.join(dtypes)}), "
@@ -607,10 +609,9 @@ def convert_llm_srt_checkpoint(
     llm_config = AutoConfig.from_pretrained(llm)
     text_kwargs, audio_line = text_side_kwargs(llm_config.get_text_config())
     prompt_layout = reference_prompt_layout(AutoTokenizer.from_pretrained(llm))
-    layout_kwargs = {"prompt_layout": prompt_layout} if "bos" in prompt_layout else {}
     processor = LLMSRTProcessor.from_pretrained_parts(
         whisper, llm, num_query_tokens=config_kwargs["num_query_tokens"] // config_kwargs["query_pooling_stride"],
-        language_tags=language_tags, **layout_kwargs,
+        language_tags=language_tags, prompt_layout=prompt_layout,
     )
     model = LLMSRTForConditionalGeneration.from_pretrained_parts(
         whisper, llm, audio_token_id=processor.audio_token_id, dtype=dtype, qformer_attends_padding=True,

@@ -7,7 +7,8 @@ config option they read (`variable_length_encoding`, `query_time_window`, ...)
 computes what it computes in transformers. The LLM is vLLM's implementation of the folder's `text_config`
 architecture (paged attention, continuous batching, tensor parallelism on GPUs).
 
-A request's prompt holds one `<|audio|>` placeholder (`llmsrt.serving.prompts.request_prompt`); the multimodal
+A request's prompt holds one `<|audio|>` placeholder, written by the folder's processor
+(`llmsrt.serving.prompts.request_prompt`, with the folder's `language_tags` and `prompt_layout`); the multimodal
 processor expands it into `num_query_tokens` placeholders, the positions that `embed_multimodal`'s
 `(num_query_tokens, D_llm)` embeddings per clip are written over.
 
@@ -42,15 +43,15 @@ from vllm.multimodal.processing import (
     PromptUpdate,
 )
 from vllm.sequence import IntermediateTensors
-from vllm.tokenizers import cached_tokenizer_from_config
 
 from ..audio_utils import prepare_audio
 from ..configuration_llmsrt import LLMSRTConfig
-from ..languages import LANGUAGES, get_language
+from ..languages import LANGUAGES
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration as TransformersLLMSRT
 from ..modeling_llmsrt import LLMSRTSpeechAdapter, LLMSRTWhisperEncoder
-from ..processing_llmsrt import AUDIO_TOKEN, LLMSRTProcessor, split_answer
-from .prompts import request_prompt
+from ..processing_llmsrt import AUDIO_TOKEN, LLMSRTProcessor
+from ..prompt_builder import PromptBuilder
+from .prompts import folder_processor, iso639_3, speech_to_text_prompt_ids
 
 # Keys of a saved config.json that no config field declares and that do not change what the model computes.
 CONFIG_BOOKKEEPING = {"auto_map", "architectures", "transformers_version", "model_type", "bos_token_id",
@@ -267,19 +268,13 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     def get_generation_prompt(cls, stt_params: SpeechToTextParams) -> PromptType:
         """`transcribe` -> task `asr` in `language`; `translate` -> task `srt` from `language` to `to_language`
         (English when not given, as OpenAI's endpoint). ISO 639-1 codes as the endpoints take them, or llmsrt's own
-        ISO 639-3 codes. The answer is cut to the translation by `post_process_output`."""
-        if stt_params.language is None:
-            raise ValueError("LLM-SRT needs the spoken language: pass `language` (e.g. 'en') with the request.")
-        source = iso639_3(stt_params.language)
-        if stt_params.task_type == "transcribe":
-            text = request_prompt("asr", source)
-        elif stt_params.task_type == "translate":
-            text = request_prompt("srt", source, iso639_3(stt_params.to_language or "en"))
-        else:
-            raise ValueError(f"Unsupported task type {stt_params.task_type!r}: 'transcribe' or 'translate'.")
-        tokenizer = cached_tokenizer_from_config(stt_params.model_config)
+        ISO 639-3 codes. The prompt is the folder's processor's (`llmsrt.serving.prompts.speech_to_text_prompt_ids`:
+        its tags and layout). The answer is cut to the translation by `post_process_output`."""
+        processor = folder_processor(stt_params.model_config.model)
         return TokensPrompt(
-            prompt_token_ids=tokenizer.encode(text, add_special_tokens=False),
+            prompt_token_ids=speech_to_text_prompt_ids(
+                processor, stt_params.task_type, stt_params.language, stt_params.to_language
+            ),
             multi_modal_data={"audio": (stt_params.audio, stt_params.stt_config.sample_rate)},
         )
 
@@ -294,13 +289,13 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     @classmethod
     def post_process_output(cls, text: str) -> str:
         """An SRT answer (`transcript<|src|><|tgt|>translation`) -> its translation; any other answer as it is."""
-        transcription, translation = split_answer(text)
+        transcription, translation = PromptBuilder().split_answer(text)
         return translation if translation else transcription
 
     @classmethod
     def get_speech_to_text_config(cls, model_config: ModelConfig, task_type: str) -> SpeechToTextConfig:
         """Clips up to the encoder window (30 s for Whisper); longer audio is cut at quiet points by vLLM."""
-        processor = LLMSRTProcessor.from_pretrained(model_config.model)
+        processor = folder_processor(model_config.model)
         return SpeechToTextConfig(sample_rate=processor.sampling_rate,
                                   max_audio_clip_s=int(processor.max_audio_seconds))
 
@@ -308,14 +303,4 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     def get_num_audio_tokens(cls, audio_duration_s: float, stt_config: SpeechToTextConfig,
                              model_config: ModelConfig) -> int | None:
         return model_config.hf_config.num_query_tokens
-
-
-def iso639_3(code: str) -> str:
-    """An ISO 639-1 code (`"en"`, as the OpenAI audio endpoints take) or any code `llmsrt.get_language` accepts ->
-    llmsrt's ISO 639-3 code. Raises `ValueError` naming the accepted codes."""
-    by_whisper = {language.whisper: language.code for language in LANGUAGES.values() if language.whisper}
-    key = str(code).strip().lower()
-    if key in by_whisper:
-        return by_whisper[key]
-    return get_language(key).code
 

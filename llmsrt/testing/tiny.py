@@ -7,6 +7,7 @@ from ..configuration_llmsrt import LLMSRTConfig
 from ..languages import LANGUAGES
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
+from ..prompt_builder import PromptBuilder
 
 EOS_TOKEN = "<|endoftext|>"
 
@@ -23,7 +24,7 @@ def build_tiny_tokenizer(corpus: list[str], vocab_size: int = 512, bos_token: st
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tags = [language.tag for language in LANGUAGES.values()]
+    tags = [PromptBuilder().tag(code) for code in LANGUAGES]
     tokenizer.train_from_iterator(list(corpus) + tags, trainer=trainer)
     if bos_token:
         tokenizer.post_processor = processors.TemplateProcessing(
