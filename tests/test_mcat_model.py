@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from helpers import CORPUS
+from helpers import CORPUS, make_clip
 from transformers import AutoModelForCausalLM, Blip2QFormerModel
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
@@ -120,3 +120,29 @@ def test_the_text_side_of_a_gemma3_folder_is_its_text_model_with_the_same_weight
     embedding = text.get_input_embeddings()
     torch.testing.assert_close(embedding(ids), embedding.weight[ids] * 32**0.5)
     assert text_causal_lm(text) is text  # a text model is its own text side
+
+
+def test_a_new_processor_lays_the_prompt_out_as_the_llms_tokenizer_encodes_it(tmp_path):
+    """`[audio] + tokenizer.encode(prompt)`, as the authors' code: BOS after the audio for a tokenizer that adds one
+    (Gemma), nothing for one that adds none (Qwen2.5); a tokenizer adding other tokens is refused."""
+    from tokenizers import processors
+    from transformers import WhisperFeatureExtractor
+
+    from llmsrt import LLMSRTProcessor
+    from llmsrt.prompt_builder import tokenizer_prompt_layout
+    from llmsrt.testing import build_tiny_tokenizer
+
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(tmp_path / "whisper")
+    build_tiny_tokenizer(CORPUS, bos_token="<bos>").save_pretrained(tmp_path / "gemma")
+    build_tiny_tokenizer(CORPUS).save_pretrained(tmp_path / "qwen")
+    gemma = LLMSRTProcessor.from_pretrained_parts(str(tmp_path / "whisper"), str(tmp_path / "gemma"),
+                                                  num_query_tokens=30)
+    qwen = LLMSRTProcessor.from_pretrained_parts(str(tmp_path / "whisper"), str(tmp_path / "qwen"))
+    assert gemma.prompt_layout == ["audio", "bos", "instruction"] and qwen.prompt_layout == ["audio", "instruction"]
+    ids = gemma(audio=make_clip(1.0, 0), sampling_rate=16000, src_lang="eng", tgt_lang="deu")["input_ids"][0]
+    assert ids[30:].tolist() == gemma.tokenizer.encode("<|eng|><|deu|>")  # with its <bos> first
+    eos_after = build_tiny_tokenizer(CORPUS)
+    eos_after.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A <|endoftext|>", special_tokens=[("<|endoftext|>", eos_after.eos_token_id)])
+    with pytest.raises(ValueError, match="a prompt layout places nothing or its BOS before the instruction"):
+        tokenizer_prompt_layout(eos_after)

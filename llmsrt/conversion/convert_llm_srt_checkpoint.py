@@ -55,7 +55,7 @@ from ..configuration_llmsrt import paper_adapter_hidden_size
 from ..hub.card import render_model_card
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
-from ..prompt_builder import PromptBuilder, check_language_tags
+from ..prompt_builder import PromptBuilder, check_language_tags, tokenizer_prompt_layout
 
 logger = logging.getLogger(__name__)
 
@@ -271,26 +271,6 @@ def text_lora(lora: dict[str, dict]) -> tuple[dict[str, dict], str | None, list[
         raise ValueError(f"The checkpoint's LoRA sits on the vision tower only ({len(vision)} modules): no LoRA of the "
                          "text decoder to merge.")
     return text, (layouts.pop() if layouts else None), sorted(vision)
-
-
-def reference_prompt_layout(tokenizer) -> list[str]:
-    """The prompt layout of the reference, which writes `tokenizer.encode(prompt)` after the audio placeholders:
-    `["audio", "bos", "instruction"]` where the LLM's tokenizer starts every encoding with its BOS (Gemma),
-    `["audio", "instruction"]` where it adds nothing (Qwen2.5).
-
-    Raises:
-        ValueError: a tokenizer that adds other special tokens (a trailing EOS, ...), which llmsrt does not lay out.
-    """
-    plain = tokenizer.encode("a", add_special_tokens=False)
-    full = tokenizer.encode("a")
-    if full == plain:
-        return ["audio", "instruction"]
-    if tokenizer.bos_token_id is not None and full == [tokenizer.bos_token_id, *plain]:
-        return ["audio", "bos", "instruction"]
-    raise ValueError(
-        f"The LLM's tokenizer encodes 'a' as {full} with its special tokens and {plain} without: the reference "
-        "writes tokenizer.encode(prompt) after the audio, and llmsrt lays out either nothing or a BOS there."
-    )
 
 
 def text_side_kwargs(text_config) -> tuple[dict, str]:
@@ -608,7 +588,7 @@ def convert_llm_srt_checkpoint(
                            "lora_target_modules": sorted({kind.rsplit(".", 1)[-1] for kind in kinds})}
     llm_config = AutoConfig.from_pretrained(llm)
     text_kwargs, audio_line = text_side_kwargs(llm_config.get_text_config())
-    prompt_layout = reference_prompt_layout(AutoTokenizer.from_pretrained(llm))
+    prompt_layout = list(tokenizer_prompt_layout(AutoTokenizer.from_pretrained(llm)))  # as tokenizer.encode(prompt)
     processor = LLMSRTProcessor.from_pretrained_parts(
         whisper, llm, num_query_tokens=config_kwargs["num_query_tokens"] // config_kwargs["query_pooling_stride"],
         language_tags=language_tags, prompt_layout=prompt_layout,

@@ -31,7 +31,22 @@ class ModelArguments:
     tiny_model: bool = field(
         default=False, metadata={"help": "Build a tiny random model (tokenizer trained on the data): smoke tests."}
     )
-    num_query_tokens: int = field(default=80, metadata={"help": "Audio embeddings per clip."})
+    tiny_text_model: str = field(
+        default="qwen2",
+        metadata={"help": "The LLM of a tiny model: qwen2 (LLM-SRT v1.0's kind), gemma3_text (Gemma-3's text model, "
+                          "as MCAT) or gemma2; Gemma's tokenizer adds <bos>, placed after the audio."},
+    )
+    num_query_tokens: int = field(default=80, metadata={"help": "Learnable queries of a new adapter (v1.0: 80)."})
+    query_pooling_stride: int = field(
+        default=1,
+        metadata={"help": "A new adapter mean-pools its Q-Former outputs over this many consecutive queries: "
+                          "num_query_tokens // stride audio embeddings per clip (MCAT: 150 queries by 5 -> 30)."},
+    )
+    adapter_hidden_size: int | None = field(
+        default=None,
+        metadata={"help": "Hidden width of a new adapter's MLP (MCAT: 2560; default: the v1.0 paper's rule from the "
+                          "LLM width; 0: one Linear)."},
+    )
     qformer_num_layers: int = field(default=8, metadata={"help": "Q-Former layers of a new adapter."})
     variable_length_encoding: bool = field(
         default=False,
