@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, Blip2QFormerModel
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
 from llmsrt.modeling_llmsrt import LLMSRTSpeechAdapter, text_causal_lm
 from llmsrt.testing import build_tiny_model_and_processor
+from llmsrt.testing.tiny import build_tiny_gemma3
 
 QFORMER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 
@@ -89,19 +90,7 @@ def test_a_pooled_model_writes_30_embeddings_over_30_placeholders_and_the_scale_
 
 def tiny_gemma3_folder(folder, vocab_size=96):
     """A tiny `Gemma3ForConditionalGeneration` (vision tower included), saved as google/gemma-3-27b-it is."""
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
-
-    config = Gemma3Config(
-        text_config={"vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "sliding_window": 8,
-                     "max_position_embeddings": 256, "initializer_range": 0.3},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 28, "patch_size": 14},
-        mm_tokens_per_image=4, image_token_index=vocab_size - 1, boi_token_index=vocab_size - 3,
-        eoi_token_index=vocab_size - 2,
-    )
-    torch.manual_seed(0)
-    model = Gemma3ForConditionalGeneration(config).eval()
+    model = build_tiny_gemma3(vocab_size)
     model.save_pretrained(folder)
     return model
 

@@ -252,10 +252,10 @@ def test_a_config_option_this_llmsrt_does_not_know_is_refused():
     model, _ = build_tiny_model_and_processor(CORPUS, hidden_size=128)
     config = model.config
     check_servable(config)  # the installed llmsrt's own options pass
-    config.query_pooling_stride = 4  # as a folder saved by another llmsrt version would have it
-    with pytest.raises(ValueError, match="query_pooling_stride"):
+    config.query_pooling_window = 4  # as a folder saved by another llmsrt version would have it
+    with pytest.raises(ValueError, match="query_pooling_window"):
         check_servable(config)
-    config.query_pooling_stride = None  # an unknown option left at None changes nothing: served
+    config.query_pooling_window = None  # an unknown option left at None changes nothing: served
     check_servable(config)
 
 

@@ -122,3 +122,25 @@ def build_tiny_model_and_processor(
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, processor
+
+
+def build_tiny_gemma3(vocab_size: int, hidden_size: int = 32, seed: int = 0):
+    """A tiny random `Gemma3ForConditionalGeneration`, vision tower included, shaped as google/gemma-3-27b-it is
+    (MCAT's LLM): a 2-layer text model of `hidden_size` with sliding-window layers, a 1-layer SigLIP tower. Its
+    image token ids are the last three of `vocab_size` (never used: llmsrt reads its text model only)."""
+    import torch
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    config = Gemma3Config(
+        text_config={"vocab_size": vocab_size, "hidden_size": hidden_size, "intermediate_size": 2 * hidden_size,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "head_dim": hidden_size // 4, "sliding_window": 8, "max_position_embeddings": 256,
+                     "initializer_range": 0.3},
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 28, "patch_size": 14},
+        mm_tokens_per_image=4, image_token_index=vocab_size - 1, boi_token_index=vocab_size - 3,
+        eoi_token_index=vocab_size - 2,
+    )
+    torch.manual_seed(seed)
+    return Gemma3ForConditionalGeneration(config).eval()
+
