@@ -62,8 +62,8 @@ def import_their_code(repo: Path):
 
         sys.modules["pkg_resources"].packaging = packaging
     sys.path[:0] = [str(repo / "SLAM-LLM" / "src"), str(repo / "SLAM-LLM" / "examples" / "st_covost2")]
-    from slam_llm.models.projector import EncoderProjectorQFormerPool
     from model.slam_model_st import slam_model
+    from slam_llm.models.projector import EncoderProjectorQFormerPool
 
     return EncoderProjectorQFormerPool, slam_model, stubbed
 

@@ -53,7 +53,7 @@ QUERIES, STRIDE, EMBEDDINGS, MLP_WIDTH, QFORMER_LAYERS, MEL_BINS = 150, 5, 30, 2
 GEMMA_WIDTH = 32
 PROMPT = "<|eng|><|deu|>"
 # The two module layouts of transformers' Gemma3ForConditionalGeneration, as the reference's LoRA keys spell them:
-# current transformers (what peft names here) and older releases (`language_model.model.`, `vision_tower.vision_model.`).
+# current transformers (what peft names here) and older ones (`language_model.model.`, `vision_tower.vision_model.`).
 OLDER_GEMMA3_KEYS = {
     "llm.base_model.model.model.language_model.": "llm.base_model.model.language_model.model.",
     "llm.base_model.model.model.vision_tower.": "llm.base_model.model.vision_tower.vision_model.",
