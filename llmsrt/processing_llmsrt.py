@@ -10,7 +10,7 @@ from transformers import BatchFeature, ProcessorMixin
 
 from .audio_utils import prepare_audio
 from .language_id import speech_frame_mask, speech_interval
-from .languages import get_language
+from .languages import check_languages, get_language
 from .prompt_builder import (
     AUDIO_TOKEN,
     TASKS,
@@ -24,13 +24,26 @@ from .prompt_builder import (
 IGNORE_INDEX = -100
 
 
-def per_clip(value, count: int, name: str) -> list:
+def one_per_clip(value, count: int, name: str) -> list:
     """Broadcast one value to every clip, or check that a list has one value per clip."""
     if isinstance(value, (list, tuple)):
         if len(value) != count:
             raise ValueError(f"{name} has {len(value)} entries for {count} clip(s): give one value, or one per clip.")
         return list(value)
     return [value] * count
+
+
+def pad_rows(rows: list, pad_value: int, side: str) -> torch.Tensor:
+    """Rows of ids (lists or 1-D tensors, lengths `L_i`) -> `(B, max L_i)` long tensor, padded with `pad_value` on
+    the `"left"` (generation) or the `"right"` (training)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}.")
+    length = max(len(row) for row in rows)
+    padded = torch.full((len(rows), length), pad_value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(length - len(row), length) if side == "left" else slice(0, len(row))
+        padded[i, span] = torch.as_tensor(row, dtype=torch.long)
+    return padded
 
 
 def _as_clip_list(audio) -> list:
@@ -59,6 +72,10 @@ class LLMSRTProcessor(ProcessorMixin):
         prompt_layout (`list[str]`, *optional*): the order of the prompt's pieces, `"audio"`, `"bos"` (the
             tokenizer's BOS token) and `"instruction"`; saved with the processor. Default: `["audio", "instruction"]`
             (LLM-SRT on Qwen2.5); `["audio", "bos", "instruction"]` places BOS after the audio (Gemma-3 in MCAT).
+        languages (`list[str]`, *optional*): the languages the model was trained with (ISO 639-3 codes); saved with
+            the processor, and a prompt in any other language is refused with the list. Default: LLM-SRT v1.0's 15
+            (`llmsrt.languages.PAPER_LANGUAGES`), what a folder saved without the field was trained with; MCAT
+            (v2.0) folders list its 70 (`llmsrt.languages.MCAT_LANGUAGES`).
     """
 
     def __init__(
@@ -69,6 +86,7 @@ class LLMSRTProcessor(ProcessorMixin):
         num_query_tokens=80,
         language_tags=None,
         prompt_layout=None,
+        languages=None,
     ):
         if audio_token not in tokenizer.get_vocab():
             tokenizer.add_tokens([audio_token], special_tokens=True)
@@ -79,6 +97,7 @@ class LLMSRTProcessor(ProcessorMixin):
         self.num_query_tokens = num_query_tokens
         self.language_tags = check_language_tags(language_tags)
         self.prompt_layout = list(check_prompt_layout(prompt_layout))
+        self.languages = list(check_languages(languages)) if languages is not None else None
         super().__init__(feature_extractor, tokenizer)
         _ = self.prompt_builder  # refuses a layout the tokenizer cannot write (a BOS without a BOS token)
 
@@ -118,6 +137,7 @@ class LLMSRTProcessor(ProcessorMixin):
             num_query_tokens=self.num_query_tokens,
             prompt_layout=self.prompt_layout,
             bos_token=self.tokenizer.bos_token,
+            languages=self.languages,
         )
 
     @property
@@ -166,13 +186,13 @@ class LLMSRTProcessor(ProcessorMixin):
             raise ValueError("audio is required: a path, an array with its sampling_rate, or a list of them.")
         clips = _as_clip_list(audio)
         count = len(clips)
-        tasks = [check_task(name) for name in per_clip(task, count, "task")]
-        src_langs = [get_language(code).code for code in per_clip(src_lang, count, "src_lang")]
+        tasks = [check_task(name) for name in one_per_clip(task, count, "task")]
+        src_langs = [get_language(code).code for code in one_per_clip(src_lang, count, "src_lang")]
         tgt_langs = [
             code if name == "asr" else get_language(code).code
-            for code, name in zip(per_clip(tgt_lang, count, "tgt_lang"), tasks)
+            for code, name in zip(one_per_clip(tgt_lang, count, "tgt_lang"), tasks)
         ]
-        transcripts = per_clip(text, count, "text")
+        transcripts = one_per_clip(text, count, "text")
         waveforms = [
             prepare_audio(clip, sampling_rate, self.sampling_rate, self.max_audio_seconds, name=f"audio clip {i}")
             for i, clip in enumerate(clips)
@@ -188,7 +208,7 @@ class LLMSRTProcessor(ProcessorMixin):
         if targets is not None:
             answers = [
                 self._answer_text(name, target, src, tgt)
-                for name, target, src, tgt in zip(tasks, per_clip(targets, count, "targets"), src_langs, tgt_langs)
+                for name, target, src, tgt in zip(tasks, one_per_clip(targets, count, "targets"), src_langs, tgt_langs)
             ]
             eos = [self.tokenizer.eos_token_id]
             answer_ids = [ids + eos for ids in self.tokenizer(answers, add_special_tokens=False)["input_ids"]]
@@ -235,8 +255,6 @@ class LLMSRTProcessor(ProcessorMixin):
 
     def _pad(self, prompt_ids: list[list[int]], answer_ids: list[list[int]] | None, side: str) -> dict:
         """Concatenate prompt and answer ids, pad to the longest row, and mask the loss to the answer."""
-        if side not in ("left", "right"):
-            raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}.")
         rows, label_rows = [], []
         for i, prompt in enumerate(prompt_ids):
             placeholders = prompt.count(self.audio_token_id)
@@ -248,19 +266,12 @@ class LLMSRTProcessor(ProcessorMixin):
             answer = answer_ids[i] if answer_ids is not None else []
             rows.append(prompt + answer)
             label_rows.append([IGNORE_INDEX] * len(prompt) + answer)
-        length = max(len(row) for row in rows)
-        pad_id = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-        labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
-        for i, (row, label_row) in enumerate(zip(rows, label_rows)):
-            span = slice(length - len(row), length) if side == "left" else slice(0, len(row))
-            input_ids[i, span] = torch.tensor(row)
-            attention_mask[i, span] = 1
-            labels[i, span] = torch.tensor(label_row)
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        batch = {
+            "input_ids": pad_rows(rows, self.tokenizer.pad_token_id, side),
+            "attention_mask": pad_rows([[1] * len(row) for row in rows], 0, side),
+        }
         if answer_ids is not None:
-            batch["labels"] = labels
+            batch["labels"] = pad_rows(label_rows, IGNORE_INDEX, side)
         return batch
 
     def post_process_speech_translation(
@@ -278,10 +289,10 @@ class LLMSRTProcessor(ProcessorMixin):
         """
         decoded = self.tokenizer.batch_decode(generated_ids, skip_special_tokens=True)
         count = len(decoded)
-        tasks = [check_task(name) for name in per_clip(task, count, "task")]
-        src_langs = per_clip(src_lang, count, "src_lang")
-        tgt_langs = per_clip(tgt_lang, count, "tgt_lang")
-        transcripts = per_clip(text, count, "text")
+        tasks = [check_task(name) for name in one_per_clip(task, count, "task")]
+        src_langs = one_per_clip(src_lang, count, "src_lang")
+        tgt_langs = one_per_clip(tgt_lang, count, "tgt_lang")
+        transcripts = one_per_clip(text, count, "text")
         builder = self.prompt_builder
         results = []
         for answer, name, src, tgt, transcript in zip(decoded, tasks, src_langs, tgt_langs, transcripts):
@@ -295,4 +306,4 @@ class LLMSRTProcessor(ProcessorMixin):
         return results
 
 
-__all__ = ["LLMSRTProcessor", "IGNORE_INDEX", "TASKS", "AUDIO_TOKEN", "check_task", "per_clip"]
+__all__ = ["LLMSRTProcessor", "IGNORE_INDEX", "TASKS", "AUDIO_TOKEN", "check_task", "one_per_clip", "pad_rows"]

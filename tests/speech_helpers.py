@@ -41,6 +41,16 @@ def recording_with_pauses(utterances: list[np.ndarray], pauses: list[float], tai
     return np.concatenate(pieces), spans
 
 
-def speechlike_utterances(count: int, seed: int = 0, shortest: float = 1.0, longest: float = 4.0):
-    rng = np.random.default_rng(seed)
-    return [make_clip(float(rng.uniform(shortest, longest)), seed=seed + i) for i in range(count)]
+SENTENCES = ("Good morning, how are you today?", "The train leaves at nine o'clock.",
+             "The sun is hot and the sea is blue.", "Please close the window before you go.",
+             "My brother works in a small bakery.", "We will meet again next Tuesday evening.")
+
+
+def spoken_utterances(count: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` English sentences spoken by eSpeak NG (16 kHz), at speaking rates drawn from `seed`: speech that a
+    speech detector (Silero VAD) recognises, unlike `make_clip`'s harmonics."""
+    from llmsrt.demo.speech_synthesis import ESpeak
+
+    engine, rng = ESpeak(), np.random.default_rng(seed)
+    return [engine.synthesize(SENTENCES[(seed + i) % len(SENTENCES)], "en-us", rate=int(rng.integers(150, 190)))
+            for i in range(count)]

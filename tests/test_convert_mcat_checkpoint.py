@@ -193,6 +193,7 @@ def test_an_mcat_large_shaped_file_converts_to_the_reference_logits_in_a_fresh_p
     assert "LLM: Gemma3ForCausalLM (gemma3_text" in printed and "Gemma3ForConditionalGeneration" in printed
     assert f"prompt: [{EMBEDDINGS} audio][<bos>][tags]" in printed
     assert "audio embeddings: unscaled" in printed
+    assert "languages: 70 (MCAT's" in printed and "zho -> <|cmn|>" in printed and "aze -> <|azj|>" in printed
     check_fresh_process_logits(tmp_path / "out", reference, tmp_path, make_clip(1.5, 1))
 
 

@@ -10,7 +10,8 @@ from helpers import CORPUS, make_clip
 from transformers import AutoModelForCausalLM, Blip2QFormerModel
 
 from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration
-from llmsrt.modeling_llmsrt import LLMSRTSpeechAdapter, text_causal_lm
+from llmsrt.model_storage import text_causal_lm
+from llmsrt.modeling_llmsrt import LLMSRTSpeechAdapter
 from llmsrt.testing import build_tiny_model_and_processor
 from llmsrt.testing.tiny import build_tiny_gemma3
 

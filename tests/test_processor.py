@@ -27,6 +27,18 @@ def test_prompt_and_answer_layouts_follow_the_paper():
     assert srt == "the train<|eng|><|deu|>der Zug"
     assert PROMPTS.answer("asr", "eng", transcription=" hi ") == "hi"
     assert PROMPTS.answer("smt", "eng", "fra", translation="le train") == "le train"
+    assert PROMPTS.prompt("srt", "eng", "deu", audio_placeholders=2) == "<|audio|><|audio|><|eng|><|deu|>"
+
+
+def test_a_tag_map_writes_and_reads_the_mapped_tag_everywhere():
+    """`{"zho": "cmn"}` (the authors' 2026 tag for Mandarin): prompts, answers and their split all use `<|cmn|>`."""
+    tagged = PromptBuilder(language_tags={"zho": "cmn"}, num_query_tokens=1)
+    assert tagged.prompt("srt", "eng", "zho") == "<|audio|><|eng|><|cmn|>"
+    answer = tagged.answer("srt", "zho", "eng", transcription="火车", translation="the train")
+    assert answer == "火车<|cmn|><|eng|>the train"
+    assert tagged.split_answer(answer, "zho", "eng") == ("火车", "the train")
+    with pytest.raises(ValueError, match=r"language_tags\['zho'\] = 'CMN'.*three lowercase letters"):
+        PromptBuilder(language_tags={"zho": "CMN"})
 
 
 def test_labels_cover_answer_and_eos_only(tiny):

@@ -172,6 +172,47 @@ def test_paper_recipe_and_accelerate_configs_parse():
     assert [str(kind).split(".")[-1] for kind in kinds.values()] == ["MULTI_GPU", "FSDP", "DEEPSPEED"]
 
 
+def test_mcat_recipe_parses_into_the_v2_setup():
+    """recipes/mcat-gemma3-27b-fleurs70.yaml: MCAT's adapter, LoRA, prompt and tags, and FLEURS' 4,830 directions."""
+    from llmsrt.data.stage_data import _directions
+    from llmsrt.languages import MCAT_AUTHOR_CODES, MCAT_CODES, MCAT_LANGUAGES
+
+    recipe = str(ROOT / "recipes" / "mcat-gemma3-27b-fleurs70.yaml")
+    model_args, data_args, _, training, stages = parse_train_args([recipe, "--bf16", "false"])  # no GPU here
+    assert (model_args.whisper, model_args.llm) == ("openai/whisper-large-v3", "google/gemma-3-27b-it")
+    assert (model_args.num_query_tokens, model_args.query_pooling_stride, model_args.qformer_num_layers) == (150, 5, 8)
+    assert (model_args.query_pooling_stride, model_args.adapter_hidden_size) == (5, 2560)
+    assert model_args.qformer_attends_padding
+    assert (model_args.lora_rank, model_args.lora_alpha, model_args.lora_dropout) == (16, 32, 0.05)
+    assert model_args.lora_target_modules == ["q_proj", "v_proj"] and model_args.language_tags == MCAT_CODES
+    assert data_args.dataset == "fleurs" and data_args.languages == list(MCAT_AUTHOR_CODES)
+    directions = _directions(data_args)
+    assert len(directions) == 4830 and {code for pair in directions for code in pair} == set(MCAT_LANGUAGES)
+    assert training.weight_decay == 0.01 and training.num_train_epochs == 3
+    assert [stages[s]["learning_rate"] for s in ("asr", "smt", "srt")] == [1e-4, 1e-5, 1e-4]
+    assert stages["srt"]["train"] == ["adapter", "lora"]
+    english_centric = parse_train_args([recipe, "--bf16", "false", "--centre_languages", "eng"])[1]
+    assert len(_directions(english_centric)) == 138
+    with pytest.raises(ValueError, match="--language_tags takes a JSON object"):
+        parse_train_args([recipe, "--bf16", "false", "--language_tags", "zho=cmn"])
+
+
+def test_a_trained_folder_records_its_languages(tmp_path):
+    """The toy set's three languages, and no other: the folder's processor refuses a fourth with the list; a new
+    model's tags come from --language_tags."""
+    from helpers import make_clip
+
+    from llmsrt import LLMSRTProcessor
+
+    main([RECIPE, "--stage", "asr", "--max_steps", "1", "--save_strategy", "no", "--output_dir", str(tmp_path),
+          "--disable_tqdm", "true", "--language_tags", '{"deu": "ger"}'])
+    saved = json.loads((tmp_path / "asr" / "processor_config.json").read_text())
+    assert saved["languages"] == ["eng", "deu", "fra"] and saved["language_tags"] == {"deu": "ger"}
+    processor = LLMSRTProcessor.from_pretrained(tmp_path / "asr")
+    with pytest.raises(ValueError, match=r"'spa' \(Spanish\)\. Its 3 languages: eng, deu, fra"):
+        processor(audio=make_clip(0.5, 1), src_lang="spa", task="asr")
+
+
 def test_encoder_cache_keeps_the_loss_trajectory(tmp_path):
     common = [RECIPE, "--stage", "asr", "--num_train_epochs", "3", "--logging_steps", "1", "--save_strategy", "no",
               "--disable_tqdm", "true"]
@@ -204,20 +245,9 @@ def test_manifest_training_with_evaluation_loss(tmp_path):
     assert (tmp_path / "run" / "asr" / "loss.png").is_file()
 
 
-def test_the_demo_dataset_is_refused_with_where_its_corpus_went(tmp_path):
-    """The lower layers know nothing of the demo: `--dataset demo` says how to get the corpus and train on it."""
-    with pytest.raises(ValueError, match=r"python -m llmsrt\.demo .*--dataset manifest --train_manifest"):
-        main([RECIPE, "--dataset", "demo", "--output_dir", str(tmp_path / "run")])
-    with pytest.raises(ValueError, match="Unknown --dataset 'librispeech': use manifest, fleurs, covost2"):
+def test_an_unknown_dataset_is_refused_with_the_accepted_ones():
+    with pytest.raises(ValueError, match="'librispeech': use manifest, fleurs, covost2, common_voice, toy"):
         parse_train_args([RECIPE, "--dataset", "librispeech"])
-
-
-def test_an_old_recipe_with_offline_mirrors_is_told_the_replacement(tmp_path):
-    old = tmp_path / "old.yaml"
-    old.write_text(Path(RECIPE).read_text(encoding="utf-8") + "offline_mirrors: .cache/llmsrt-models\n")
-    for argv in ([str(old)], [RECIPE, "--offline_mirrors", ".cache/llmsrt-models"]):
-        with pytest.raises(ValueError, match=r"`offline_mirrors` is no longer a train\.py setting.*`demo:` block"):
-            parse_train_args(argv)
 
 
 def test_trainer_loss_projects_answer_positions_only(lively):

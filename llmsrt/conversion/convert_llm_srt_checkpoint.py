@@ -53,6 +53,7 @@ from transformers import AutoConfig, AutoTokenizer, Blip2QFormerConfig
 
 from ..configuration_llmsrt import paper_adapter_hidden_size
 from ..hub.card import render_model_card
+from ..languages import MCAT_CODES, MCAT_LANGUAGES
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
 from ..prompt_builder import PromptBuilder, check_language_tags, tokenizer_prompt_layout
@@ -476,7 +477,8 @@ def _projector_shape(adapter: dict[str, torch.Tensor]) -> str:
 
 
 def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str, lora_line: str,
-             language_tags: dict[str, str] | None, llm_line: str, prompt_layout: list[str], audio_line: str) -> str:
+             language_tags: dict[str, str] | None, llm_line: str, prompt_layout: list[str], audio_line: str,
+             languages: list[str] | None = None) -> str:
     """The converter's summary of what it found and did (printed, and written into the model card)."""
     qformer = config_kwargs["qformer_config"]
     queries, width = contents.adapter["query_tokens"].shape[1:]
@@ -498,7 +500,7 @@ def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str,
              f" -> {queries} embeddings per clip"
     layout = "".join({"audio": f"[{queries // stride} audio]", "bos": "[<bos>]", "instruction": "[tags]"}[piece]
                      for piece in prompt_layout)
-    builder = PromptBuilder(language_tags=language_tags)
+    builder = PromptBuilder(language_tags=language_tags, languages=tuple(language_tags or ()))
     tags = ", ".join(f"{code} -> {builder.tag(code)}" for code in sorted(language_tags or {}))
     lines = [
         f"files: {', '.join(contents.files)}",
@@ -517,6 +519,8 @@ def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str,
         f"dropped: {dropped}",
         "Q-Former view: the whole 30-s window, padding included (qformer_attends_padding=True, as the reference)",
         f"language tags: {tags or 'each language its ISO 639-3 code (<|zho|> for Mandarin)'}",
+        f"languages: {len(languages)} (MCAT's; any other is refused)" if languages else
+        "languages: not recorded (the paper's v1.0 set is assumed)",
     ]
     return "\n".join(lines)
 
@@ -589,10 +593,15 @@ def convert_llm_srt_checkpoint(
     llm_config = AutoConfig.from_pretrained(llm)
     text_kwargs, audio_line = text_side_kwargs(llm_config.get_text_config())
     prompt_layout = list(tokenizer_prompt_layout(AutoTokenizer.from_pretrained(llm)))  # as tokenizer.encode(prompt)
+    languages = None
+    if projector == "qqm":  # MCAT (v2.0): trained on its 70 languages, tagged with its codes (<|cmn|>, <|azj|>, ...)
+        languages = list(MCAT_LANGUAGES)
+        language_tags = {**MCAT_CODES, **(language_tags or {})}
     processor = LLMSRTProcessor.from_pretrained_parts(
         whisper, llm, num_query_tokens=config_kwargs["num_query_tokens"] // config_kwargs["query_pooling_stride"],
         language_tags=language_tags, prompt_layout=prompt_layout,
     )
+    processor.languages = languages
     model = LLMSRTForConditionalGeneration.from_pretrained_parts(
         whisper, llm, audio_token_id=processor.audio_token_id, dtype=dtype, qformer_attends_padding=True,
         **lora_kwargs, **config_kwargs, **text_kwargs,
@@ -613,7 +622,7 @@ def convert_llm_srt_checkpoint(
     model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     summary = describe(contents, config_kwargs, projector, lora_line, language_tags, llm_line, prompt_layout,
-                       audio_line)
+                       audio_line, languages)
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)

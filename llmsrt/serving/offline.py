@@ -20,7 +20,7 @@ import numpy as np
 
 from ..data.schema import SAMPLING_RATE
 from ..evaluation.evaluator import EvalArguments, load_eval_examples, predict_all, write_report
-from ..processing_llmsrt import LLMSRTProcessor, per_clip
+from ..processing_llmsrt import LLMSRTProcessor, one_per_clip
 from .prompts import request_prompt
 
 logger = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ def vllm_prompts(
         {"prompt": request_prompt(processor, name, src, tgt, transcript),
          "multi_modal_data": {"audio": (np.asarray(waveform, dtype=np.float32), SAMPLING_RATE)}}
         for waveform, name, src, tgt, transcript in zip(
-            waveforms, per_clip(task, count, "task"), per_clip(src_lang, count, "src_lang"),
-            per_clip(tgt_lang, count, "tgt_lang"), per_clip(text, count, "text"))
+            waveforms, one_per_clip(task, count, "task"), one_per_clip(src_lang, count, "src_lang"),
+            one_per_clip(tgt_lang, count, "tgt_lang"), one_per_clip(text, count, "text"))
     ]
 
 

@@ -214,7 +214,7 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
         check_servable(config)
         self.config = config
         self.model_folder = vllm_config.model_config.model
-        self.encoder_cache = None
+        self.encoder_cache = None  # read by llmsrt's `encode_frames`: vLLM caches multimodal embeddings itself
         with self._mark_tower_model(vllm_config, "audio"):
             self.audio_encoder = LLMSRTWhisperEncoder(config.audio_config).eval()
             # Kept in float32 whatever the LLM's dtype, as transformers keeps it (`_keep_in_fp32_modules`).
@@ -235,7 +235,7 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
             return []
         if isinstance(features, (list, tuple)):
             features, mask = torch.stack(list(features)), torch.stack(list(mask))
-        audio_embeds = self.get_audio_features(features, mask)
+        audio_embeds = self.get_audio_features(features, mask).pooler_output
         return tuple(self.audio_embeddings_for_llm(audio_embeds, next(self.language_model.parameters()).dtype))
 
     def forward(

@@ -26,7 +26,7 @@ def build_tiny_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tags = [PromptBuilder().tag(code) for code in LANGUAGES]
+    tags = [PromptBuilder(languages=tuple(LANGUAGES)).tag(code) for code in LANGUAGES]
     tokenizer.train_from_iterator(list(corpus) + tags, trainer=trainer)
     if bos_token:
         tokenizer.post_processor = processors.TemplateProcessing(

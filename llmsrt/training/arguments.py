@@ -1,5 +1,6 @@
 """Command-line / recipe arguments of `train.py`, parsed by `HfArgumentParser` with `TrainingArguments`."""
 
+import json
 from dataclasses import dataclass, field
 
 from ..data.arguments import DataArguments  # noqa: F401  (re-exported: the data part of the arguments)
@@ -65,12 +66,29 @@ class ModelArguments:
     )
     lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default: the model config's, 8)."})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
+    lora_dropout: float | None = field(
+        default=None, metadata={"help": "LoRA dropout (default: the config's, 0.05); 0 makes runs with different "
+                                        "numbers of processes comparable step by step."}
+    )
+    language_tags: dict | str | None = field(
+        default=None,
+        metadata={"help": "A new model's tag codes where they are not the ISO 639-3 code, as JSON: MCAT writes "
+                          '{"zho": "cmn", "aze": "azj", "nep": "npi", "fil": "tgl"} (llmsrt.languages.MCAT_CODES).'},
+    )
     lora_target_modules: list[str] | None = field(
         default=None, metadata={"help": "LLM modules LoRA wraps (default: the config's, q_proj v_proj)."}
     )
     model_dtype: str | None = field(
         default=None, metadata={"help": "dtype of the pretrained parts (float32, bfloat16); the adapter stays fp32."}
     )
+
+    def __post_init__(self):
+        if isinstance(self.language_tags, str):  # the command line and recipe_argv give it as JSON
+            try:
+                self.language_tags = json.loads(self.language_tags)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"--language_tags takes a JSON object such as '{{\"zho\": \"cmn\"}}', got "
+                                 f"{self.language_tags!r} ({error}).") from error
 
 
 @dataclass

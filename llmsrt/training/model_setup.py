@@ -2,9 +2,10 @@
 
 import logging
 
-from ..model_tools.lora import add_lora
+from ..lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
+from ..prompt_builder import check_language_tags
 from .arguments import ModelArguments
 
 logger = logging.getLogger(__name__)
@@ -53,9 +54,16 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
     )
 
 
+def start_new_processor(processor: LLMSRTProcessor, model_args: ModelArguments) -> None:
+    """A new model's processor: no languages until its stages train some, and the recipe's `language_tags`."""
+    processor.languages = []
+    if model_args.language_tags:
+        processor.language_tags = check_language_tags(model_args.language_tags)
+
+
 def apply_lora_settings(model: LLMSRTForConditionalGeneration, model_args: ModelArguments) -> None:
     """Recipe LoRA settings override the model config's (they are saved with the model)."""
-    for name in ("lora_rank", "lora_alpha", "lora_target_modules"):
+    for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules"):
         value = getattr(model_args, name)
         if value is not None:
             setattr(model.config, name, value)
