@@ -246,7 +246,8 @@ class LLMSRTStorageMixin:
 
     def changed_state_dict(self) -> dict[str, torch.Tensor]:
         """The tensors that differ from the pretrained parts named in the config (always the whole speech adapter and
-        language-ID head, which no part has): what a changes-only folder stores. Rebuilds the parts once to compare (about one more model in memory)."""
+        language-ID head, which no part has): what a changes-only folder stores. Rebuilds the parts once to compare
+        (about one more model in memory)."""
         base = type(self)._from_recorded_parts(copy.deepcopy(self.config), self.language_model.dtype).state_dict()
         changed = {}
         for name, tensor in self.state_dict().items():
