@@ -12,8 +12,8 @@ a stream can be fed in blocks of any size with the same result as all at once:
   and for the measurements in `benchmarks/speech_detection.py`.
 
 Without `silero-vad` installed (remote code run with torch, transformers and librosa only), `"silero"` falls back
-to the energy rule with a warning in the log. `speech_regions` and `has_speech` run a detector over a whole clip. Cutting a recording at the detected pauses is
-`segmentation.py`'s job.
+to the energy rule with a warning in the log. `speech_regions` and `has_speech` run a detector over a whole clip.
+Cutting a recording at the detected pauses is `segmentation.py`'s job.
 """
 
 import logging
