@@ -36,6 +36,7 @@ setup(
         "huggingface-hub>=1.5,<3",
         "safetensors>=0.6",
         "sacrebleu>=2.4",
+        "sentencepiece>=0.2",  # spBLEU (sacrebleu's flores200 tokenizer: eval.py --metric_rule v2)
         "jiwer>=4.0",
         "pyyaml>=6.0",
         "matplotlib>=3.8",
@@ -54,7 +55,9 @@ setup(
         "quantization": ["torchao>=0.18", "peft>=0.21.2"],
         # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin
         "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
-        "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1"],  # benchmarks/cpu_inference.py: the CTranslate2 cascade
+        # benchmarks/cpu_inference.py: the CTranslate2 cascade; benchmarks/live_latency.py: OmniSTEval (BLEU, chrF,
+        # YAAL/AL/LAAL of simultaneous translation, SoftSegmenter re-segmentation)
+        "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1", "omnisteval>=0.1.10"],
         "comet": ["unbabel-comet>=2.2"],
         # The web demo (python -m llmsrt.inference.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],

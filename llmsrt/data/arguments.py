@@ -53,6 +53,17 @@ class DataSource:
         default_factory=lambda: list(PAPER_LANGUAGES),
         metadata={"help": "Languages that '--directions all' pairs (default: the paper's 15, 210 directions)."},
     )
+    source_languages: list[str] | None = field(
+        default=None, metadata={"help": "Keep the directions whose source is one of these (filters --directions)."}
+    )
+    target_languages: list[str] | None = field(
+        default=None, metadata={"help": "Keep the directions whose target is one of these (filters --directions)."}
+    )
+    centre_languages: list[str] | None = field(
+        default=None,
+        metadata={"help": "Keep the directions with one of these on either side: eng gives the English-centric "
+                          "directions (filters --directions)."},
+    )
     skip_invalid_rows: bool = field(
         default=False,
         metadata={"help": "Leave out bad manifest rows and unreadable clips (counted, logged and written into "

@@ -19,7 +19,7 @@ from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import AlignmentCollator, CurriculumCollator
-from ..data.stage_data import StageData, example_texts, load_stage_data
+from ..data.stage_data import StageData, example_texts, load_stage_data, stage_languages
 from ..data.streaming import TrainingStream
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
@@ -32,6 +32,7 @@ from .model_setup import (
     build_initial_model,
     configure_trainable,
     load_model,
+    start_new_processor,
     trainable_parameter_names,
 )
 from .plots import save_loss_plot
@@ -106,6 +107,10 @@ def run_stage(
                                                 split=data_args.eval_split or "eval").examples
         stage_notes = {"data": train_data.report.as_dict() if train_data.report.counted else
                        {"streamed": train_data.report.summary()}}
+        # The folder records every language it was trained with: the earlier stages' (or the starting folder's) and
+        # this stage's; the processor refuses prompts in any other.
+        trained = stage_languages(data_args, stage, train_examples)
+        processor.languages = list(dict.fromkeys([*processor.prompt_builder.model_languages, *trained]))
         if stage == "align":
             # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
             # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
@@ -230,6 +235,8 @@ def run_curriculum(
             model, processor = build_initial_model(
                 model_args, example_texts(train_data.examples) if train_data is not None else None
             )
+            if not model_args.model_name_or_path:
+                start_new_processor(processor, model_args)
         apply_lora_settings(model, model_args)
         finished[stage] = run_stage(
             stage, model, processor, settings[stage], data_args, curriculum_args, training_args, single_stage,
