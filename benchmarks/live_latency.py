@@ -8,9 +8,9 @@ offline pipeline beside it.
 Inputs, from the demo corpus's test split (`llmsrt/demo/sentences.tsv`, English spoken by eSpeak NG, German
 references): (a) each test sentence as its own clip (shortform); (b) one long talk of the same sentences separated by
 0.8-1.6 s pauses (longform: OmniSTEval re-segments the finals to the reference sentences with its SoftSegmenter).
-Each recording is fed to `LiveTranslator` chunk by chunk as if it arrived in real time (not sleeping: the
-computation-aware time of an event is when the computation would have finished had the chunks arrived in real time,
-each chunk's work starting when it has arrived and the previous one's is done). Each word of a final's translation
+Each recording is fed to `LiveTranslator` as if it arrived in real time (simulated, not slept: each push gives all the
+audio that has arrived when the previous push's work is done, at least one chunk, as the CLI does; the
+computation-aware time of an event is when its push's work would have finished). Each word of a final's translation
 gets the audio time of its emission (computation-unaware) and that time (computation-aware); OmniSTEval (a maintained
 package: `pip install omnisteval`) computes BLEU, chrF, YAAL, AL and LAAL from them. RTF = compute seconds (wall
 clock) / audio seconds; on a shared machine also the CPU seconds (both threads summed) per audio second, which the
@@ -76,27 +76,35 @@ def answer_tokens(processor, rows) -> int:
 
 
 def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kwargs: dict) -> dict:
-    """Feed `waveform` in chunks as if in real time; returns the finals with their CU and CA times, and compute."""
+    """Feed `waveform` as if it arrived in real time: each push gives all the audio that has arrived by the time the
+    previous push's work is done (at least one chunk), as the CLI's microphone and `--speed` playback do, so that
+    a slow decode makes the next push larger instead of falling behind. Returns the finals with their CU and CA
+    times, the compute, and the number of pushes and partials."""
     from llmsrt.inference.live import LiveTranslator
 
     session = LiveTranslator(translator, "eng", "deu", chunk_seconds=chunk_seconds, generate_kwargs=generate_kwargs)
     step = int(chunk_seconds * RATE)
-    ready = arrived = compute = cpu = 0.0
-    finals = []
+    clock = compute = cpu = 0.0  # clock: simulated wall time, audio arriving at 1 s per s
+    finals, pushes, partials = [], 0, 0
 
     def timed(call):
-        nonlocal ready, compute, cpu
+        nonlocal clock, compute, cpu, partials
         started, started_cpu = time.perf_counter(), time.process_time()
         events = call()
         spent = time.perf_counter() - started
         compute += spent
         cpu += time.process_time() - started_cpu
-        ready = max(ready, arrived) + spent
-        finals.extend((event, ready) for event in events if event.type == "final")
+        clock += spent
+        partials += sum(event.type == "partial" for event in events)
+        finals.extend((event, clock) for event in events if event.type == "final")
 
-    for start in range(0, waveform.size, step):
-        chunk = waveform[start : start + step]
-        arrived += chunk.size / RATE
+    position = 0
+    while position < waveform.size:
+        next_chunk = min(position + step, waveform.size)
+        clock = max(clock, next_chunk / RATE)  # wait for the next chunk to arrive
+        arrived = min(waveform.size, max(next_chunk, int(clock * RATE)))
+        chunk, position = waveform[position:arrived], arrived
+        pushes += 1
         timed(lambda chunk=chunk: session.push(chunk, RATE))
     timed(session.finish)
     words, delays, elapsed = [], [], []
@@ -106,7 +114,7 @@ def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kw
             delays.append(round(event.emitted_at * 1000, 1))
             elapsed.append(round(done * 1000, 1))
     return {"prediction": " ".join(words), "delays": delays, "elapsed": elapsed, "compute": compute, "cpu": cpu,
-            "source_length": round(waveform.size / RATE * 1000, 1)}
+            "pushes": pushes, "partials": partials, "source_length": round(waveform.size / RATE * 1000, 1)}
 
 
 # Shortform reports "AL (CU)", longform "LongAL (CU)": both are read as "AL (CU)".
@@ -216,7 +224,8 @@ def main(argv=None) -> None:
             "rtf_clips": round(sum(run["compute"] for run in clip_runs) / clip_seconds, 3),
             "rtf_talk": round(talk_run["compute"] / talk_seconds, 3),
             "cpu_rtf_clips": round(sum(run["cpu"] for run in clip_runs) / clip_seconds, 3),
-            "cpu_rtf_talk": round(talk_run["cpu"] / talk_seconds, 3)})
+            "cpu_rtf_talk": round(talk_run["cpu"] / talk_seconds, 3),
+            "talk_pushes": talk_run["pushes"], "talk_partials": talk_run["partials"]})
         print(f"chunk {chunk} s done: {results['rows'][-1]}", file=sys.stderr, flush=True)
     results["load_average"] = {"before": [round(x, 2) for x in load_before],
                                "after": [round(x, 2) for x in os.getloadavg()]}

@@ -81,9 +81,9 @@ def write_clips(folder: Path, count: int, seconds: float) -> Path:
 
 
 def fsdp_steps(trainer, model, collator, examples, args, memory: TrainingMemory):
-    """FSDP2 (`fully_shard`) on each layer the planner counts as a unit, then on the whole model, and AdamW steps on
-    the Trainer's loss. (Through the Trainer's own `--fsdp` options, accelerate keeps CPU processes in its MULTI_CPU
-    state and trains them as DDP: measured, no parameter sharded.)"""
+    """FSDP2 (`fully_shard`) on each layer the planner counts as a unit, then on the whole model (the layout the
+    planner models), and AdamW steps on the Trainer's loss. (train.py shards through accelerate's auto-wrap policy,
+    which `llmsrt.training.sharding` enables on CPU processes; this benchmark applies the same FSDP2 directly.)"""
     from torch.distributed.fsdp import fully_shard
 
     if args.gradient_checkpointing:

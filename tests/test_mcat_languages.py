@@ -75,3 +75,15 @@ def test_eval_reads_fleurs_in_the_70_languages(mcat_folder, tmp_path):
     assert results["directions"]["zho-eng"]["asr_metric"] == "cer"  # Mandarin keeps the v1 rule's CER
     rows = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert {row["ref_translation"] for row in rows} == {"English sentence 1."}
+
+
+
+def test_eval_refuses_a_language_the_folder_was_not_trained_with(saved_tiny, tmp_path):
+    """A v1.0-shaped folder (the 15) on FLEURS Swahili: refused before any generation, with the folder's list."""
+    export = write_fleurs70(tmp_path / "fleurs", ["eng", "swh"], sentence_ids=(1,))
+    args = EvalArguments(model=str(saved_tiny), output_dir=str(tmp_path / "eval"), dataset="fleurs",
+                         dataset_path=str(export), directions=["swh-eng"], comet_model="none", audio_gain=False,
+                         device="cpu")
+    with pytest.raises(ValueError, match=r"'swh' \(Swahili\)\. Its 15 languages: deu, eng"):
+        evaluate_model(args)
+    assert not (tmp_path / "eval" / "predictions.jsonl").exists()

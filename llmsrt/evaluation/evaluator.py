@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import datasets
 import torch
 from tqdm.auto import tqdm
 
@@ -208,6 +209,14 @@ def write_report(records: list[dict], output_dir: Path, args: EvalArguments, ext
     return results
 
 
+def check_example_languages(examples, processor) -> None:
+    """Refuse, before any generation, an evaluation set with a language the model was not trained with (the
+    message lists the model's); streamed examples are checked batch by batch as they come."""
+    if isinstance(examples, datasets.Dataset):
+        for code in dict.fromkeys(examples.unique("src_lang") + examples.unique("tgt_lang")):
+            processor.prompt_builder.language(code)
+
+
 def evaluate_model(args: EvalArguments) -> dict:
     """What `eval.py` does: load the model, translate the evaluation set, score it, write the report."""
     from ..modeling_llmsrt import LLMSRTForConditionalGeneration
@@ -221,6 +230,7 @@ def evaluate_model(args: EvalArguments) -> dict:
         quantize_for_cpu(model, args.quantize)  # a ValueError on another device
     processor = LLMSRTProcessor.from_pretrained(args.model)
     examples = load_eval_examples(args)
+    check_example_languages(examples, processor)
     started = time.time()
     records = generate_predictions(model, processor, examples, args.batch_size, args.decoding())
     seconds = time.time() - started

@@ -108,11 +108,12 @@ def recipe_config(model_args, plan: dict) -> tuple[LLMSRTConfig, dict[str, str]]
     whisper, whisper_source = part_config(model_args.whisper, plan.get("whisper_config"))
     llm, llm_source = part_config(model_args.llm, plan.get("llm_config"))
     fields = {"num_query_tokens": model_args.num_query_tokens,
+              "query_pooling_stride": model_args.query_pooling_stride,
               "qformer_config": {"num_hidden_layers": model_args.qformer_num_layers},
               "variable_length_encoding": model_args.variable_length_encoding,
               "qformer_attends_padding": model_args.qformer_attends_padding,
               "query_time_window": model_args.query_time_window}
-    for name in ("lora_rank", "lora_alpha", "lora_target_modules"):
+    for name in ("adapter_hidden_size", "lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules"):
         if getattr(model_args, name) is not None:
             fields[name] = getattr(model_args, name)
     fields.update(plan.get("config", {}))
@@ -305,7 +306,7 @@ def plan_recipe(recipe_path: str, gpus: int = 1, gpu_memory_gb: float = 80.0, st
     activation_dtype = torch.bfloat16 if mixed else (dtype or torch.float32)
     prompt_tokens = prompt_tokens or plan.get("prompt_tokens", PROMPT_TOKENS)
     text_tokens = text_tokens or plan.get("text_tokens", TEXT_TOKENS)
-    audio_tokens = plan.get("audio_tokens", config.num_query_tokens)
+    audio_tokens = plan.get("audio_tokens", config.num_query_tokens // getattr(config, "query_pooling_stride", 1))
     window = config.audio_config.max_source_positions
     if config.variable_length_encoding and not config.qformer_attends_padding:
         seconds = audio_seconds or plan.get("audio_seconds", 30.0)
@@ -404,6 +405,9 @@ def format_plan(plan: dict) -> str:
             lines.append(f"  {name:<12}{m['weights']:>9.1f}{m['gradients']:>8.1f}{m['optimizer']:>8.1f}"
                          f"{m['activations']:>9.1f}{m['activations_checkpointed']:>10.1f}{m['total']:>9.1f}"
                          f"{m['total_checkpointed']:>9.1f}  {verdict}")
+        if any(name != "ddp" for name in shown):
+            lines.append("  (fsdp/zero3: a lower bound; FSDP2 measured up to 2x above it on CPU processes, "
+                         "docs/training.md)")
         lines.append(f"  cheapest that fits: {entry['cheapest']}")
         if entry.get("gpus_needed"):
             lines.append(f"  fits with {entry['gpus_needed']['strategy']} on {entry['gpus_needed']['gpus']} GPUs")
