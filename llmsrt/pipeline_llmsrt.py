@@ -12,10 +12,11 @@ from torch.utils.data import DataLoader
 from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-from .audio_utils import prepare_audio
+from .audio_utils import audio_duration, needs_ffmpeg, prepare_audio, stream_audio
 from .encoder_cache import MemoryEncoderCache
 from .languages import language_code
-from .segmentation import audio_duration, needs_ffmpeg, split_on_pauses, stream_audio
+from .segmentation import LongFormOptions, split_on_pauses
+from .vad import has_speech
 
 # Languages written without spaces between words: their segments are joined without one.
 UNSPACED_LANGUAGES = ("zho", "yue", "jpn", "tha", "lao", "khm", "mya")
@@ -98,7 +99,11 @@ class SpeechTranslationPipeline(Pipeline):
         (`llmsrt.segmentation`) and translated segment by segment in batches; their result joins the segments'
         texts and, with `return_timestamps=True`, lists them in `chunks`:
         `[{"timestamp": (start_s, end_s), "transcription", "translation"}]`. `progress_callback(chunks)` is called
-        with each translated group of segments; `segmentation` passes options to `split_on_pauses`.
+        with each translated group of segments; `segmentation` (`LongFormOptions`, or a dict of its fields) says how.
+
+        Speech detection (`segmentation.detector`, Silero VAD by default) decides where speech is: a clip or a
+        recording without speech (silence, noise, music) is answered with empty texts and `"no_speech": True`,
+        without running the model.
         """
         per_clip = {"src_lang": src_lang, "tgt_lang": tgt_lang, "text": text}
         if _is_stream(inputs):
@@ -117,7 +122,7 @@ class SpeechTranslationPipeline(Pipeline):
         for item in items:
             item["src_lang"] = self._source_language(item["src_lang"])
         progress_callback = kwargs.pop("progress_callback", None)
-        segmentation = kwargs.pop("segmentation", None) or {}
+        segmentation = LongFormOptions.of(kwargs.pop("segmentation", None))
         long_form = [return_timestamps or self._needs_segments(item["audio"]) for item in items]
         outputs = [None] * len(items)
         for i, item in enumerate(items):
@@ -125,7 +130,9 @@ class SpeechTranslationPipeline(Pipeline):
                 outputs[i] = self._translate_recording(
                     item, task, return_timestamps, progress_callback, segmentation, **kwargs
                 )
-        short = [i for i in range(len(items)) if not long_form[i]]
+            elif not self._clip_has_speech(item, i, segmentation):
+                outputs[i] = self._no_speech(item, task)
+        short = [i for i in range(len(items)) if outputs[i] is None]
         if short:
             with self._one_encoder_pass(any(items[i]["src_lang"] == "auto" for i in short)):
                 self._detect_clip_languages([items[i] for i in short], kwargs.get("batch_size") or 1)
@@ -165,6 +172,24 @@ class SpeechTranslationPipeline(Pipeline):
             return "auto"
         return src_lang
 
+    def _clip_has_speech(self, item: dict, index: int, segmentation: LongFormOptions) -> bool:
+        """Decode a clip within the encoder window (the decoded waveform replaces the input) and ask the speech
+        detector whether it holds speech."""
+        rate = self.processor.sampling_rate
+        waveform = prepare_audio(item["audio"], None, rate, self.processor.max_audio_seconds, name=f"clip {index}",
+                                 reject_silence=False)
+        item["audio"] = {"array": waveform, "sampling_rate": rate}
+        return has_speech(waveform, rate, segmentation.detector, segmentation.min_speech)
+
+    @staticmethod
+    def _no_speech(item: dict, task: str, chunks: list | None = None) -> dict:
+        """The answer to audio without speech: empty texts, marked `no_speech` (as Whisper servers answer)."""
+        source = None if item["src_lang"] == "auto" else language_code(item["src_lang"])
+        target = None if task == "asr" else language_code(item["tgt_lang"])
+        output = {"transcription": "", "translation": None if task == "asr" else "", "src_lang": source,
+                  "tgt_lang": target, "no_speech": True}
+        return output if chunks is None else {**output, "chunks": chunks}
+
     def _needs_segments(self, audio) -> bool:
         """Longer than the encoder window, or in a container only FFmpeg reads (decoded by the segmenter)."""
         seconds = audio_duration(audio, self.processor.sampling_rate)
@@ -199,7 +224,8 @@ class SpeechTranslationPipeline(Pipeline):
             item["src_lang"] = language
 
     def _translate_recording(
-        self, item: dict, task: str, return_timestamps: bool, progress_callback, segmentation: dict, **kwargs
+        self, item: dict, task: str, return_timestamps: bool, progress_callback, segmentation: LongFormOptions,
+        **kwargs
     ) -> dict:
         """Cut one recording at pauses and translate its segments in groups of a few batches (memory stays flat).
 
@@ -212,7 +238,7 @@ class SpeechTranslationPipeline(Pipeline):
         rate = self.processor.sampling_rate
         batch_size = kwargs.get("batch_size") or 1
         blocks = stream_audio(item["audio"], rate, name="recording")
-        segments = split_on_pauses(blocks, rate, max_seconds=self.processor.max_audio_seconds, **segmentation)
+        segments = split_on_pauses(blocks, rate, self.processor.max_audio_seconds, segmentation)
         source = item["src_lang"]
         chunks = []
         group = max(8, 4 * batch_size)
@@ -220,28 +246,12 @@ class SpeechTranslationPipeline(Pipeline):
             batch = list(itertools.islice(segments, group))
             if not batch:
                 break
-            clips = [{"array": segment.audio, "sampling_rate": rate} for segment in batch]
-            with self._one_encoder_pass(source == "auto"):
-                if source == "auto":
-                    probabilities = self._language_probabilities([segment.audio for segment in batch]).sum(0)
-                    source = self.model.config.language_id_languages[int(probabilities.argmax())]
-                results = super().__call__(
-                    [{"audio": clip, "src_lang": source, "tgt_lang": item["tgt_lang"], "text": None}
-                     for clip in clips],
-                    task=task,
-                    **kwargs,
-                )
-            new = [
-                {
-                    "timestamp": (round(segment.start, 3), round(segment.end, 3)),
-                    "transcription": result["transcription"],
-                    "translation": result["translation"],
-                }
-                for segment, result in zip(batch, results)
-            ]
+            new, source = self.translate_segments(batch, source, item["tgt_lang"], task, **kwargs)
             chunks += new
             if progress_callback is not None:
                 progress_callback(new)
+        if not chunks:
+            return self._no_speech(item, task, [] if return_timestamps else None)
         source = None if source == "auto" else language_code(source)
         target = None if task == "asr" else language_code(item["tgt_lang"])
         output = {
@@ -253,6 +263,35 @@ class SpeechTranslationPipeline(Pipeline):
         if return_timestamps:
             output["chunks"] = chunks
         return output
+
+    def translate_segments(self, segments: list, src_lang: str, tgt_lang: str, task: str = "srt", **kwargs):
+        """Translate segments cut from one recording (`segmentation.Segment`s, each within the encoder window), as
+        the long-form path and the live translator do.
+
+        Returns:
+            `(chunks, src_lang)`: `[{"timestamp": (start_s, end_s), "transcription", "translation"}]` and the source
+            language, decided for `"auto"` from the segments' summed language-ID probabilities.
+        """
+        rate = self.processor.sampling_rate
+        with self._one_encoder_pass(src_lang == "auto"):
+            if src_lang == "auto":
+                probabilities = self._language_probabilities([segment.audio for segment in segments]).sum(0)
+                src_lang = self.model.config.language_id_languages[int(probabilities.argmax())]
+            results = super().__call__(
+                [{"audio": {"array": segment.audio, "sampling_rate": rate}, "src_lang": src_lang, "tgt_lang": tgt_lang,
+                  "text": None} for segment in segments],
+                task=task,
+                **kwargs,
+            )
+        chunks = [
+            {
+                "timestamp": (round(segment.start, 3), round(segment.end, 3)),
+                "transcription": result["transcription"],
+                "translation": result["translation"],
+            }
+            for segment, result in zip(segments, results)
+        ]
+        return chunks, src_lang
 
     @staticmethod
     def _item(clip, index: int, per_clip: dict) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..segmentation import audio_duration, decoders
+from ..audio_utils import audio_duration, decoders
 from .subtitles import FORMATS, write_subtitles
 
 
