@@ -1,6 +1,8 @@
 """Shared by the long-audio, CLI and app tests: a tiny model taught one answer, and recordings of utterances
 separated by pauses (eSpeak NG speech or helpers.py's speech-like signal)."""
 
+import functools
+
 import numpy as np
 import torch
 from helpers import CORPUS, SAMPLING_RATE, make_clip
@@ -44,3 +46,16 @@ def recording_with_pauses(utterances: list[np.ndarray], pauses: list[float], tai
 def speechlike_utterances(count: int, seed: int = 0, shortest: float = 1.0, longest: float = 4.0):
     rng = np.random.default_rng(seed)
     return [make_clip(float(rng.uniform(shortest, longest)), seed=seed + i) for i in range(count)]
+
+
+@functools.cache
+def _espeak():
+    from llmsrt.demo.speech_synthesis import ESpeak
+
+    return ESpeak()
+
+
+def spoken(text: str, voice: str = "en-us", sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
+    """eSpeak NG speech, mono float32 at `sampling_rate`: what Silero VAD takes for speech (make_clip's signal it
+    does not)."""
+    return _espeak().synthesize(text, voice, sampling_rate=sampling_rate)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers import make_clip
+from speech_helpers import spoken
 
 from llmsrt.audio_utils import prepare_audio
 
@@ -62,8 +63,8 @@ def post(test_client, data: bytes, path: str = "/v1/audio/translations", **field
 
 def test_an_8_khz_stereo_wav_reaches_the_engine_as_the_pipeline_decodes_it(client):
     test_client, received = client
-    left, right = make_clip(2.0, seed=1, sampling_rate=8000), make_clip(2.0, seed=2, sampling_rate=8000)
-    upload = encoded(np.stack([left, right], axis=1), 8000)
+    speech = spoken("Good morning, the train leaves at nine.", sampling_rate=8000)
+    upload = encoded(np.stack([speech, 0.5 * speech], axis=1), 8000)
     response = post(test_client, upload)
     assert response.status_code == 200 and response.json() == {"text": "from the engine"}
     (seen,) = received
@@ -75,7 +76,8 @@ def test_an_8_khz_stereo_wav_reaches_the_engine_as_the_pipeline_decodes_it(clien
 @pytest.mark.parametrize("file_format, rate, channels", [("OGG", 48000, 2), ("FLAC", 44100, 6), ("WAV", 16000, 1)])
 def test_other_containers_rates_and_channel_counts_are_accepted(client, file_format, rate, channels):
     test_client, received = client
-    waveform = np.stack([make_clip(1.5, seed=c, sampling_rate=rate) for c in range(channels)], axis=1)
+    speech = spoken("Good morning.", sampling_rate=rate)
+    waveform = np.stack([speech * (1 - 0.1 * c) for c in range(channels)], axis=1)
     upload = encoded(waveform, rate, file_format)
     assert post(test_client, upload, path="/v1/audio/transcriptions").status_code == 200
     np.testing.assert_allclose(received[-1]["samples"][:, 0], prepare_audio(upload, None, 16000), atol=1e-6)
@@ -97,15 +99,17 @@ def test_unusable_uploads_are_a_400_naming_the_problem(client, upload, reason):
 def test_an_upload_longer_than_the_decode_limit_is_refused(client, monkeypatch):
     test_client, received = client
     monkeypatch.setenv("VLLM_MAX_AUDIO_DECODE_DURATION_S", "5")
-    response = post(test_client, encoded(make_clip(6.0, seed=3), 16000))
+    speech = spoken("Good morning.")
+    long_file = encoded(np.tile(speech, 1 + 6 * 16000 // speech.size), 16000)  # over 6 s, about 200 kB
+    response = post(test_client, long_file)
     assert response.status_code == 400 and "longer than 5 s" in response.json()["error"]["message"]
-    monkeypatch.setenv("VLLM_MAX_AUDIO_CLIP_FILESIZE_MB", "0.05")
-    response = post(test_client, encoded(make_clip(4.0, seed=3), 16000))
+    monkeypatch.setenv("VLLM_MAX_AUDIO_CLIP_FILESIZE_MB", "0.1")
+    response = post(test_client, long_file)
     assert response.status_code == 413 and "larger than" in response.json()["error"]["message"]
     assert received == []
 
 
-def test_silence_gets_no_text_without_a_request_to_the_engine(client):
+def test_silence_and_noise_get_no_text_without_a_request_to_the_engine(client):
     test_client, received = client
     silence = encoded(np.zeros(24000, dtype=np.float32), 8000)
     response = post(test_client, silence, path="/v1/audio/transcriptions")
@@ -113,6 +117,10 @@ def test_silence_gets_no_text_without_a_request_to_the_engine(client):
                                                                                      "seconds": 3}}
     response = post(test_client, silence, response_format="text")
     assert response.status_code == 200 and response.text == ""
+    noise = (np.random.default_rng(0).standard_normal(32000) * 0.2).astype(np.float32)
+    for sound in (noise, make_clip(2.0, seed=4)):  # white noise; a buzz of harmonics
+        response = post(test_client, encoded(sound, 16000))
+        assert response.status_code == 200 and response.json() == {"text": ""}
     assert received == []
 
 

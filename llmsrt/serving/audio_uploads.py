@@ -4,14 +4,14 @@ decodes them: an ASGI middleware that `python -m llmsrt.serving` installs with v
 vLLM decodes an upload itself (`vllm.multimodal.media.audio.load_audio`: torchcodec, else libsndfile, else PyAV) and
 resamples it with PyAV; where PyAV or torchcodec is missing (the CPU build removes torchcodec), anything but a 16-kHz
 file is refused as "Invalid or unsupported audio file", and the containers it reads differ from the pipeline's. This
-middleware reads the upload first with `llmsrt.segmentation.stream_audio` (libsndfile, then FFmpeg through PyAV where
+middleware reads the upload first with `llmsrt.audio_utils.stream_audio` (libsndfile, then FFmpeg through PyAV where
 installed; mono, resampled to 16 kHz with soxr, as the pipeline), and hands vLLM the decoded audio as a 16-kHz mono
 float WAV in place of the upload, the form's other fields unchanged, so any rate, any channel count and every
 container the pipeline reads are served, to the same samples the pipeline decodes. What it cannot use is answered
 here, in vLLM's error format: an undecodable, empty or non-finite file is a 400 naming the problem, a file longer
 than `VLLM_MAX_AUDIO_DECODE_DURATION_S` (600 s by default) a 400, a body larger than `VLLM_MAX_AUDIO_CLIP_FILESIZE_MB`
-(25 MB by default) a 413. Audio without speech (silence, noise) gets no text: `{"text": ""}` (as Whisper servers
-answer), without a request to the engine.
+(25 MB by default) a 413. Audio in which Silero VAD finds no speech (`llmsrt.vad.has_speech`: silence, noise, music,
+hum) gets no text, `{"text": ""}` as Whisper servers answer, without a request to the engine.
 """
 
 import io
@@ -26,8 +26,8 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from ..audio_utils import SILENCE_PEAK
-from ..segmentation import stream_audio
+from ..audio_utils import stream_audio
+from ..vad import has_speech
 
 AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
 SAMPLING_RATE = 16000
@@ -62,11 +62,6 @@ def decode_upload(data: bytes, max_seconds: float) -> np.ndarray:
     if waveform.size == 0:
         raise ValueError("The uploaded file holds no audio samples (an empty recording): send some speech.")
     return waveform
-
-
-def has_speech(waveform: np.ndarray) -> bool:
-    """Whether a 16-kHz clip holds anything to transcribe (silence does not)."""
-    return bool(np.abs(waveform).max() >= SILENCE_PEAK)
 
 
 def wav_file(waveform: np.ndarray) -> bytes:
@@ -141,7 +136,7 @@ class AudioUploadMiddleware:
         except ValueError as error:
             await error_response(str(error), param="file")(scope, receive, send)
             return
-        if not await run_in_threadpool(has_speech, waveform):
+        if not await run_in_threadpool(has_speech, waveform, SAMPLING_RATE):
             await no_text_response(scope["path"], form, waveform.size / SAMPLING_RATE)(scope, receive, send)
             return
         boundary = "llmsrt-" + os.urandom(12).hex()
