@@ -14,6 +14,7 @@ model runs on one worker thread, so sessions take turns and the event loop stays
 
 import argparse
 import asyncio
+import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,16 +25,19 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..inference.live import LiveTranslator
-from ..inference.translate import load_translator
+from ..inference.live import LiveTranslator, load_pipeline
 from ..languages import language_code
 
 PATH = "/v1/live"
 # The longest audio one binary frame may carry (a client streams as it records: frames of 20 ms to 1 s are usual).
 MAX_FRAME_SECONDS = 30.0
-# Bytes per sample of each accepted audio format (little-endian, mono).
+# The sample type of each accepted audio format (little-endian, mono).
 AUDIO_FORMATS = {"pcm16": np.dtype("<i2"), "float32": np.dtype("<f4")}
-SESSION_OPTIONS = ("src_lang", "tgt_lang", "chunk_seconds", "sampling_rate", "audio_format")
+# A session's options: the translator's (llmsrt.inference.live.LiveTranslator) and the audio frames' format.
+DEFAULT_OPTIONS = {"src_lang": None, "tgt_lang": None, "task": "srt", "chunk_seconds": 1.0,
+                   "max_latency_seconds": 10.0, "partials": True, "sampling_rate": 16000, "audio_format": "pcm16"}
+CHOICES = {"audio_format": tuple(AUDIO_FORMATS), "task": ("srt", "asr"), "partials": (True, False)}
+RANGES = {"chunk_seconds": (0.05, 30.0), "max_latency_seconds": (0.5, 30.0), "sampling_rate": (1000, 384_000)}
 # WebSocket close code when the server already runs `max_sessions` sessions (RFC 6455: try again later).
 TRY_AGAIN_LATER = 1013
 
@@ -51,12 +55,18 @@ def error_event(code: str, message: str) -> dict:
     return {"type": "error", "error": {"type": "invalid_request_error", "code": code, "message": message}}
 
 
+def events(found: list) -> list[dict]:
+    """Translator events -> protocol events: `partial`/`final` as `LiveEvent.to_dict()`, errors as `error` events."""
+    return [error_event("invalid_audio", event.message) if event.type == "error" else event.to_dict()
+            for event in found]
+
+
 def decode_frame(frame: bytes, audio_format: str, sampling_rate: int) -> np.ndarray:
-    """A binary frame -> `(samples,)` float32 in [-1, 1] (PCM16 is scaled by 1/32768).
+    """A binary frame -> `(samples,)` float32 (PCM16 scaled by 1/32768).
 
     Raises:
         ProtocolError: an empty frame, a byte count that is not a whole number of samples, or more than
-            `MAX_FRAME_SECONDS` of audio.
+            `MAX_FRAME_SECONDS` of audio. (NaN samples are the translator's to refuse: an `error` event.)
     """
     dtype = AUDIO_FORMATS[audio_format]
     if not frame:
@@ -82,37 +92,37 @@ def session_options(current: dict, update) -> dict:
     """`current` with a `session.update`'s `session` object applied, validated.
 
     Raises:
-        ProtocolError: an unknown option or a value out of range (languages are checked by `language_code`).
+        ProtocolError: an unknown option, an unknown language, or a value out of range.
     """
     if not isinstance(update, dict):
         raise ProtocolError("invalid_session", "session.update needs a `session` object, e.g. "
                                                '{"type": "session.update", "session": {"src_lang": "eng", '
                                                '"tgt_lang": "deu"}}.')
-    unknown = sorted(set(update) - set(SESSION_OPTIONS))
+    unknown = sorted(set(update) - set(DEFAULT_OPTIONS))
     if unknown:
         raise ProtocolError("unknown_option", f"Unknown session option(s) {unknown}; accepted: "
-                                              f"{', '.join(SESSION_OPTIONS)}.")
+                                              f"{', '.join(DEFAULT_OPTIONS)}.")
     options = {**current, **update}
     try:
         for key in ("src_lang", "tgt_lang"):
-            if options[key] is not None:
+            if options[key] is not None and not (key == "src_lang" and options[key] == "auto"):
                 options[key] = language_code(options[key])
     except ValueError as error:
-        raise ProtocolError("unknown_language", str(error)) from error
-    if options["audio_format"] not in AUDIO_FORMATS:
-        raise ProtocolError("invalid_audio_format", f"audio_format {options['audio_format']!r}: one of "
-                                                    f"{', '.join(AUDIO_FORMATS)}.")
-    for key, low in (("chunk_seconds", 0.05), ("sampling_rate", 1000)):
+        raise ProtocolError("unknown_language", f"{key}: {error}") from error
+    for key, accepted in CHOICES.items():
+        if options[key] not in accepted or isinstance(options[key], bool) != (key == "partials"):
+            raise ProtocolError("invalid_option", f"{key}={options[key]!r}: one of {', '.join(map(str, accepted))}.")
+    for key, (low, high) in RANGES.items():
         value = options[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
-            raise ProtocolError("invalid_option", f"{key} must be a number of at least {low}, got {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ProtocolError("invalid_option", f"{key}={value!r}: a number from {low} to {high}.")
     options["sampling_rate"] = int(options["sampling_rate"])
     return options
 
 
 @dataclass
 class Session:
-    """One client's options and its translator (made at the first audio after each change of options)."""
+    """One client's options and its translator (made once the languages are known)."""
 
     options: dict
     translator: LiveTranslator | None = None
@@ -125,22 +135,27 @@ class LiveServer:
         pipeline: the pipeline every session's `LiveTranslator` runs.
         defaults: the options a session starts with (`src_lang`/`tgt_lang` may be None: the client sets them).
         max_sessions: more open sessions are refused (close code 1013, after an `error` event).
+        generate_kwargs: decoding options of every session (beam size, max_new_tokens...).
     """
 
-    def __init__(self, pipeline, defaults: dict | None = None, max_sessions: int = 8):
+    def __init__(self, pipeline, defaults: dict | None = None, max_sessions: int = 8,
+                 generate_kwargs: dict | None = None):
         self.pipeline = pipeline
+        self.generate_kwargs = dict(generate_kwargs or {})
         self.defaults = session_options(
-            {"src_lang": None, "tgt_lang": None, "chunk_seconds": 1.0, "sampling_rate": 16000,
-             "audio_format": "pcm16"},
-            {key: value for key, value in (defaults or {}).items() if value is not None},
-        )
+            DEFAULT_OPTIONS, {key: value for key, value in (defaults or {}).items() if value is not None})
         self.max_sessions = max_sessions
         self.sessions: set[int] = set()
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmsrt-live")
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/health", self.health), WebSocketRoute(PATH, self.serve)],
-                         on_shutdown=[lambda: self.model_thread.shutdown(wait=False, cancel_futures=True)])
+                         lifespan=self.lifespan)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        yield
+        self.model_thread.shutdown(wait=False, cancel_futures=True)
 
     async def health(self, request) -> JSONResponse:
         return JSONResponse({"status": "ok", "sessions": len(self.sessions)})
@@ -159,6 +174,8 @@ class LiveServer:
         session = Session(dict(self.defaults))
         self.sessions.add(id(session))
         try:
+            if self.defaults["src_lang"] is not None and self.defaults["tgt_lang"] is not None:
+                session.translator = await self.new_translator(session.options)
             await websocket.send_json({"type": "session.created", "session": session.options})
             while True:
                 message = await websocket.receive()
@@ -169,7 +186,7 @@ class LiveServer:
         except WebSocketDisconnect:
             pass
         finally:
-            self.sessions.discard(id(session))
+            self.sessions.discard(id(session))  # the translator and its audio go with the session
 
     async def handle(self, session: Session, message: dict) -> list[dict]:
         """The events answering one received message (`error` events for what cannot be used)."""
@@ -182,40 +199,29 @@ class LiveServer:
 
     async def audio(self, session: Session, frame: bytes) -> list[dict]:
         options = session.options
-        if options["src_lang"] is None or options["tgt_lang"] is None:
-            raise ProtocolError("session_not_configured", "Set the languages first: "
-                                '{"type": "session.update", "session": {"src_lang": "eng", "tgt_lang": "deu"}}.')
         chunk = decode_frame(frame, options["audio_format"], options["sampling_rate"])
         if session.translator is None:
-            try:
-                session.translator = await self.run_model(self.new_translator, options)
-            except ValueError as error:  # what the translator refuses (a language the model lacks, ...)
-                raise ProtocolError("invalid_session", str(error)) from error
-        return self.events(await self.run_model(self.push, session.translator, chunk, options["sampling_rate"]))
+            raise ProtocolError("session_not_configured", "Set the languages first: "
+                                '{"type": "session.update", "session": {"src_lang": "eng", "tgt_lang": "deu"}}.')
+        return await self.run_model(self.push, session.translator, chunk, options["sampling_rate"])
 
-    def new_translator(self, options: dict) -> LiveTranslator:
-        return LiveTranslator(self.pipeline, options["src_lang"], options["tgt_lang"],
-                              chunk_seconds=options["chunk_seconds"])
-
-    @staticmethod
-    def push(translator: LiveTranslator, chunk: np.ndarray, sampling_rate: int) -> list:
+    async def new_translator(self, options: dict) -> LiveTranslator:
+        """A translator with the session's options (`ProtocolError` for what it refuses, e.g. `auto` without a
+        language-ID head)."""
         try:
-            return translator.push(chunk, sampling_rate)
-        except ValueError as error:  # a chunk the translator refuses (NaN, ...): an error event, the session goes on
-            return [error_event("invalid_audio", str(error))]
+            return await self.run_model(lambda: LiveTranslator(
+                self.pipeline, options["src_lang"], options["tgt_lang"], chunk_seconds=options["chunk_seconds"],
+                max_latency_seconds=options["max_latency_seconds"], partials=options["partials"],
+                task=options["task"], generate_kwargs=self.generate_kwargs))
+        except ValueError as error:
+            raise ProtocolError("invalid_session", str(error)) from error
 
     @staticmethod
-    def events(found: list) -> list[dict]:
-        """Translator events -> protocol events (`partial`/`final` as `LiveEvent.to_dict()`, errors as `error`)."""
-        out = []
-        for event in found:
-            if isinstance(event, dict):
-                out.append(event)
-            elif event.type == "error":
-                out.append(error_event("invalid_audio", event.error))
-            else:
-                out.append(event.to_dict())
-        return out
+    def push(translator: LiveTranslator, chunk: np.ndarray, sampling_rate: int) -> list[dict]:
+        try:
+            return events(translator.push(chunk, sampling_rate))
+        except ValueError as error:  # what decoding refuses: an error event, the session goes on
+            return [error_event("invalid_audio", str(error))]
 
     async def command(self, session: Session, text: str) -> list[dict]:
         try:
@@ -225,23 +231,35 @@ class LiveServer:
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "session.update":
             options = session_options(session.options, message.get("session"))
+            translator = None
+            if options["src_lang"] is not None and options["tgt_lang"] is not None:
+                translator = await self.new_translator(options)
             finished = await self.finish(session)  # the audio so far is committed with the options it was sent with
-            session.options = options
-            return finished + [{"type": "session.updated", "session": session.options}]
+            session.options, session.translator = options, translator
+            return finished + [{"type": "session.updated", "session": options}]
         if kind == "input_audio_buffer.commit":
             return await self.finish(session) + [{"type": "input_audio_buffer.committed"}]
         if kind == "input_audio_buffer.clear":
-            session.translator = None
+            if session.translator is not None:
+                await self.run_model(session.translator.reset)
             return [{"type": "input_audio_buffer.cleared"}]
         raise ProtocolError("unknown_event", f"Unknown message type {kind!r}; accepted: session.update, "
                                              "input_audio_buffer.commit, input_audio_buffer.clear (and binary audio "
                                              "frames).")
 
     async def finish(self, session: Session) -> list[dict]:
-        """Commit what the session's translator holds (its last `final` events); the next audio starts a new stream
-        at time 0."""
-        translator, session.translator = session.translator, None
-        return self.events(await self.run_model(translator.finish)) if translator is not None else []
+        """Commit what the session's translator holds (its last `final` events) and start a new stream: the next
+        audio is at time 0 again."""
+        translator = session.translator
+        if translator is None:
+            return []
+
+        def finish_and_reset() -> list[dict]:
+            found = events(translator.finish())
+            translator.reset()
+            return found
+
+        return await self.run_model(finish_and_reset)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -253,19 +271,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tgt_lang", default=None, help="A session's target language until it sets one.")
     parser.add_argument("--chunk_seconds", type=float, default=1.0, help="Audio decoded per step (default 1 s).")
     parser.add_argument("--max_sessions", type=int, default=8, help="Sessions served at once (default 8).")
+    parser.add_argument("--num_beams", type=int, default=None, help="Beam size (default: the model's, 5).")
+    parser.add_argument("--max_new_tokens", type=int, default=None, help="Per segment (default: the model's).")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available).")
     return parser.parse_args(argv)
+
+
+def uvicorn_config(app, host: str, port: int, log_level: str = "info"):
+    """uvicorn's settings for `app`: a frame of `MAX_FRAME_SECONDS` of float32 at 48 kHz fits in one message; a
+    larger message is refused by uvicorn (close code 1009)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, ws_max_size=int(MAX_FRAME_SECONDS * 48_000 * 4) + 4096,
+                          log_level=log_level)
 
 
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     args = parse_args(argv)
-    server = LiveServer(load_translator(args.model, args.device),
+    generate_kwargs = {name: getattr(args, name) for name in ("num_beams", "max_new_tokens")
+                       if getattr(args, name) is not None}
+    server = LiveServer(load_pipeline(args.model, args.device),
                         {"src_lang": args.src_lang, "tgt_lang": args.tgt_lang, "chunk_seconds": args.chunk_seconds},
-                        args.max_sessions)
-    # A frame of MAX_FRAME_SECONDS of float32 at 48 kHz fits; a larger message is refused by uvicorn (close 1009).
-    uvicorn.run(server.app(), host=args.host, port=args.port, ws_max_size=int(MAX_FRAME_SECONDS * 48_000 * 4) + 1024)
+                        args.max_sessions, generate_kwargs)
+    uvicorn.Server(uvicorn_config(server.app(), args.host, args.port)).run()
 
 
 if __name__ == "__main__":
