@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -198,3 +199,53 @@ def test_a_client_that_disconnects_frees_its_session_and_the_limit_holds(served,
         wait_for_sessions(http_url, 1)
         assert configure(third, src_lang="fra", tgt_lang="eng")["type"] == "session.updated"  # still served
     wait_for_sessions(http_url, 0)
+
+
+def soak_client(ws_url: str, talk_waveform: np.ndarray, seed: int) -> list[dict]:
+    """One client's bounded script, two rounds: malformed messages (each must get an error event), noise and silence
+    (no captions), then the talk (its two finals). Returns the finals."""
+    rng = np.random.default_rng(seed)
+    finals = []
+    with client.connect(ws_url, open_timeout=60) as connection:
+        receive_until(connection, "session.created")
+        for _ in range(2):
+            bad = [(json.dumps({"type": "session.update", "session": {"src_lang": "eng", "tgt_lang": "tlh"}}),
+                    "unknown_language"),
+                   ("{\"type\": ", "invalid_json"), (b"", "empty_audio"), (rng.bytes(1001), "invalid_audio"),
+                   (np.zeros(31 * SAMPLING_RATE, dtype="<i2").tobytes(), "audio_too_long")]
+            assert configure(connection, src_lang="eng", tgt_lang="deu", audio_format="pcm16",
+                             chunk_seconds=0.5)["type"] == "session.updated"
+            for message, code in bad:
+                connection.send(message)
+                event = json.loads(connection.recv(timeout=TIMEOUT))
+                assert event["type"] == "error" and event["error"]["code"] == code, (code, event)
+            assert configure(connection, audio_format="float32")["type"] == "session.updated"
+            connection.send(np.array([0.1, np.nan, 0.2], dtype="<f4").tobytes())
+            event = json.loads(connection.recv(timeout=TIMEOUT))
+            assert event["type"] == "error" and "NaN" in event["error"]["message"], event
+            assert configure(connection, audio_format="pcm16")["type"] == "session.updated"
+            noise = (rng.standard_normal(2 * SAMPLING_RATE) * 0.3).astype(np.float32)
+            assert stream(connection, np.concatenate([noise, np.zeros(SAMPLING_RATE, dtype=np.float32)])) == []
+            events = stream(connection, talk_waveform)
+            assert all(event["type"] in ("partial", "final") for event in events), events
+            finals += [event for event in events if event["type"] == "final"]
+    return finals
+
+
+def test_soak_concurrent_clients_with_good_and_malformed_input(served, talk):
+    """3 clients at once (the server's limit), each two rounds of malformed messages, noise, silence and a talk of
+    two sentences: every bad message gets its error event, noise and silence no captions, every talk its two
+    finals; afterwards no session is left and a new client is served."""
+    ws_url, http_url = served
+    waveform, spans = talk
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda seed: soak_client(ws_url, waveform, seed), range(3)))
+    for finals in results:
+        assert len(finals) == 2 * len(spans)
+        assert all(final["translation"] == ANSWER["translation"] for final in finals)
+    wait_for_sessions(http_url, 0)
+    with client.connect(ws_url, open_timeout=30) as connection:
+        receive_until(connection, "session.created")
+        configure(connection, src_lang="eng", tgt_lang="deu")
+        assert [event["type"] for event in stream(connection, waveform)].count("final") == len(spans)
+    assert httpx.get(http_url + "/health", timeout=10).json() == {"status": "ok", "sessions": 0}
