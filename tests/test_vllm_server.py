@@ -66,7 +66,8 @@ def server(tmp_path_factory):
             except httpx.HTTPError:
                 pass
             if time.time() > deadline:
-                pytest.fail(f"the server did not start in {STARTUP_SECONDS} s")
+                log.seek(0)
+                pytest.fail(f"the server did not start in {STARTUP_SECONDS} s:\n{log.read()[-3000:]}")
             time.sleep(2)
         yield model, processor, url
     finally:
