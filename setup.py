@@ -36,6 +36,7 @@ setup(
         "huggingface-hub>=1.5,<3",
         "safetensors>=0.6",
         "sacrebleu>=2.4",
+        "sentencepiece>=0.2",  # spBLEU (sacrebleu's flores200 tokenizer: eval.py --metric_rule v2)
         "jiwer>=4.0",
         "pyyaml>=6.0",
         "matplotlib>=3.8",
@@ -80,6 +81,7 @@ setup(
             "llmsrt-eval = llmsrt.commands:evaluate",
             "llmsrt-train-language-id = llmsrt.commands:train_language_id",
             "llmsrt-demo = llmsrt.commands:demo",
+            "llmsrt-plan = llmsrt.commands:plan",
         ],
         # vLLM loads this in each of its processes: it registers the LLMSRTForConditionalGeneration architecture.
         "vllm.general_plugins": ["llmsrt = llmsrt.serving.vllm_plugin:register"],

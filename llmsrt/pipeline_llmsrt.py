@@ -13,7 +13,7 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .audio_utils import audio_duration, needs_ffmpeg, prepare_audio, stream_audio
 from .encoder_cache import MemoryEncoderCache
-from .languages import UNSPACED_LANGUAGES, language_code
+from .languages import UNSPACED_LANGUAGES
 from .processing_llmsrt import one_per_clip, pad_rows
 from .segmentation import LongFormOptions, split_on_pauses
 from .vad import has_speech
@@ -175,11 +175,12 @@ class SpeechTranslationPipeline(Pipeline):
         item["audio"] = {"array": waveform, "sampling_rate": rate}
         return has_speech(waveform, rate, segmentation.detector, segmentation.min_speech)
 
-    @staticmethod
-    def _no_speech(item: dict, task: str, chunks: list | None = None) -> dict:
-        """The answer to audio without speech: empty texts, marked `no_speech` (as Whisper servers answer)."""
-        source = None if item["src_lang"] == "auto" else language_code(item["src_lang"])
-        target = None if task == "asr" else language_code(item["tgt_lang"])
+    def _no_speech(self, item: dict, task: str, chunks: list | None = None) -> dict:
+        """The answer to audio without speech: empty texts, marked `no_speech` (as Whisper servers answer). Its
+        languages are checked as those of speech are: one the model was not trained with is refused."""
+        language = self.processor.prompt_builder.language
+        source = None if item["src_lang"] == "auto" else language(item["src_lang"])
+        target = None if task == "asr" else language(item["tgt_lang"])
         output = {"transcription": "", "translation": None if task == "asr" else "", "src_lang": source,
                   "tgt_lang": target, "no_speech": True}
         return output if chunks is None else {**output, "chunks": chunks}
@@ -246,8 +247,9 @@ class SpeechTranslationPipeline(Pipeline):
                 progress_callback(new)
         if not chunks:
             return self._no_speech(item, task, [] if return_timestamps else None)
-        source = None if source == "auto" else language_code(source)
-        target = None if task == "asr" else language_code(item["tgt_lang"])
+        language = self.processor.prompt_builder.language
+        source = None if source == "auto" else language(source)
+        target = None if task == "asr" else language(item["tgt_lang"])
         output = {
             "transcription": _join([chunk["transcription"] for chunk in chunks], source),
             "translation": None if task == "asr" else _join([chunk["translation"] for chunk in chunks], target),
@@ -364,8 +366,9 @@ class SpeechTranslationPipeline(Pipeline):
             value[0] if isinstance(value, list) else value
             for value in (model_outputs["result"], model_outputs["src_lang"], model_outputs["tgt_lang"])
         )
-        target = language_code(tgt) if result["translation"] is not None else None
-        return {**result, "src_lang": language_code(src), "tgt_lang": target}
+        language = self.processor.prompt_builder.language
+        target = language(tgt) if result["translation"] is not None else None
+        return {**result, "src_lang": language(src), "tgt_lang": target}
 
 
 __all__ = ["SpeechTranslationPipeline"]

@@ -10,7 +10,7 @@ from transformers import BatchFeature, ProcessorMixin
 
 from .audio_utils import prepare_audio
 from .language_id import speech_frame_mask, speech_interval
-from .languages import get_language
+from .languages import check_languages, get_language
 from .prompt_builder import (
     AUDIO_TOKEN,
     TASKS,
@@ -18,6 +18,7 @@ from .prompt_builder import (
     check_language_tags,
     check_prompt_layout,
     check_task,
+    tokenizer_prompt_layout,
 )
 
 IGNORE_INDEX = -100
@@ -71,6 +72,10 @@ class LLMSRTProcessor(ProcessorMixin):
         prompt_layout (`list[str]`, *optional*): the order of the prompt's pieces, `"audio"`, `"bos"` (the
             tokenizer's BOS token) and `"instruction"`; saved with the processor. Default: `["audio", "instruction"]`
             (LLM-SRT on Qwen2.5); `["audio", "bos", "instruction"]` places BOS after the audio (Gemma-3 in MCAT).
+        languages (`list[str]`, *optional*): the languages the model was trained with (ISO 639-3 codes); saved with
+            the processor, and a prompt in any other language is refused with the list. Default: LLM-SRT v1.0's 15
+            (`llmsrt.languages.PAPER_LANGUAGES`), what a folder saved without the field was trained with; MCAT
+            (v2.0) folders list its 70 (`llmsrt.languages.MCAT_LANGUAGES`).
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class LLMSRTProcessor(ProcessorMixin):
         num_query_tokens=80,
         language_tags=None,
         prompt_layout=None,
+        languages=None,
     ):
         if audio_token not in tokenizer.get_vocab():
             tokenizer.add_tokens([audio_token], special_tokens=True)
@@ -91,6 +97,7 @@ class LLMSRTProcessor(ProcessorMixin):
         self.num_query_tokens = num_query_tokens
         self.language_tags = check_language_tags(language_tags)
         self.prompt_layout = list(check_prompt_layout(prompt_layout))
+        self.languages = list(check_languages(languages)) if languages is not None else None
         super().__init__(feature_extractor, tokenizer)
         _ = self.prompt_builder  # refuses a layout the tokenizer cannot write (a BOS without a BOS token)
 
@@ -104,11 +111,15 @@ class LLMSRTProcessor(ProcessorMixin):
         language_tags: dict[str, str] | None = None,
         prompt_layout: list[str] | None = None,
     ) -> "LLMSRTProcessor":
-        """Combine a Whisper checkpoint's feature extractor with a causal LM's tokenizer (Hub ids or folders)."""
+        """Combine a Whisper checkpoint's feature extractor with a causal LM's tokenizer (Hub ids or folders).
+        `prompt_layout` `None`: the tokenizer's own (`tokenizer_prompt_layout`: BOS after the audio where the
+        tokenizer starts its encodings with one, as the authors' code lays out Gemma's prompts)."""
         from transformers import AutoTokenizer, WhisperFeatureExtractor
 
         feature_extractor = WhisperFeatureExtractor.from_pretrained(whisper)
         tokenizer = AutoTokenizer.from_pretrained(llm, gguf_file=gguf_file)
+        if prompt_layout is None:
+            prompt_layout = tokenizer_prompt_layout(tokenizer)
         return cls(
             feature_extractor,
             tokenizer,
@@ -126,6 +137,7 @@ class LLMSRTProcessor(ProcessorMixin):
             num_query_tokens=self.num_query_tokens,
             prompt_layout=self.prompt_layout,
             bos_token=self.tokenizer.bos_token,
+            languages=self.languages,
         )
 
     @property

@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from .languages import LANGUAGES, get_language
+from .languages import MCAT_CODES, PAPER_LANGUAGES, check_languages, check_model_language, get_language
 
 TASKS = ("asr", "smt", "srt")
 AUDIO_TOKEN = "<|audio|>"
@@ -89,6 +89,27 @@ def check_prompt_layout(prompt_layout) -> tuple[str, ...]:
     return layout
 
 
+def tokenizer_prompt_layout(tokenizer) -> tuple[str, ...]:
+    """The prompt layout an LLM's tokenizer gives where the prompt is encoded with its special tokens after the
+    audio, as the authors' code writes it (`[audio] + tokenizer.encode(prompt)`): `("audio", "bos", "instruction")`
+    where the tokenizer starts every encoding with its BOS (Gemma: MCAT's `[30 audio][<bos>][<|src|><|tgt|>]`),
+    `("audio", "instruction")` where it adds nothing (Qwen2.5, LLM-SRT v1.0).
+
+    Raises:
+        ValueError: a tokenizer that adds other special tokens (a trailing EOS, ...), which no layout writes.
+    """
+    plain = tokenizer.encode("a", add_special_tokens=False)
+    full = tokenizer.encode("a")
+    if full == plain:
+        return DEFAULT_PROMPT_LAYOUT
+    if tokenizer.bos_token_id is not None and full == [tokenizer.bos_token_id, *plain]:
+        return ("audio", "bos", "instruction")
+    raise ValueError(
+        f"The LLM's tokenizer encodes 'a' as {full} with its special tokens and {plain} without: a prompt layout "
+        f"places nothing or its BOS before the instruction; give prompt_layout (pieces {list(PROMPT_PARTS)})."
+    )
+
+
 @dataclass(frozen=True)
 class PromptBuilder:
     """Writes the prompts, answers and chat template of one model.
@@ -99,6 +120,9 @@ class PromptBuilder:
         num_query_tokens: audio embeddings per clip: placeholders a prompt holds for one clip.
         prompt_layout: the order of `audio`, `bos` (optional) and `instruction` (`check_prompt_layout`).
         bos_token: the tokenizer's BOS token, written where the layout places `bos`.
+        languages: the languages the model was trained with (registry codes, see `check_languages`); a tag for any
+            other is refused with the list. `None`: LLM-SRT v1.0's 15 (`PAPER_LANGUAGES`), what a folder saved
+            before the field existed was trained with.
     """
 
     language_tags: dict[str, str] | None = None
@@ -106,8 +130,10 @@ class PromptBuilder:
     num_query_tokens: int = 80
     prompt_layout: tuple[str, ...] = DEFAULT_PROMPT_LAYOUT
     bos_token: str | None = None
+    languages: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "languages", check_languages(self.languages))
         object.__setattr__(self, "language_tags", check_language_tags(self.language_tags))
         object.__setattr__(self, "prompt_layout", check_prompt_layout(self.prompt_layout))
         if "bos" in self.prompt_layout and not self.bos_token:
@@ -116,9 +142,23 @@ class PromptBuilder:
                 "(bos_token is None): use a layout without 'bos'."
             )
 
+    @property
+    def model_languages(self) -> tuple[str, ...]:
+        """The languages the model was trained with: `languages`, or v1.0's 15 where the folder did not record them."""
+        return self.languages if self.languages is not None else PAPER_LANGUAGES
+
+    def language(self, language: str) -> str:
+        """The registry code of `language` (any identifier `get_language` accepts, MCAT's codes included).
+
+        Raises:
+            ValueError: the language is unknown, or not one the model was trained with (the message lists those).
+        """
+        return check_model_language(language, self.model_languages)
+
     def tag(self, language: str) -> str:
-        """The tag written for a language: `<|code|>` (ISO 639-3), or the tag code `language_tags` gives it."""
-        code = get_language(language).code
+        """The tag written for a language (`language` checked as `language()` checks it): `<|code|>` (ISO 639-3), or
+        the tag code `language_tags` gives it."""
+        code = self.language(language)
         return f"<|{(self.language_tags or {}).get(code, code)}|>"
 
     def instruction(
@@ -195,7 +235,8 @@ class PromptBuilder:
         `{"task": "srt" | "asr" | "smt", "src_lang": "eng", "tgt_lang": "deu"}` (ISO 639-3 codes; for smt the
         message's text is the gold transcript). Without `src_lang` the message's text is the instruction itself.
         """
-        tags = {code: self.tag(code) for code in sorted(LANGUAGES)}
+        tags = {code: self.tag(code) for code in sorted(self.model_languages)}
+        tags.update({alias: tags[code] for code, alias in MCAT_CODES.items() if code in tags})  # cmn for zho, ...
         jinja_parts = {"src": "{{ tags[src_lang] }}", "tgt": "{{ tags[tgt_lang] }}", "transcript": "{{ text }}"}
         by_task = "".join(
             f"{{%- {'if' if index == 0 else 'elif'} task == {json.dumps(task)} -%}}"
@@ -246,12 +287,12 @@ _CHAT_TEMPLATE = """{{%- set audio = {audio} -%}}
 {{{{ raise_exception('Unknown task ' ~ task ~ ': accepted are ' ~ tasks | join(', ') ~ '.') }}}}
 {{%- endif -%}}
 {{%- if src_lang not in tags -%}}
-{{{{ raise_exception('Unknown src_lang ' ~ src_lang
-                     ~ ': use an ISO 639-3 code of llmsrt.languages.LANGUAGES, e.g. eng.') }}}}
+{{{{ raise_exception('Unknown src_lang ' ~ src_lang ~ ': this model was trained with '
+                     ~ tags | list | join(', ') ~ ' (ISO 639-3 codes).') }}}}
 {{%- endif -%}}
 {{%- if task != 'asr' and (tgt_lang is not defined or tgt_lang not in tags) -%}}
-{{{{ raise_exception('task ' ~ task
-                     ~ ' needs tgt_lang, an ISO 639-3 code of llmsrt.languages.LANGUAGES, e.g. deu.') }}}}
+{{{{ raise_exception('task ' ~ task ~ ' needs tgt_lang, one of the languages this model was trained with: '
+                     ~ tags | list | join(', ') ~ ' (ISO 639-3 codes).') }}}}
 {{%- endif -%}}
 {{%- if task == 'smt' and not text -%}}
 {{{{ raise_exception('task smt needs the gold transcript as the message text.') }}}}
@@ -270,4 +311,5 @@ __all__ = [
     "check_language_tags",
     "check_prompt_layout",
     "check_task",
+    "tokenizer_prompt_layout",
 ]

@@ -269,8 +269,8 @@ def test_inspect_stops_early_and_fails_loudly_on_a_bad_direction_or_folder(fleur
 
 
 def test_training_and_evaluation_read_mp3_corpora_and_stage_info_counts(release, tmp_path):
-    """A tiny curriculum stage on Common Voice MP3 clips (48 kHz, a 31-s one, a corrupt one), then eval.py's
-    evaluation on CoVoST-2's test split of MP3 clips at 48 and 32 kHz."""
+    """A tiny curriculum stage on Common Voice MP3 clips (48 kHz, a 31-s one, a corrupt one), an SRT step on
+    CoVoST-2's MP3 clips, then eval.py's evaluation on CoVoST-2's test split of MP3 clips at 48 and 32 kHz."""
     from llmsrt.evaluation import EvalArguments, evaluate_model
     from llmsrt.training import main
 
@@ -281,8 +281,15 @@ def test_training_and_evaluation_read_mp3_corpora_and_stage_info_counts(release,
     info = json.loads((tmp_path / "run" / "asr" / "stage_info.json").read_text())
     assert info["data"] == {"examples": 2, "by_direction": {"ita": 2}, "audio_seconds": pytest.approx(31.0, abs=0.1),
                             "trimmed": 1, "skipped": {"unreadable audio": 1}}
+    # The Italian ASR folder knows Italian only: an SRT step on CoVoST-2's fr-en adds French and English to it.
+    main([str(ROOT / "recipes" / "tiny.yaml"), "--model_name_or_path", str(tmp_path / "run" / "asr"),
+          "--dataset", "covost2", "--dataset_path", str(release["covost"]), "--data_dir", str(release["cv"]),
+          "--directions", "fra-eng", "--stage", "srt", "--max_steps", "1", "--per_device_train_batch_size", "2",
+          "--save_strategy", "no", "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true"])
+    languages = json.loads((tmp_path / "run" / "srt" / "processor_config.json").read_text())["languages"]
+    assert languages == ["ita", "fra", "eng"]
     results = evaluate_model(EvalArguments(
-        model=str(tmp_path / "run" / "asr"), output_dir=str(tmp_path / "eval"), dataset="covost2",
+        model=str(tmp_path / "run" / "srt"), output_dir=str(tmp_path / "eval"), dataset="covost2",
         dataset_path=str(release["covost"]), data_dir=str(release["cv"]), directions=["fra-eng"], split="dev",
         comet_model="none", audio_gain=False, num_beams=1, max_new_tokens=3, no_repeat_ngram_size=0))
     predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]

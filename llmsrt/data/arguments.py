@@ -53,6 +53,17 @@ class DataSource:
         default_factory=lambda: list(PAPER_LANGUAGES),
         metadata={"help": "Languages that '--directions all' pairs (default: the paper's 15, 210 directions)."},
     )
+    source_languages: list[str] | None = field(
+        default=None, metadata={"help": "Keep the directions whose source is one of these (filters --directions)."}
+    )
+    target_languages: list[str] | None = field(
+        default=None, metadata={"help": "Keep the directions whose target is one of these (filters --directions)."}
+    )
+    centre_languages: list[str] | None = field(
+        default=None,
+        metadata={"help": "Keep the directions with one of these on either side: eng gives the English-centric "
+                          "directions (filters --directions)."},
+    )
     skip_invalid_rows: bool = field(
         default=False,
         metadata={"help": "Leave out bad manifest rows and unreadable clips (counted, logged and written into "
@@ -78,7 +89,18 @@ class DataArguments(DataSource):
                                            "train_covost)/dev/test; common_voice: train/dev/test/validated."}
     )
     eval_split: str | None = field(default=None)
-    streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream the corpus (datasets IterableDataset) instead of materialising it: nothing is "
+                          "written to disk; needs max_steps (a stream has no length). Training reads it pass after "
+                          "pass, shuffled through --shuffle_buffer_size, and resumes at the same example "
+                          "(llmsrt.data.streaming)."},
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={"help": "Streaming: the shuffling buffer (examples) each training pass goes through (shards are "
+                          "shuffled too); 0 keeps the corpus order."},
+    )
     long_audio: str = field(
         default="trim",
         metadata={"help": "Clips longer than the encoder window (30 s): trim (cut to it, as the reference does; "

@@ -16,7 +16,7 @@ from ..data.schema import SAMPLING_RATE
 from ..diagnostics.audio_gain import audio_gain_report
 from ..inference.quantization import CPU_MODES, quantize_for_cpu
 from ..language_id import language_id_accuracy
-from .metrics import comet_scorer
+from .metrics import METRIC_RULES, check_metric_rule, comet_scorer, require_spbleu
 from .result_tables import (
     audio_gain_markdown,
     delta_markdown,
@@ -49,6 +49,12 @@ class EvalArguments(DataSource):
         metadata={"help": "Over the generated answer only; passed to generate, so a folder's generation config "
                           "cannot change it unrecorded."},
     )
+    metric_rule: str = field(
+        default="v1",
+        metadata={"help": "v1: BLEU with char (tha jpn kor zho yue lao mya) or 13a by target language, as LLM-SRT v1.0 "
+                          "scores; v2: spBLEU (sacrebleu's flores200 tokenizer, every language) as MCAT (v2.0) "
+                          "scores. chrF++, WER/CER and COMET in both."},
+    )
     chinese_tokenizer: str = field(default="char", metadata={"help": "BLEU tokenizer for zho/yue: char or zh."})
     japanese_tokenizer: str = field(default="char", metadata={"help": "BLEU tokenizer for jpn: char or ja-mecab."})
     comet_model: str | None = field(
@@ -72,6 +78,16 @@ class EvalArguments(DataSource):
         super().__post_init__()
         if self.quantize not in ("none", *CPU_MODES):
             raise ValueError(f"--quantize takes none, {' or '.join(CPU_MODES)}; got {self.quantize!r}.")
+        check_metric_rule(self.metric_rule)
+
+    def check_scoring(self) -> None:
+        """Fail before any generation where the scores cannot be computed or compared: spBLEU's model (v2) missing
+        offline, or a reference table without the rule's BLEU column."""
+        if self.metric_rule == "v2":
+            require_spbleu()
+        if self.reference_csv:
+            reference = read_reference(self.reference_csv)
+            delta_markdown({}, reference, metric=METRIC_RULES[self.metric_rule])
 
     def tokenizer_overrides(self) -> dict[str, str]:
         return {"zho": self.chinese_tokenizer, "yue": self.chinese_tokenizer, "jpn": self.japanese_tokenizer}
@@ -94,6 +110,8 @@ def load_eval_examples(args: EvalArguments):
         dataset=args.dataset, train_manifest=args.manifest, dataset_path=args.dataset_path, data_dir=args.data_dir,
         directions=[] if args.dataset == "manifest" else args.directions, languages=args.languages,
         train_split=args.split, skip_invalid_rows=args.skip_invalid_rows, max_train_samples=args.max_samples,
+        source_languages=args.source_languages, target_languages=args.target_languages,
+        centre_languages=args.centre_languages,
     )
     examples = load_stage_examples(data_args, "srt", args.output_dir)
     if args.dataset == "manifest" and args.directions and args.directions != ["all"]:
@@ -167,23 +185,26 @@ def write_report(records: list[dict], output_dir: Path, args: EvalArguments, ext
         comet, comet_note = comet_scorer(args.comet_model)
     if comet is None:
         logger.warning("COMET skipped: %s", comet_note)
-    results = score_records(records, args.tokenizer_overrides(), comet)
+    results = score_records(records, args.tokenizer_overrides(), comet, args.metric_rule)
+    bleu_name = METRIC_RULES[args.metric_rule]
     results["comet"] = "computed" if comet is not None else f"skipped: {comet_note}"
     results["settings"] = {key: value for key, value in asdict(args).items()}
     results.update(extra or {})
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    matrix = matrix_markdown(results["directions"], results["averages"])
+    matrix = matrix_markdown(results["directions"], results["averages"], bleu_name)
     if results.get("audio_gain"):
         matrix += "\n" + audio_gain_markdown(results["audio_gain"])
     if results.get("language_id"):
         matrix += "\n" + language_id_markdown(results["language_id"])
     (output_dir / "matrix.md").write_text(matrix, encoding="utf-8")
     if results["directions"]:
-        save_heatmap(results["directions"], output_dir / "bleu_heatmap.png")
+        save_heatmap(results["directions"], output_dir / "bleu_heatmap.png", bleu_name)
     if args.reference_csv:
         reference = read_reference(args.reference_csv)
-        (output_dir / "reference_delta.md").write_text(delta_markdown(results["directions"], reference),
-                                                       encoding="utf-8")
+        columns = next(iter(reference.values()), {})
+        compared = [bleu_name] + (["comet"] if comet is not None and "comet" in columns else [])
+        tables = [delta_markdown(results["directions"], reference, metric=metric) for metric in compared]
+        (output_dir / "reference_delta.md").write_text("\n".join(tables), encoding="utf-8")
     return results
 
 
@@ -192,6 +213,7 @@ def evaluate_model(args: EvalArguments) -> dict:
     from ..modeling_llmsrt import LLMSRTForConditionalGeneration
     from ..processing_llmsrt import LLMSRTProcessor
 
+    args.check_scoring()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = LLMSRTForConditionalGeneration.from_pretrained(args.model, dtype=dtype).to(device).eval()
