@@ -29,7 +29,7 @@ $(VENV)/.installed: setup.py
 setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e ".[dev,app,video,quantization,live]"
+	$(PY) -m pip install --quiet -e ".[dev,app,video,quantization,websocket]"
 	$(MAKE) browser
 	touch $@
 

@@ -15,7 +15,7 @@ setup(
     package_dir={"llmsrt.model_cards": "model_cards"},
     include_package_data=True,
     package_data={
-        "llmsrt": ["metrics/*/*.py", "evaluation/reference/*.csv", "demo/*.tsv"],
+        "llmsrt": ["evaluation/speech_translation/*.py", "evaluation/reference/*.csv", "demo/*.tsv"],
         "llmsrt.model_cards": ["*.md"],
     },
     install_requires=[
@@ -36,12 +36,15 @@ setup(
         "huggingface-hub>=1.5,<3",
         "safetensors>=0.6",
         "sacrebleu>=2.4",
+        "sentencepiece>=0.2",  # spBLEU (sacrebleu's flores200 tokenizer: eval.py --metric_rule v2)
         "jiwer>=4.0",
         "pyyaml>=6.0",
         "matplotlib>=3.8",
         "gguf>=0.10",
         "srt>=3.5",  # subtitle files (python -m llmsrt.inference.translate)
         "webvtt-py>=0.5",
+        # Speech detection (llmsrt/vad.py): Silero VAD's TorchScript model ships in the wheel (runs on torch alone).
+        "silero-vad>=6.0",
     ],
     extras_require={
         # grimp: the import-graph test; ruff: `make lint`; build: the wheel test (`python -m build`)
@@ -52,14 +55,17 @@ setup(
         "quantization": ["torchao>=0.18", "peft>=0.21.2"],
         # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin
         "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
-        "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1"],  # benchmarks/cpu_inference.py: the CTranslate2 cascade
+        # benchmarks/cpu_inference.py: the CTranslate2 cascade; benchmarks/live_latency.py: OmniSTEval (BLEU, chrF,
+        # YAAL/AL/LAAL of simultaneous translation, SoftSegmenter re-segmentation)
+        "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1", "omnisteval>=0.1.10"],
         "comet": ["unbabel-comet>=2.2"],
         # The web demo (python -m llmsrt.inference.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
         "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
+        "live": ["sounddevice>=0.5"],  # microphone capture for `llmsrt-translate --live` (PortAudio)
         # Live captions over a WebSocket (python -m llmsrt.serving.websocket): the ASGI app, its server, and the client
         # the tests (and docs/serving.md's example) use.
-        "live": ["starlette>=0.40", "uvicorn>=0.30", "websockets>=13"],
+        "websocket": ["starlette>=0.40", "uvicorn>=0.30", "websockets>=13"],
         # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
         # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
         "vllm": ["vllm>=0.32"],
@@ -73,12 +79,13 @@ setup(
             "llmsrt-websocket = llmsrt.serving.websocket:main",
             "llmsrt-convert = llmsrt.conversion.convert_llm_srt_checkpoint:main",
             "llmsrt-convert-ctranslate2-whisper = llmsrt.conversion.convert_ctranslate2_whisper_to_hf:main",
-            "llmsrt-inspect = llmsrt.data.inspect:main",
+            "llmsrt-inspect = llmsrt.data.inspect_stage:main",
             "llmsrt-hub = llmsrt.hub.__main__:main",
             "llmsrt-train = llmsrt.commands:train",
             "llmsrt-eval = llmsrt.commands:evaluate",
             "llmsrt-train-language-id = llmsrt.commands:train_language_id",
             "llmsrt-demo = llmsrt.commands:demo",
+            "llmsrt-plan = llmsrt.commands:plan",
         ],
         # vLLM loads this in each of its processes: it registers the LLMSRTForConditionalGeneration architecture.
         "vllm.general_plugins": ["llmsrt = llmsrt.serving.vllm_plugin:register"],

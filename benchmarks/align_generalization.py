@@ -79,7 +79,8 @@ def main():
     parser.add_argument("--read_split", default=None, help="also read this split's clips with the head alone")
     args = parser.parse_args()
     model, processor = load_model(args.align_dir)
-    model.enable_encoder_cache(args.encoder_cache_dir)
+    if args.encoder_cache_dir:
+        model.encoder_cache = model.disk_encoder_cache(args.encoder_cache_dir)  # for the whole run
     splits = {split: load_manifest(Path(args.corpus) / f"{split}.jsonl") for split in ("train", "dev")}
     aligner, _ = prepare_alignment(model, processor.tokenizer, splits["train"], "proportional")
     aligner.eval()

@@ -18,7 +18,7 @@ from pathlib import Path
 from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data import load_manifest, write_manifest
 from llmsrt.data.collator import CurriculumCollator
-from llmsrt.model_tools.audio_gain import audio_gain_on_examples
+from llmsrt.diagnostics.audio_gain import audio_gain_on_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDERS = {

@@ -17,7 +17,7 @@ from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data import load_manifest
 from llmsrt.data.collator import CurriculumCollator
 from llmsrt.inference.quantization import cpu_has_fast_bf16
-from llmsrt.model_tools.lora import add_lora
+from llmsrt.lora import add_lora
 
 ROOT = Path(__file__).resolve().parents[1]
 

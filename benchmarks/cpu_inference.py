@@ -52,7 +52,6 @@ def run_llmsrt(clips: list[dict], precision: str, batch_size: int) -> tuple[list
     from translation_quality import apply_cpu_variant
 
     from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
-    from llmsrt.processing_llmsrt import format_answer
 
     whisper, llm = str(MODELS / "whisper-base"), str(MODELS / "qwen2.5-0.5b-instruct")
     processor = LLMSRTProcessor.from_pretrained_parts(whisper, llm, None, 32)
@@ -63,7 +62,8 @@ def run_llmsrt(clips: list[dict], precision: str, batch_size: int) -> tuple[list
     ).eval()
     apply_cpu_variant(model, precision)
     for clip in clips:
-        answer = format_answer("srt", clip["src_lang"], clip["tgt_lang"], clip["transcript"], clip["translation"])
+        answer = processor.prompt_builder.answer("srt", clip["src_lang"], clip["tgt_lang"], clip["transcript"],
+                                                 clip["translation"])
         clip["answer_tokens"] = len(processor.tokenizer(answer)["input_ids"]) + 1
     order = sorted(range(len(clips)), key=lambda index: clips[index]["answer_tokens"])
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]

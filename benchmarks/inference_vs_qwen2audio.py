@@ -153,18 +153,24 @@ def run(preset_name: str, seconds_list, batches, new_tokens: int, repeats: int, 
     return rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def speed_arguments(description: str, seconds: list[float], new_tokens: int):
+    """The command line of the speed benchmarks over `PRESETS`: the arguments, the device and its dtype (bf16 on a
+    GPU, fp32 on the CPU)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="base")
-    parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 30.0])
+    parser.add_argument("--seconds", type=float, nargs="+", default=seconds)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--new_tokens", type=int, default=50)
+    parser.add_argument("--new_tokens", type=int, default=new_tokens)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--output", default=None, help="Write the rows as JSON here.")
     args = parser.parse_args()
     device = torch.device(args.device)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return args, device, torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def main():
+    args, device, dtype = speed_arguments(__doc__, [5.0, 30.0], 50)
     torch.manual_seed(0)
     rows = run(args.preset, args.seconds, args.batches, args.new_tokens, args.repeats, device, dtype)
     if args.output:

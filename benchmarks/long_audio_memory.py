@@ -1,4 +1,4 @@
-"""Peak memory of translating a long recording: 10 minutes vs 1 hour of speech-like audio with pauses.
+"""Peak memory of translating a long recording: 10 minutes vs 1 hour of eSpeak sentences with pauses.
 
 Each length runs in a fresh process: write a 16-kHz WAV (in blocks), load a tiny model, translate the file with
 `return_timestamps=True` (segments cut at pauses, read in 30-s blocks) and report the resident memory the run added
@@ -20,13 +20,14 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np, soundfile as sf, torch
 sys.path.insert(0, sys.argv[3])
-from helpers import CORPUS, make_clip
+from helpers import CORPUS
+from speech_helpers import spoken_utterances
 from llmsrt.testing import build_tiny_model_and_processor
 from transformers import pipeline
 torch.set_num_threads(1)
 path, minutes = sys.argv[1], float(sys.argv[2])
 rng = np.random.default_rng(0)
-utterances = [make_clip(float(rng.uniform(1.5, 4.0)), seed=i) for i in range(16)]
+utterances = spoken_utterances(16, seed=0)  # speech the speech detector (Silero VAD) recognises
 with sf.SoundFile(path, "w", samplerate=16000, channels=1, subtype="PCM_16") as out:
     written = 0
     while written < minutes * 60 * 16000:

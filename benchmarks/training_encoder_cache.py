@@ -102,16 +102,15 @@ def main():
         return len(batches) / (time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory() as cache_dir:
-        model.enable_encoder_cache(cache_dir)
-        epoch()  # fills the cache
+        cache = model.disk_encoder_cache(cache_dir)
+        with model.using_encoder_cache(cache):
+            epoch()  # fills the cache
         plain, cached, peaks = [], [], {"without": 0.0, "with": 0.0}
         for _ in range(args.epochs):
-            model.enable_encoder_cache(None)
             with PeakMemory() as peak:
                 plain.append(epoch())
             peaks["without"] = max(peaks["without"], peak.gib)
-            model.enable_encoder_cache(cache_dir)
-            with PeakMemory() as peak:
+            with model.using_encoder_cache(cache), PeakMemory() as peak:
                 cached.append(epoch())
             peaks["with"] = max(peaks["with"], peak.gib)
     plain_rate, cached_rate = statistics.median(plain), statistics.median(cached)

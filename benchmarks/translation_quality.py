@@ -8,9 +8,9 @@ import torch
 from peak_memory import PeakMemory
 
 from llmsrt.data.collator import CurriculumCollator
+from llmsrt.diagnostics.audio_gain import audio_gain_on_examples
 from llmsrt.evaluation import generate_predictions, score_records
 from llmsrt.inference.quantization import quantize_for_cpu
-from llmsrt.model_tools.audio_gain import audio_gain_on_examples
 
 
 def mean(values) -> float:

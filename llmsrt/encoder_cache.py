@@ -56,7 +56,7 @@ class EncoderCache:
     ) -> torch.Tensor:
         """`run_encoder(features, mask) -> (b, T_enc, D)` encodes the clips missing from the cache; with
         `keep_padding`, every frame of the window is cached and returned (an on-disk cache then needs a variant of
-        its own, as `enable_encoder_cache` gives it)."""
+        its own, as `LLMSRTForConditionalGeneration.disk_encoder_cache` gives it)."""
         mel_lengths = input_features_mask.sum(-1).tolist()
         if keep_padding:
             mel_lengths = [input_features.shape[-1]] * len(mel_lengths)

@@ -9,9 +9,14 @@ encoder pass, and its training reads the very encoder outputs that the curriculu
 (`llmsrt.training.language_id`). It is saved with the model (config field + `language_id_head.*` weights).
 """
 
+from collections import Counter, defaultdict
+
 import numpy as np
 import torch
 from torch import nn
+
+from .audio_utils import prepare_audio
+from .languages import language_code
 
 # Leading and trailing audio this far below the clip's peak is cut before pooling (training and inference alike):
 # a segment's padding or a clip's silent edges would otherwise shift the pooled statistics.
@@ -83,6 +88,120 @@ def check_language_id_languages(languages: list[str] | None) -> list[str] | None
     return codes
 
 
+class LLMSRTLanguageIdMixin:
+    """The spoken-language ID methods of `LLMSRTForConditionalGeneration`: a head over `config.language_id_languages`
+    (`language_id_head`, built by the model from its config), reading the frames of `encode_frames`."""
+
+    def add_language_id_head(self, languages: list[str]) -> LLMSRTLanguageIdHead:
+        """Give the model a new (untrained) spoken-language ID head over `languages`, recorded in the config so that
+        `save_pretrained` / `from_pretrained` keep it. Train it with `llmsrt.training.language_id`."""
+        languages = check_language_id_languages(languages)
+        self.config.language_id_languages = languages
+        head = LLMSRTLanguageIdHead(self.config.audio_config.d_model, len(languages))
+        self.language_id_head = head.to(self.audio_encoder.conv1.weight.device)
+        return self.language_id_head
+
+    @torch.no_grad()
+    def detect_language(
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor | None = None,
+        speech_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Probabilities of the spoken language of each clip over `config.language_id_languages`.
+
+        Args:
+            input_features: `(B, n_mels, T_mel)` log-mel features; input_features_mask: `(B, T_mel)`.
+            speech_mask: `(B, T_mel // 2)` 1 on the encoder frames to pool (the speech between leading and trailing
+                silence, `llmsrt.language_id.speech_frame_mask`); default: every real frame.
+
+        Returns:
+            `(B, len(config.language_id_languages))` probabilities (rows sum to 1).
+        """
+        if self.language_id_head is None:
+            raise ValueError(
+                "This model has no language-ID head (config.language_id_languages is None), so it cannot detect the "
+                "spoken language: pass the source language (e.g. src_lang='eng'), or train a head with "
+                "`python -m llmsrt.training.language_id` or train.py --language_id_head true."
+            )
+        return self.language_id_head(self.language_id_features(input_features, input_features_mask, speech_mask))\
+            .float().softmax(-1)
+
+    def language_id_features(
+        self,
+        input_features: torch.Tensor,
+        input_features_mask: torch.Tensor | None = None,
+        speech_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """What the language-ID head reads: `(B, 2 * D_audio)` mean and standard deviation of the encoder frames
+        that are real and inside `speech_mask` (arguments as `detect_language`; the encoder cache serves them)."""
+        frames, frame_mask = self.encode_frames(input_features, input_features_mask)
+        if speech_mask is not None:
+            speech_mask = speech_mask[:, : frames.shape[1]].to(frames.device)
+            frame_mask = speech_mask if frame_mask is None else frame_mask * speech_mask
+        return pooled_frames(frames, frame_mask)
+
+
+# What fitting the head (`llmsrt.training.language_id`) and scoring it (`eval.py`) read.
+
+
+@torch.no_grad()
+def pooled_features(model, processor, examples, batch_size: int = 16) -> tuple[torch.Tensor, list[str]]:
+    """`(N, 2 * D_audio)` pooled encoder frames of every example's speech (clips at most the encoder window long;
+    `processor.language_id_inputs`, through the model's encoder cache when one is enabled) and their `src_lang`
+    codes."""
+    features, languages, waveforms = [], [], []
+
+    def flush():
+        inputs = processor.language_id_inputs(waveforms)
+        device = model.audio_encoder.conv1.weight.device
+        features.append(model.language_id_features(**{name: value.to(device) for name, value in inputs.items()}).cpu())
+        waveforms.clear()
+
+    for example in examples:
+        waveforms.append(prepare_audio(example["audio"], None, processor.sampling_rate, processor.max_audio_seconds,
+                                       name=f"clip {example.get('id')}"))
+        languages.append(language_code(example["src_lang"]))
+        if len(waveforms) == batch_size:
+            flush()
+    if waveforms:
+        flush()
+    if not features:
+        raise ValueError("No examples to compute language-ID features from.")
+    return torch.cat(features), languages
+
+
+def accuracy_by_language(predicted: list[str], gold: list[str]) -> dict:
+    """`{"accuracy", "examples", "per_language": {code: {"accuracy", "examples"}}}`."""
+    hits, counts = defaultdict(int), Counter(gold)
+    for guess, truth in zip(predicted, gold):
+        hits[truth] += guess == truth
+    return {
+        "accuracy": sum(hits.values()) / max(1, len(gold)),
+        "examples": len(gold),
+        "per_language": {
+            code: {"accuracy": hits[code] / count, "examples": count} for code, count in sorted(counts.items())
+        },
+    }
+
+
+@torch.no_grad()
+def language_id_accuracy(model, processor, examples, batch_size: int = 16) -> dict:
+    """Accuracy of the model's head on `examples` (their `src_lang`), overall and per language."""
+    features, gold = pooled_features(model, processor, examples, batch_size)
+    head = model.language_id_head
+    logits = head(features.to(head.classifier.weight.device))
+    predicted = [model.config.language_id_languages[int(i)] for i in logits.argmax(-1)]
+    return accuracy_by_language(predicted, gold)
+
 __all__ = [
-    "LLMSRTLanguageIdHead", "check_language_id_languages", "pooled_frames", "speech_frame_mask", "speech_interval"
+    "LLMSRTLanguageIdHead",
+    "LLMSRTLanguageIdMixin",
+    "accuracy_by_language",
+    "check_language_id_languages",
+    "language_id_accuracy",
+    "pooled_features",
+    "pooled_frames",
+    "speech_frame_mask",
+    "speech_interval",
 ]

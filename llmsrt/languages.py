@@ -1,15 +1,19 @@
 """Language registry: ISO 639-3 codes, names, scripts and per-language conventions.
 
 The 15 languages of the LLM-SRT paper come first; every other FLEURS language follows. Codes are the
-minimalist tags of the method (`<|eng|>`), so the registry is the single source of truth for which tags exist.
+minimalist tags of the method (`<|eng|>`, written by `llmsrt.prompt_builder`), so the registry is the single source
+of truth for which tags exist.
 """
 
 from dataclasses import dataclass
 
 # Languages whose BLEU is computed with sacrebleu's `char` tokenizer (the paper's rule).
 CHAR_BLEU_LANGUAGES = frozenset({"tha", "jpn", "kor", "zho", "yue", "lao", "mya"})
-# Languages scored with CER instead of WER on the transcription (written without spaces between words).
-CER_LANGUAGES = frozenset({"jpn", "kor", "tha", "zho", "yue", "lao", "mya", "khm"})
+# Languages written without spaces between words (the pipeline joins their segments without one).
+UNSPACED_LANGUAGES = frozenset({"zho", "yue", "jpn", "tha", "lao", "khm", "mya"})
+# Languages scored with CER instead of WER on the transcription: the unspaced ones, and Korean (spaced, but its
+# words are long syllable blocks, so WER is scored on characters by convention).
+CER_LANGUAGES = UNSPACED_LANGUAGES | {"kor"}
 
 
 @dataclass(frozen=True)
@@ -21,10 +25,6 @@ class Language:
     script: str
     fleurs: str
     whisper: str | None
-
-    @property
-    def tag(self) -> str:
-        return f"<|{self.code}|>"
 
     @property
     def bleu_tokenizer(self) -> str:
@@ -147,6 +147,22 @@ LANGUAGES: dict[str, Language] = {row[0]: Language(*row) for row in _TABLE}
 PAPER_LANGUAGES: tuple[str, ...] = tuple(row[0] for row in _TABLE[:15])
 _BY_FLEURS = {language.fleurs: language for language in LANGUAGES.values()}
 
+# The codes MCAT (LLM-SRT v2.0, `yxduir/m2m-70`) writes for a registry language under another code: its tags are
+# these (`<|cmn|>` for Mandarin), and `get_language` accepts them. Each names the same FLEURS config.
+MCAT_CODES: dict[str, str] = {"zho": "cmn", "aze": "azj", "nep": "npi", "fil": "tgl"}
+_ALIASES = {alias: LANGUAGES[code] for code, alias in MCAT_CODES.items()}
+
+# The 70 languages of MCAT, in the authors' codes and order (README of `yxduir/m2m-70`, `taslp_70` of
+# `evaluation/test_metric_n.py`): every ordered pair is one of its 4,830 directions.
+MCAT_AUTHOR_CODES: tuple[str, ...] = tuple(
+    "afr amh ara asm azj bel ben bos bul cat ces cmn cym dan deu ell eng est fas fin fra glg guj heb hin hrv hun hye "
+    "ind isl ita jav jpn kan kat kaz khm kir kor lao lav lit mal mkd msa mya nld nob npi pan pol por ron rus slk slv "
+    "spa srp swe swh tam tel tgl tha tur ukr urd uzb vie yue".split()
+)
+
+# spBLEU: the sacrebleu tokenizer MCAT scores every target language with (the FLORES-200 SentencePiece model).
+SPBLEU_TOKENIZER = "flores200"
+
 
 def get_language(code: str) -> Language:
     """Look up a language by ISO 639-3 code (`"eng"`) or FLEURS config name (`"en_us"`).
@@ -160,13 +176,50 @@ def get_language(code: str) -> Language:
             return LANGUAGES[key]
         if key in _BY_FLEURS:
             return _BY_FLEURS[key]
+        if key in _ALIASES:
+            return _ALIASES[key]
     raise ValueError(
         f"Unknown language code {code!r}. Use an ISO 639-3 code such as 'eng', 'deu' or 'zho' "
         f"(paper languages: {', '.join(PAPER_LANGUAGES)}; {len(LANGUAGES)} codes in all, see "
-        "`llmsrt.languages.LANGUAGES`) or a FLEURS config name such as 'en_us'."
+        "`llmsrt.languages.LANGUAGES`; MCAT's codes cmn, azj, npi, tgl are accepted too) or a FLEURS config name "
+        "such as 'en_us'."
     )
 
 
 def language_code(code: str) -> str:
     """Normalise any accepted language identifier to its ISO 639-3 code."""
     return get_language(code).code
+
+
+# The languages of MCAT (v2.0) as registry codes (Mandarin is `zho`, written `<|cmn|>` through `MCAT_CODES`).
+MCAT_LANGUAGES: tuple[str, ...] = tuple(language_code(code) for code in MCAT_AUTHOR_CODES)
+
+
+def check_languages(languages) -> tuple[str, ...] | None:
+    """Registry codes of `languages` (any accepted identifiers) in order, duplicates dropped (`cmn` and `zho` are one
+    language); `None` stays `None`.
+
+    Raises:
+        ValueError: not a list of codes, or an unknown code (see `get_language`).
+    """
+    if languages is None:
+        return None
+    if isinstance(languages, str) or not isinstance(languages, (list, tuple)):
+        raise ValueError(f"languages must be a list of language codes (e.g. ['eng', 'deu']), got {languages!r}.")
+    return tuple(dict.fromkeys(get_language(code).code for code in languages))
+
+
+def check_model_language(code: str, languages) -> str:
+    """The registry code of `code` if it is among `languages`, those a model was trained with.
+
+    Raises:
+        ValueError: `code` is unknown (see `get_language`), or the model was not trained with it; the message lists
+            the model's languages.
+    """
+    language = get_language(code).code
+    if language not in languages:
+        raise ValueError(
+            f"This model was not trained with language {code!r} ({get_language(code).name}). Its "
+            f"{len(languages)} languages: {', '.join(languages)}."
+        )
+    return language

@@ -7,19 +7,16 @@ import itertools
 import types
 
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from transformers import Pipeline
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .audio_utils import audio_duration, needs_ffmpeg, prepare_audio, stream_audio
 from .encoder_cache import MemoryEncoderCache
-from .languages import language_code
+from .languages import UNSPACED_LANGUAGES
+from .processing_llmsrt import one_per_clip, pad_rows
 from .segmentation import LongFormOptions, split_on_pauses
 from .vad import has_speech
-
-# Languages written without spaces between words: their segments are joined without one.
-UNSPACED_LANGUAGES = ("zho", "yue", "jpn", "tha", "lao", "khm", "mya")
 
 
 def _join(texts: list[str], language: str | None) -> str:
@@ -34,12 +31,10 @@ METADATA = ("task", *PER_CLIP)  # what postprocessing needs besides the generate
 def _collate_clips(items: list[dict], pad_token_id: int) -> dict:
     """Batch preprocessed clips: prompts `(1, L_i)` padded on the left to the longest (as the processor pads for
     generation), features `(1, n_mels, T_mel)` stacked, metadata as lists."""
-    length = max(item["input_ids"].shape[1] for item in items)
-
-    def left_pad(key: str, value: int) -> torch.Tensor:
-        return torch.cat([F.pad(item[key], (length - item[key].shape[1], 0), value=value) for item in items])
-
-    batch = {"input_ids": left_pad("input_ids", pad_token_id), "attention_mask": left_pad("attention_mask", 0)}
+    batch = {
+        "input_ids": pad_rows([item["input_ids"][0] for item in items], pad_token_id, "left"),
+        "attention_mask": pad_rows([item["attention_mask"][0] for item in items], 0, "left"),
+    }
     for key in ("input_features", "input_features_mask"):
         batch[key] = torch.cat([item[key] for item in items])
     for key in METADATA:
@@ -112,12 +107,14 @@ class SpeechTranslationPipeline(Pipeline):
             sources = src_lang if isinstance(src_lang, (list, tuple)) else [src_lang]
             if "auto" in [self._source_language(code) for code in sources]:  # a model without a head stops here
                 kwargs["num_workers"] = 0
-            return super().__call__(self._stream_items(inputs, per_clip), task=task, **kwargs)
+            segmentation = LongFormOptions.of(kwargs.pop("segmentation", None))
+            order = collections.deque()  # per clip read: None (to the model) or its item (no speech), in order
+            items = self._stream_items(inputs, per_clip, task, segmentation, order)
+            return self._in_order(super().__call__(items, task=task, **kwargs), order, task)
         single = not isinstance(inputs, (list, tuple))
         clips = [inputs] if single else list(inputs)
         for name, value in per_clip.items():
-            if isinstance(value, (list, tuple)) and len(value) != len(clips):
-                raise ValueError(f"{name} has {len(value)} entries for {len(clips)} clip(s): give one or one per clip.")
+            one_per_clip(value, len(clips), name)  # a ValueError where a list does not hold one value per clip
         items = [self._item(clip, index, per_clip) for index, clip in enumerate(clips)]
         for item in items:
             item["src_lang"] = self._source_language(item["src_lang"])
@@ -130,7 +127,7 @@ class SpeechTranslationPipeline(Pipeline):
                 outputs[i] = self._translate_recording(
                     item, task, return_timestamps, progress_callback, segmentation, **kwargs
                 )
-            elif not self._clip_has_speech(item, i, segmentation):
+            elif task != "smt" and not self._clip_has_speech(item, i, segmentation):
                 outputs[i] = self._no_speech(item, task)
         short = [i for i in range(len(items)) if outputs[i] is None]
         if short:
@@ -148,14 +145,11 @@ class SpeechTranslationPipeline(Pipeline):
         """While languages are detected, the encoder's outputs for the clips are kept in memory until generation
         reads them: each clip is encoded once (the head reads the same log-mel features as generation). A model
         with its own encoder cache keeps using it."""
-        if not detecting or getattr(self.model, "encoder_cache", None) is not None:
+        if not detecting or self.model.encoder_cache is not None:
             yield
             return
-        self.model.encoder_cache = MemoryEncoderCache()
-        try:
+        with self.model.using_encoder_cache(MemoryEncoderCache()):
             yield
-        finally:
-            self.model.encoder_cache = None
 
     def _source_language(self, src_lang):
         """`None` -> `"auto"` where the model has a language-ID head; `"auto"` without one is an error."""
@@ -181,11 +175,12 @@ class SpeechTranslationPipeline(Pipeline):
         item["audio"] = {"array": waveform, "sampling_rate": rate}
         return has_speech(waveform, rate, segmentation.detector, segmentation.min_speech)
 
-    @staticmethod
-    def _no_speech(item: dict, task: str, chunks: list | None = None) -> dict:
-        """The answer to audio without speech: empty texts, marked `no_speech` (as Whisper servers answer)."""
-        source = None if item["src_lang"] == "auto" else language_code(item["src_lang"])
-        target = None if task == "asr" else language_code(item["tgt_lang"])
+    def _no_speech(self, item: dict, task: str, chunks: list | None = None) -> dict:
+        """The answer to audio without speech: empty texts, marked `no_speech` (as Whisper servers answer). Its
+        languages are checked as those of speech are: one the model was not trained with is refused."""
+        language = self.processor.prompt_builder.language
+        source = None if item["src_lang"] == "auto" else language(item["src_lang"])
+        target = None if task == "asr" else language(item["tgt_lang"])
         output = {"transcription": "", "translation": None if task == "asr" else "", "src_lang": source,
                   "tgt_lang": target, "no_speech": True}
         return output if chunks is None else {**output, "chunks": chunks}
@@ -252,8 +247,9 @@ class SpeechTranslationPipeline(Pipeline):
                 progress_callback(new)
         if not chunks:
             return self._no_speech(item, task, [] if return_timestamps else None)
-        source = None if source == "auto" else language_code(source)
-        target = None if task == "asr" else language_code(item["tgt_lang"])
+        language = self.processor.prompt_builder.language
+        source = None if source == "auto" else language(source)
+        target = None if task == "asr" else language(item["tgt_lang"])
         output = {
             "transcription": _join([chunk["transcription"] for chunk in chunks], source),
             "translation": None if task == "asr" else _join([chunk["translation"] for chunk in chunks], target),
@@ -293,6 +289,16 @@ class SpeechTranslationPipeline(Pipeline):
         ]
         return chunks, src_lang
 
+    def _in_order(self, results, order, task: str):
+        """The model's results with the no-speech answers put back at their clips' places."""
+        for result in results:  # reading a result reads its clip, and the clips without speech before it
+            while order[0] is not None:
+                yield self._no_speech(order.popleft(), task)
+            order.popleft()
+            yield result
+        while order:
+            yield self._no_speech(order.popleft(), task)
+
     @staticmethod
     def _item(clip, index: int, per_clip: dict) -> dict:
         item = {"audio": clip}
@@ -305,16 +311,21 @@ class SpeechTranslationPipeline(Pipeline):
             item[name] = value
         return item
 
-    def _stream_items(self, inputs, per_clip: dict):
+    def _stream_items(self, inputs, per_clip: dict, task: str, segmentation: LongFormOptions, order):
+        """The clips of a stream with speech, for the model; each clip read is noted in `order` (`None`, or the item
+        of a clip without speech, which the model does not see)."""
         count = 0
         for count, row in enumerate(inputs, start=1):
             item = self._item(_clip_of(row), count - 1, per_clip)
             item["src_lang"] = self._source_language(item["src_lang"])
+            if task != "smt" and not self._clip_has_speech(item, count - 1, segmentation):
+                order.append(item)
+                continue
+            order.append(None)
             self._detect_clip_languages([item], 1)
             yield item
         for name, value in per_clip.items():
-            if isinstance(value, (list, tuple)) and len(value) != count:
-                raise ValueError(f"{name} has {len(value)} entries for {count} clip(s): give one or one per clip.")
+            one_per_clip(value, count, name)
 
     def preprocess(self, item: dict, task: str = "srt") -> dict:
         """One clip: its audio read and resampled, its log-mel features and its prompt ids (all in the processor),
@@ -355,8 +366,9 @@ class SpeechTranslationPipeline(Pipeline):
             value[0] if isinstance(value, list) else value
             for value in (model_outputs["result"], model_outputs["src_lang"], model_outputs["tgt_lang"])
         )
-        target = language_code(tgt) if result["translation"] is not None else None
-        return {**result, "src_lang": language_code(src), "tgt_lang": target}
+        language = self.processor.prompt_builder.language
+        target = language(tgt) if result["translation"] is not None else None
+        return {**result, "src_lang": language(src), "tgt_lang": target}
 
 
 __all__ = ["SpeechTranslationPipeline"]

@@ -1,15 +1,8 @@
 """Processor of LLM-SRT: Whisper features for the audio, the LLM's tokenizer for the minimalist-tag prompts.
 
-Prompt and answer layouts (tags are plain text, tokenised as ordinary BPE):
-
-| task | prompt (after the audio placeholders) | answer |
-|------|---------------------------------------|--------|
-| asr  | `<|eng|>`                             | `transcript<eos>` |
-| smt  | `gold transcript<|eng|><|deu|>`       | `translation<eos>` |
-| srt  | `<|eng|><|deu|>`                      | `transcript<|eng|><|deu|>translation<eos>` |
+Prompts and answers are written by the processor's `prompt_builder` (`llmsrt.prompt_builder.PromptBuilder`), made of
+what the folder saved: `language_tags`, `num_query_tokens` and `prompt_layout`.
 """
-
-import re
 
 import numpy as np
 import torch
@@ -17,121 +10,40 @@ from transformers import BatchFeature, ProcessorMixin
 
 from .audio_utils import prepare_audio
 from .language_id import speech_frame_mask, speech_interval
-from .languages import get_language
+from .languages import check_languages, get_language
+from .prompt_builder import (
+    AUDIO_TOKEN,
+    TASKS,
+    PromptBuilder,
+    check_language_tags,
+    check_prompt_layout,
+    check_task,
+    tokenizer_prompt_layout,
+)
 
-TASKS = ("asr", "smt", "srt")
-AUDIO_TOKEN = "<|audio|>"
 IGNORE_INDEX = -100
-_TAG_PAIR = re.compile(r"<\|([a-z]{3})\|><\|([a-z]{3})\|>")
-_TAG = re.compile(r"<\|[a-z]{3}\|>")
-_TAG_CODE = re.compile(r"[a-z]{3}")
 
 
-def check_language_tags(language_tags: dict[str, str] | None) -> dict[str, str] | None:
-    """Normalise `{language: tag code}` (e.g. `{"zho": "cmn"}`: Mandarin written `<|cmn|>`, as the authors' 2026
-    data does), or raise a `ValueError` naming the bad entry. `None` or `{}`: every language's tag is its code."""
-    if not language_tags:
-        return None
-    if not isinstance(language_tags, dict):
-        raise ValueError(f"language_tags must be a dict of language code -> tag code, got {language_tags!r}.")
-    normalised = {}
-    for language, tag in language_tags.items():
-        if not isinstance(tag, str) or not _TAG_CODE.fullmatch(tag):
-            raise ValueError(
-                f"language_tags[{language!r}] = {tag!r}: a tag code is three lowercase letters (as in <|cmn|>)."
-            )
-        normalised[get_language(language).code] = tag
-    return normalised
-
-
-def language_tag(code: str, language_tags: dict[str, str] | None = None) -> str:
-    """The tag written for a language: `<|code|>` (ISO 639-3), or the tag code `language_tags` gives it."""
-    code = get_language(code).code
-    return f"<|{(language_tags or {}).get(code, code)}|>"
-
-
-def check_task(task: str) -> str:
-    """Normalise a task name, or raise a `ValueError` listing the accepted ones."""
-    if isinstance(task, str) and task.lower() in TASKS:
-        return task.lower()
-    raise ValueError(
-        f"Unknown task {task!r}. Accepted: 'asr' (speech -> transcript), 'smt' (speech + gold transcript -> "
-        "translation), 'srt' (speech -> transcript + translation)."
-    )
-
-
-def format_prompt(
-    task: str,
-    src_lang: str,
-    tgt_lang: str | None = None,
-    transcript: str | None = None,
-    language_tags: dict[str, str] | None = None,
-) -> str:
-    """The instruction that follows the audio: language tags (see `language_tag`), and for `smt` the gold
-    transcript before them."""
-    task = check_task(task)
-    src_tag = language_tag(src_lang, language_tags)
-    if task == "asr":
-        return src_tag
-    tgt_tag = language_tag(tgt_lang, language_tags)
-    if task == "srt":
-        return src_tag + tgt_tag
-    if transcript is None or not str(transcript).strip():
-        raise ValueError("task='smt' needs the gold transcript of each clip: pass it as `text=`.")
-    return str(transcript).strip() + src_tag + tgt_tag
-
-
-def format_answer(
-    task: str,
-    src_lang: str,
-    tgt_lang: str | None = None,
-    transcription: str | None = None,
-    translation: str | None = None,
-    language_tags: dict[str, str] | None = None,
-) -> str:
-    """The text the model learns to produce (without the end-of-sequence token)."""
-    task = check_task(task)
-    needed = {"asr": ("transcription",), "smt": ("translation",), "srt": ("transcription", "translation")}[task]
-    given = {"transcription": transcription, "translation": translation}
-    for field in needed:
-        if given[field] is None or not str(given[field]).strip():
-            raise ValueError(f"task={task!r} needs a non-empty {field} as target, got {given[field]!r}.")
-    if task == "asr":
-        return transcription.strip()
-    if task == "smt":
-        return translation.strip()
-    separator = language_tag(src_lang, language_tags) + language_tag(tgt_lang, language_tags)
-    return transcription.strip() + separator + translation.strip()
-
-
-def split_answer(
-    text: str, src_lang: str | None = None, tgt_lang: str | None = None, language_tags: dict[str, str] | None = None
-) -> tuple[str, str]:
-    """Split an SRT answer into (transcription, translation) on its tag pair.
-
-    The expected pair `<|src|><|tgt|>` is tried first, then any pair of tags, then a single tag (a weakly trained
-    model may write one tag only; other tags after it are dropped from the translation); without any tag the whole
-    text is the transcription and the translation is empty.
-    """
-    if src_lang and tgt_lang:
-        separator = language_tag(src_lang, language_tags) + language_tag(tgt_lang, language_tags)
-        if separator in text:
-            transcription, translation = text.split(separator, 1)
-            return transcription.strip(), translation.strip()
-    match = _TAG_PAIR.search(text) or _TAG.search(text)
-    if match is None:
-        return text.strip(), ""
-    translation = " ".join(_TAG.sub(" ", text[match.end() :]).split())
-    return text[: match.start()].strip(), translation
-
-
-def _per_clip(value, count: int, name: str) -> list:
+def one_per_clip(value, count: int, name: str) -> list:
     """Broadcast one value to every clip, or check that a list has one value per clip."""
     if isinstance(value, (list, tuple)):
         if len(value) != count:
             raise ValueError(f"{name} has {len(value)} entries for {count} clip(s): give one value, or one per clip.")
         return list(value)
     return [value] * count
+
+
+def pad_rows(rows: list, pad_value: int, side: str) -> torch.Tensor:
+    """Rows of ids (lists or 1-D tensors, lengths `L_i`) -> `(B, max L_i)` long tensor, padded with `pad_value` on
+    the `"left"` (generation) or the `"right"` (training)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}.")
+    length = max(len(row) for row in rows)
+    padded = torch.full((len(rows), length), pad_value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(length - len(row), length) if side == "left" else slice(0, len(row))
+        padded[i, span] = torch.as_tensor(row, dtype=torch.long)
+    return padded
 
 
 def _as_clip_list(audio) -> list:
@@ -157,10 +69,24 @@ class LLMSRTProcessor(ProcessorMixin):
         language_tags (`dict[str, str]`, *optional*): the tag code written for a language where it is not its ISO
             639-3 code, as the model was trained (`{"zho": "cmn"}` writes `<|cmn|>` for Mandarin); saved with the
             processor. Default: every language's own code.
+        prompt_layout (`list[str]`, *optional*): the order of the prompt's pieces, `"audio"`, `"bos"` (the
+            tokenizer's BOS token) and `"instruction"`; saved with the processor. Default: `["audio", "instruction"]`
+            (LLM-SRT on Qwen2.5); `["audio", "bos", "instruction"]` places BOS after the audio (Gemma-3 in MCAT).
+        languages (`list[str]`, *optional*): the languages the model was trained with (ISO 639-3 codes); saved with
+            the processor, and a prompt in any other language is refused with the list. Default: LLM-SRT v1.0's 15
+            (`llmsrt.languages.PAPER_LANGUAGES`), what a folder saved without the field was trained with; MCAT
+            (v2.0) folders list its 70 (`llmsrt.languages.MCAT_LANGUAGES`).
     """
 
     def __init__(
-        self, feature_extractor=None, tokenizer=None, audio_token=AUDIO_TOKEN, num_query_tokens=80, language_tags=None
+        self,
+        feature_extractor=None,
+        tokenizer=None,
+        audio_token=AUDIO_TOKEN,
+        num_query_tokens=80,
+        language_tags=None,
+        prompt_layout=None,
+        languages=None,
     ):
         if audio_token not in tokenizer.get_vocab():
             tokenizer.add_tokens([audio_token], special_tokens=True)
@@ -170,7 +96,10 @@ class LLMSRTProcessor(ProcessorMixin):
         self.audio_token_id = tokenizer.convert_tokens_to_ids(audio_token)
         self.num_query_tokens = num_query_tokens
         self.language_tags = check_language_tags(language_tags)
+        self.prompt_layout = list(check_prompt_layout(prompt_layout))
+        self.languages = list(check_languages(languages)) if languages is not None else None
         super().__init__(feature_extractor, tokenizer)
+        _ = self.prompt_builder  # refuses a layout the tokenizer cannot write (a BOS without a BOS token)
 
     @classmethod
     def from_pretrained_parts(
@@ -180,13 +109,36 @@ class LLMSRTProcessor(ProcessorMixin):
         gguf_file: str | None = None,
         num_query_tokens: int = 80,
         language_tags: dict[str, str] | None = None,
+        prompt_layout: list[str] | None = None,
     ) -> "LLMSRTProcessor":
-        """Combine a Whisper checkpoint's feature extractor with a causal LM's tokenizer (Hub ids or folders)."""
+        """Combine a Whisper checkpoint's feature extractor with a causal LM's tokenizer (Hub ids or folders).
+        `prompt_layout` `None`: the tokenizer's own (`tokenizer_prompt_layout`: BOS after the audio where the
+        tokenizer starts its encodings with one, as the authors' code lays out Gemma's prompts)."""
         from transformers import AutoTokenizer, WhisperFeatureExtractor
 
         feature_extractor = WhisperFeatureExtractor.from_pretrained(whisper)
         tokenizer = AutoTokenizer.from_pretrained(llm, gguf_file=gguf_file)
-        return cls(feature_extractor, tokenizer, num_query_tokens=num_query_tokens, language_tags=language_tags)
+        if prompt_layout is None:
+            prompt_layout = tokenizer_prompt_layout(tokenizer)
+        return cls(
+            feature_extractor,
+            tokenizer,
+            num_query_tokens=num_query_tokens,
+            language_tags=language_tags,
+            prompt_layout=prompt_layout,
+        )
+
+    @property
+    def prompt_builder(self) -> PromptBuilder:
+        """What writes this processor's prompts, answers and chat template: the one place tags are made."""
+        return PromptBuilder(
+            language_tags=self.language_tags,
+            audio_token=self.audio_token,
+            num_query_tokens=self.num_query_tokens,
+            prompt_layout=self.prompt_layout,
+            bos_token=self.tokenizer.bos_token,
+            languages=self.languages,
+        )
 
     @property
     def sampling_rate(self) -> int:
@@ -234,20 +186,21 @@ class LLMSRTProcessor(ProcessorMixin):
             raise ValueError("audio is required: a path, an array with its sampling_rate, or a list of them.")
         clips = _as_clip_list(audio)
         count = len(clips)
-        tasks = [check_task(name) for name in _per_clip(task, count, "task")]
-        src_langs = [get_language(code).code for code in _per_clip(src_lang, count, "src_lang")]
+        tasks = [check_task(name) for name in one_per_clip(task, count, "task")]
+        src_langs = [get_language(code).code for code in one_per_clip(src_lang, count, "src_lang")]
         tgt_langs = [
             code if name == "asr" else get_language(code).code
-            for code, name in zip(_per_clip(tgt_lang, count, "tgt_lang"), tasks)
+            for code, name in zip(one_per_clip(tgt_lang, count, "tgt_lang"), tasks)
         ]
-        transcripts = _per_clip(text, count, "text")
+        transcripts = one_per_clip(text, count, "text")
         waveforms = [
             prepare_audio(clip, sampling_rate, self.sampling_rate, self.max_audio_seconds, name=f"audio clip {i}")
             for i, clip in enumerate(clips)
         ]
         features = self._log_mel(waveforms)
+        builder = self.prompt_builder
         prompts = [
-            self.audio_token * self.num_query_tokens + format_prompt(name, src, tgt, transcript, self.language_tags)
+            builder.prompt(name, src, tgt, transcript)
             for name, src, tgt, transcript in zip(tasks, src_langs, tgt_langs, transcripts)
         ]
         prompt_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
@@ -255,7 +208,7 @@ class LLMSRTProcessor(ProcessorMixin):
         if targets is not None:
             answers = [
                 self._answer_text(name, target, src, tgt)
-                for name, target, src, tgt in zip(tasks, _per_clip(targets, count, "targets"), src_langs, tgt_langs)
+                for name, target, src, tgt in zip(tasks, one_per_clip(targets, count, "targets"), src_langs, tgt_langs)
             ]
             eos = [self.tokenizer.eos_token_id]
             answer_ids = [ids + eos for ids in self.tokenizer(answers, add_special_tokens=False)["input_ids"]]
@@ -293,8 +246,8 @@ class LLMSRTProcessor(ProcessorMixin):
 
     def _answer_text(self, task: str, target, src_lang: str, tgt_lang: str) -> str:
         if isinstance(target, dict):
-            return format_answer(
-                task, src_lang, tgt_lang, target.get("transcription"), target.get("translation"), self.language_tags
+            return self.prompt_builder.answer(
+                task, src_lang, tgt_lang, target.get("transcription"), target.get("translation")
             )
         if target is None or not str(target).strip():
             raise ValueError(f"Empty target for task={task!r}: every training example needs answer text.")
@@ -302,8 +255,6 @@ class LLMSRTProcessor(ProcessorMixin):
 
     def _pad(self, prompt_ids: list[list[int]], answer_ids: list[list[int]] | None, side: str) -> dict:
         """Concatenate prompt and answer ids, pad to the longest row, and mask the loss to the answer."""
-        if side not in ("left", "right"):
-            raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}.")
         rows, label_rows = [], []
         for i, prompt in enumerate(prompt_ids):
             placeholders = prompt.count(self.audio_token_id)
@@ -315,19 +266,12 @@ class LLMSRTProcessor(ProcessorMixin):
             answer = answer_ids[i] if answer_ids is not None else []
             rows.append(prompt + answer)
             label_rows.append([IGNORE_INDEX] * len(prompt) + answer)
-        length = max(len(row) for row in rows)
-        pad_id = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-        labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long)
-        for i, (row, label_row) in enumerate(zip(rows, label_rows)):
-            span = slice(length - len(row), length) if side == "left" else slice(0, len(row))
-            input_ids[i, span] = torch.tensor(row)
-            attention_mask[i, span] = 1
-            labels[i, span] = torch.tensor(label_row)
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        batch = {
+            "input_ids": pad_rows(rows, self.tokenizer.pad_token_id, side),
+            "attention_mask": pad_rows([[1] * len(row) for row in rows], 0, side),
+        }
         if answer_ids is not None:
-            batch["labels"] = labels
+            batch["labels"] = pad_rows(label_rows, IGNORE_INDEX, side)
         return batch
 
     def post_process_speech_translation(
@@ -345,14 +289,15 @@ class LLMSRTProcessor(ProcessorMixin):
         """
         decoded = self.tokenizer.batch_decode(generated_ids, skip_special_tokens=True)
         count = len(decoded)
-        tasks = [check_task(name) for name in _per_clip(task, count, "task")]
-        src_langs = _per_clip(src_lang, count, "src_lang")
-        tgt_langs = _per_clip(tgt_lang, count, "tgt_lang")
-        transcripts = _per_clip(text, count, "text")
+        tasks = [check_task(name) for name in one_per_clip(task, count, "task")]
+        src_langs = one_per_clip(src_lang, count, "src_lang")
+        tgt_langs = one_per_clip(tgt_lang, count, "tgt_lang")
+        transcripts = one_per_clip(text, count, "text")
+        builder = self.prompt_builder
         results = []
         for answer, name, src, tgt, transcript in zip(decoded, tasks, src_langs, tgt_langs, transcripts):
             if name == "srt":
-                transcription, translation = split_answer(answer, src, tgt, self.language_tags)
+                transcription, translation = builder.split_answer(answer, src, tgt)
             elif name == "asr":
                 transcription, translation = answer.strip(), None
             else:
@@ -361,13 +306,4 @@ class LLMSRTProcessor(ProcessorMixin):
         return results
 
 
-__all__ = [
-    "LLMSRTProcessor",
-    "check_language_tags",
-    "format_answer",
-    "format_prompt",
-    "language_tag",
-    "split_answer",
-    "TASKS",
-    "AUDIO_TOKEN",
-]
+__all__ = ["LLMSRTProcessor", "IGNORE_INDEX", "TASKS", "AUDIO_TOKEN", "check_task", "one_per_clip", "pad_rows"]

@@ -71,9 +71,8 @@ class LongFormOptions:
         return cls(**value)
 
     def make_detector(self, sampling_rate: int = 16000):
-        if self.detector == "silero":
-            return make_detector("silero", sampling_rate, threshold=self.threshold)
-        return make_detector("energy", sampling_rate, top_db=self.top_db, floor_db=self.floor_db)
+        return make_detector(self.detector, sampling_rate, {"threshold": self.threshold},
+                             {"top_db": self.top_db, "floor_db": self.floor_db})
 
 
 class PauseSegmenter:
@@ -172,7 +171,8 @@ class PauseSegmenter:
         closed = []
         if complete > self.frame:
             offset = self.frame * self.hop - self.buffer_start
-            closed = self._process(self.buffer[offset : offset + (complete - self.frame) * self.hop].reshape(-1, self.hop))
+            frames = self.buffer[offset : offset + (complete - self.frame) * self.hop].reshape(-1, self.hop)
+            closed = self._process(frames)
         # Keep the open region and the context before it, or the last `pad` of audio when none is open.
         keep_from = max(((self.start if self.start is not None else self.frame) - self.pad_frames) * self.hop,
                         self.buffer_start)

@@ -126,3 +126,21 @@ def write_common_voice_locale(release: Path, locale: str, splits: dict[str, list
 def write_covost_tsv(folder: Path, src: str, tgt: str, rows: list[dict]) -> Path:
     """`covost_v2.{src}_{tgt}.tsv`: rows of `path`, `translation`, `split`."""
     return write_tsv(folder / f"covost_v2.{src}_{tgt}.tsv", ["path", "translation", "split"], rows)
+
+
+def fleurs_sentence(code: str, sentence_id: int) -> str:
+    """The text of sentence `sentence_id` in language `code` in `write_fleurs70`'s export."""
+    language = next(language for language in LANGUAGES.values() if language.code == code)
+    return f"{language.name} sentence {sentence_id}."
+
+
+def write_fleurs70(root: Path, codes: list[str], sentence_ids=(1, 2), missing: dict | None = None) -> Path:
+    """A FLEURS export of the `test` split with `sentence_ids` read once each in every language of `codes` (registry
+    codes), under each language's config; `missing` maps a language to sentence ids it lacks."""
+    tables = {}
+    for number, code in enumerate(codes):
+        config = LANGUAGES[code].fleurs
+        ids = [i for i in sentence_ids if i not in (missing or {}).get(code, ())]
+        tables[config] = {"test": [fleurs_row(config, "test", i, fleurs_sentence(code, i), 100 * number + i,
+                                              seconds=0.2) for i in ids]}
+    return write_fleurs_export(root, tables)

@@ -43,9 +43,9 @@ def recording_with_pauses(utterances: list[np.ndarray], pauses: list[float], tai
     return np.concatenate(pieces), spans
 
 
-def speechlike_utterances(count: int, seed: int = 0, shortest: float = 1.0, longest: float = 4.0):
-    rng = np.random.default_rng(seed)
-    return [make_clip(float(rng.uniform(shortest, longest)), seed=seed + i) for i in range(count)]
+SENTENCES = ("Good morning, how are you today?", "The train leaves at nine o'clock.",
+             "The sun is hot and the sea is blue.", "Please close the window before you go.",
+             "My brother works in a small bakery.", "We will meet again next Tuesday evening.")
 
 
 @functools.cache
@@ -55,7 +55,14 @@ def _espeak():
     return ESpeak()
 
 
-def spoken(text: str, voice: str = "en-us", sampling_rate: int = SAMPLING_RATE) -> np.ndarray:
-    """eSpeak NG speech, mono float32 at `sampling_rate`: what Silero VAD takes for speech (make_clip's signal it
-    does not)."""
-    return _espeak().synthesize(text, voice, sampling_rate=sampling_rate)
+def spoken(text: str, voice: str = "en-us", sampling_rate: int = SAMPLING_RATE, rate: int = 175) -> np.ndarray:
+    """eSpeak NG speech, mono float32 at `sampling_rate` (`rate`: words per minute): what Silero VAD takes for
+    speech (make_clip's signal it does not)."""
+    return _espeak().synthesize(text, voice, rate=rate, sampling_rate=sampling_rate)
+
+
+def spoken_utterances(count: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` English sentences spoken by eSpeak NG (16 kHz), at speaking rates drawn from `seed`: speech that a
+    speech detector (Silero VAD) recognises, unlike `make_clip`'s harmonics."""
+    rng = np.random.default_rng(seed)
+    return [spoken(SENTENCES[(seed + i) % len(SENTENCES)], rate=int(rng.integers(150, 190))) for i in range(count)]

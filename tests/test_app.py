@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from helpers import SAMPLING_RATE
-from speech_helpers import ANSWER, GREEDY, recording_with_pauses, spoken, tiny_model_that_answers
+from speech_helpers import ANSWER, GREEDY, recording_with_pauses, spoken, spoken_utterances, tiny_model_that_answers
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a test
 gradio = pytest.importorskip("gradio", reason="the web demo needs the [app] extra: pip install -e '.[app]'")
@@ -45,9 +45,7 @@ def served_app(one_thread):
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: on Debian, `apt-get install chromium` (make setup does)")
 def test_upload_a_wav_and_see_the_translation(served_app, tmp_path):
-    # Spoken sentences: Silero VAD, which decides where speech is, does not take a synthetic buzz for speech.
-    waveform, _ = recording_with_pauses([spoken("Good morning, how are you today?"),
-                                         spoken("The train leaves at nine o'clock.")], [0.5, 1.0])
+    waveform, _ = recording_with_pauses(spoken_utterances(2, seed=5), [0.5, 1.0])
     wav = tmp_path / "talk.wav"
     sf.write(wav, waveform, SAMPLING_RATE)
     with sync_api.sync_playwright() as playwright:
@@ -78,8 +76,7 @@ def test_upload_a_wav_and_see_the_translation(served_app, tmp_path):
 def test_live_captions_from_a_fake_microphone(served_app, tmp_path):
     """Chromium's fake microphone plays a WAV of two spoken sentences (looped): the live captions show the model's
     answer while the audio plays, and each committed caption is the answer for one sentence."""
-    waveform, _ = recording_with_pauses([spoken("Good morning, how are you today?"),
-                                         spoken("The train leaves at nine o'clock.")], [0.5, 1.0], tail=1.5)
+    waveform, _ = recording_with_pauses(spoken_utterances(2), [0.5, 1.0], tail=1.5)
     wav = tmp_path / "talk.wav"
     sf.write(wav, waveform, SAMPLING_RATE, subtype="PCM_16")
     fake_microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",

@@ -13,7 +13,7 @@ from llmsrt.data import CurriculumCollator
 from llmsrt.data import write_manifest as write_jsonl_manifest
 from llmsrt.data.schema import SAMPLING_RATE
 from llmsrt.data.toy import build_toy_corpus, tone_speech, toy_texts
-from llmsrt.model_tools.audio_gain import answer_losses, audio_gain, audio_gain_on_examples, example_chunks, swap_audio
+from llmsrt.diagnostics.audio_gain import answer_losses, audio_gain, audio_gain_on_examples, example_chunks, swap_audio
 from llmsrt.testing import build_tiny_model_and_processor
 
 ROOT = Path(__file__).resolve().parents[1]

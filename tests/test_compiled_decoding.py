@@ -8,6 +8,8 @@ import torch
 from helpers import SAMPLING_RATE, make_clip
 from transformers import StaticCache
 
+from llmsrt.inference import use_compiled_decoding
+
 PROMPTS = {"src_lang": ["eng", "deu"], "tgt_lang": ["deu", "eng"]}
 
 
@@ -16,7 +18,7 @@ def generate_both_ways(model, processor, backend, **decoding):
     decoding = {"max_new_tokens": 8, "no_repeat_ngram_size": 2, **decoding}
     eager = model.generate(**batch, **decoding)
     compiled_model = copy.deepcopy(model)
-    compiled_model.use_compiled_decoding(backend=backend)
+    use_compiled_decoding(compiled_model, backend=backend)
     frames_compiled = torch._dynamo.utils.counters["frames"]["ok"]
     compiled = compiled_model.generate(**batch, **decoding, return_dict_in_generate=True)
     frames_compiled = torch._dynamo.utils.counters["frames"]["ok"] - frames_compiled

@@ -1,15 +1,12 @@
 import csv
 import logging
 
-import numpy as np
 import pytest
 import soundfile as sf
 from helpers import make_clip
 
-from llmsrt.data import AlignmentCollator, CurriculumCollator, ManifestError, load_manifest
+from llmsrt.data import AlignmentCollator, ManifestError, load_manifest
 from llmsrt.data import write_manifest as write_jsonl_manifest
-from llmsrt.data.collator import mixed_task
-from llmsrt.processing_llmsrt import format_answer
 
 
 def write_manifest(folder, rows, kind="jsonl"):
@@ -79,35 +76,6 @@ def test_skip_invalid_rows_counts_and_logs(tmp_path, caplog):
         dataset = load_manifest(path, skip_invalid=True)
     assert len(dataset) == 2
     assert "Skipped 1 invalid row(s)" in caplog.text and "row 2" in caplog.text
-
-
-def test_collator_masks_audio_prompt_and_padding(tiny, tmp_path):
-    _, processor = tiny
-    path = write_manifest(tmp_path, [GOOD_ROWS[0], {**GOOD_ROWS[0], "id": "c", "audio": "audio/2.wav",
-                                                    "transcript": "good morning my friend"}])
-    examples = list(load_manifest(path))
-    batch = CurriculumCollator(processor, "srt")(examples)
-    tokenizer = processor.tokenizer
-    for row, example in enumerate(examples):
-        answer = format_answer("srt", "eng", "deu", example["transcript"], example["translation"])
-        expected = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        assert batch["labels"][row][batch["labels"][row] != -100].tolist() == expected
-    assert batch["input_features"].shape[0] == 2 and "input_features_mask" in batch
-    asr = CurriculumCollator(processor, "asr")(examples[:1])
-    kept = asr["labels"][0][asr["labels"][0] != -100].tolist()
-    assert kept == tokenizer("the train", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    with pytest.raises(ValueError, match="has no translation"):
-        CurriculumCollator(processor, "smt")([{**examples[0], "translation": None}])
-
-
-def test_smt_share_mixes_tasks_by_ratio():
-    ids = [f"utt-{i}" for i in range(4000)]
-    share = np.mean([mixed_task(i, 0.3) == "smt" for i in ids])
-    assert abs(share - 0.3) < 0.03
-    assert [mixed_task(i, 0.3) for i in ids[:50]] == [mixed_task(i, 0.3) for i in ids[:50]]
-    assert all(mixed_task(i, 0.0) == "srt" for i in ids[:100])
-    with pytest.raises(ValueError, match="smt_share"):
-        CurriculumCollator(processor=None, task="asr", smt_share=0.5)
 
 
 def test_a_manifest_with_the_removed_word_timestamps_column_still_reaches_the_align_batch(tiny, tmp_path):

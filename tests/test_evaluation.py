@@ -9,11 +9,10 @@ import sacrebleu
 from helpers import save_model
 
 from llmsrt.data.toy import build_toy_corpus
-from llmsrt.evaluation import EvalArguments, bleu_tokenizer, error_rate, write_report
-from llmsrt.evaluation.report import matrix_markdown
+from llmsrt.evaluation import SPEECH_TRANSLATION_METRIC, EvalArguments, bleu_tokenizer, error_rate, write_report
+from llmsrt.evaluation.result_tables import matrix_markdown
 from llmsrt.evaluation.scoring import averages
 from llmsrt.languages import PAPER_LANGUAGES
-from llmsrt.metrics import SPEECH_TRANSLATION_METRIC
 
 ROOT = Path(__file__).resolve().parents[1]
 

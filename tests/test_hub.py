@@ -12,7 +12,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from llmsrt.hub import export as export_module
 from llmsrt.hub import export_model, render_model_card
 from llmsrt.hub.__main__ import main as hub_cli
-from llmsrt.model_tools.lora import add_lora
+from llmsrt.lora import add_lora
 from llmsrt.testing import build_tiny_model_and_processor
 
 RESULTS = {

@@ -7,16 +7,15 @@ import pytest
 import llmsrt
 
 # Packages above the model layer, lowest first. Every other llmsrt module is the model layer, 0: the package root
-# (the remote-code files: model, processor, pipeline, languages, audio), llmsrt.model_tools (LoRA, the audio gain,
-# language-ID features: shared by training, evaluation and the hub), llmsrt.testing (tiny random models), and
-# llmsrt.conversion (the CTranslate2 converter).
+# (the remote-code files: model, processor, pipeline, languages, audio, language ID), llmsrt.lora (LoRA on the LLM)
+# and llmsrt.diagnostics (the audio gain), shared by training, evaluation and the hub, llmsrt.testing (tiny random
+# models), and llmsrt.conversion (the CTranslate2 converter). docs/architecture.md describes the layers.
 LAYERS = {
     "llmsrt.data": 1,
     "llmsrt.inference": 1,  # subtitles CLI, web app, CPU quantization (evaluation scores quantized models)
     "llmsrt.training": 2,
     "llmsrt.evaluation": 2,
     "llmsrt.hub": 2,  # export and model cards: used by training, reads evaluation's report tables
-    "llmsrt.metrics": 2,
     "llmsrt.conversion.convert_llm_srt_checkpoint": 2,  # writes a model card (llmsrt.hub)
     "llmsrt.demo": 3,
     "llmsrt.serving": 3,  # vLLM: the model plugin, and offline batches scored by evaluation's report

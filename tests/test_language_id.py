@@ -141,11 +141,11 @@ def test_the_head_reads_the_encoder_outputs_a_training_run_cached(voices, tmp_pa
 
     train, _ = voices
     model, processor = build_tiny_model_and_processor(CORPUS)
-    model.eval().enable_encoder_cache(tmp_path / "cache")
     examples = [{**row, "transcript": "x"} for row in train[::12]]  # 12 clips, all three languages
-    for start in range(0, len(examples), 4):
-        batch = CurriculumCollator(processor, task="asr")(examples[start:start + 4])
-        model.encode_frames(batch["input_features"], batch["input_features_mask"])
+    with model.eval().using_encoder_cache(model.disk_encoder_cache(tmp_path / "cache")):
+        for start in range(0, len(examples), 4):
+            batch = CurriculumCollator(processor, task="asr")(examples[start:start + 4])
+            model.encode_frames(batch["input_features"], batch["input_features_mask"])
     entries = sorted(path.name for path in (tmp_path / "cache").rglob("*.safetensors"))
     assert len(entries) == 12
     notes = train_language_id_head(model, processor, examples, encoder_cache_dir=tmp_path / "cache")
@@ -175,3 +175,21 @@ def test_auto_encodes_each_clip_once_and_translates_as_the_detected_language(det
         hook.remove()
     assert detected == given
     assert translator.model.encoder_cache is None  # the kept outputs are gone after the call
+
+
+def test_live_translation_with_auto_sums_the_evidence_of_its_finals(detector, voices):
+    from llmsrt.inference.live import LiveTranslator
+
+    model, processor, _ = detector
+    translator = pipeline("speech-translation", model=model, processor=processor)
+    french = [row["audio"]["array"] for row in voices[1] if row["src_lang"] == "fra"][:4]
+    waveform, spans = recording_with_pauses(french, [0.8, 1.0, 0.9, 1.1])
+    offline = translator({"array": waveform, "sampling_rate": SAMPLING_RATE}, src_lang="auto", tgt_lang="eng",
+                         return_timestamps=True, generate_kwargs=GREEDY)
+    session = LiveTranslator(translator, "auto", "eng", partials=False, generate_kwargs=GREEDY)
+    finals = [e for e in session.stream(waveform[i : i + 4000] for i in range(0, waveform.size, 4000))]
+    # After the last final, the live translator has summed the same evidence as the offline pipeline's decision.
+    assert offline["src_lang"] == "fra" and finals[-1].src_lang == "fra"
+    assert [(e.start, e.end) for e in finals] == [chunk["timestamp"] for chunk in offline["chunks"]]
+    # The last final was decoded in the language it reports, as the offline pipeline decoded that segment.
+    assert finals[-1].transcription == offline["chunks"][-1]["transcription"]

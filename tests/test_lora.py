@@ -4,7 +4,7 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
 from llmsrt import LLMSRTForConditionalGeneration
-from llmsrt.model_tools.lora import add_lora, merge_lora
+from llmsrt.lora import add_lora, merge_lora
 from llmsrt.testing import build_tiny_model_and_processor
 
 

@@ -1,4 +1,3 @@
-import json
 
 import pytest
 import torch
@@ -33,22 +32,6 @@ def test_config_composes_sub_configs_and_round_trips(tmp_path):
 
     from_objects = LLMSRTConfig(audio_config=WhisperConfig(d_model=64), text_config=Qwen2Config(hidden_size=3584))
     assert from_objects.qformer_config.encoder_hidden_size == 64 and from_objects.adapter_hidden_size == 2560
-
-
-def test_a_saved_config_with_removed_fields_still_loads(tmp_path):
-    LLMSRTConfig(num_query_tokens=4).save_pretrained(tmp_path)
-    saved = json.loads((tmp_path / "config.json").read_text())
-    # As an earlier version saved them: both fields changed nothing the saved model computes.
-    (tmp_path / "config.json").write_text(json.dumps({**saved, "adapter_norm_init": "embedding",
-                                                      "query_self_attention_window": None}))
-    config = LLMSRTConfig.from_pretrained(tmp_path)
-    assert config.num_query_tokens == 4 and not hasattr(config, "adapter_norm_init")
-    config.save_pretrained(tmp_path / "again")
-    assert "query_self_attention_window" not in (tmp_path / "again" / "config.json").read_text()
-    # A banded self-attention did change it: an error, not a model that silently reads speech another way.
-    (tmp_path / "config.json").write_text(json.dumps({**saved, "query_self_attention_window": 1}))
-    with pytest.raises(ValueError, match="query_self_attention_window=1.*removed from llmsrt.*c359bb1"):
-        LLMSRTConfig.from_pretrained(tmp_path)
 
 
 def test_adapter_mlp_follows_llm_width():
@@ -113,7 +96,9 @@ def test_window_encoding_hands_the_adapter_only_frames_up_to_the_longest_clip(li
         frames, frame_mask = model.encode_frames(batch["input_features"], batch["input_features_mask"])
         window = model.audio_encoder(batch["input_features"]).last_hidden_state
         whole_window = model.speech_adapter(window, batch["input_features_mask"][:, ::2])
-        embeddings = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+        audio = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+    embeddings = audio.pooler_output
+    torch.testing.assert_close(audio.last_hidden_state, frames)  # the frames the adapter read
     assert frames.shape[1] == int(batch["input_features_mask"][1].sum()) // 2 < window.shape[1]
     assert frame_mask.shape == frames.shape[:2] and frame_mask[1].all() and not frame_mask[0].all()
     torch.testing.assert_close(frames, window[:, : frames.shape[1]])
@@ -184,14 +169,14 @@ def test_variable_length_encoding(lively):
         try:
             seen = []
             hook = encoder.register_forward_hook(lambda m, args, out: seen.append(out.last_hidden_state.shape[1]))
-            batched = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+            batched = model.get_audio_features(batch["input_features"], batch["input_features_mask"]).pooler_output
             single = processor(audio=clips[0], sampling_rate=SAMPLING_RATE)
-            alone = model.get_audio_features(single["input_features"], single["input_features_mask"])
+            alone = model.get_audio_features(single["input_features"], single["input_features_mask"]).pooler_output
             hook.remove()
             generated = model.generate(**batch, **GREEDY)
         finally:
             model.config.variable_length_encoding = False
-        default = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+        default = model.get_audio_features(batch["input_features"], batch["input_features_mask"]).pooler_output
     window_frames = batch["input_features"].shape[-1] // 2
     longest = int(batch["input_features_mask"][1].sum()) + 2
     assert seen[0] == (longest + longest % 2) // 2 < window_frames  # the longest clip, not the window
@@ -210,18 +195,19 @@ def test_encoder_cache_reproduces_the_encoder_and_is_reused(lively, tmp_path, va
     model.config.variable_length_encoding = variable_length
     with torch.no_grad():
         expected = model(**batch)
-        model.enable_encoder_cache(tmp_path)
+        cache = model.disk_encoder_cache(tmp_path)
         try:
-            cache = model.encoder_cache
-            first = model(**batch)
-            assert (cache.hits, cache.misses) == (0, 2)
-            calls = []
-            hook = model.audio_encoder.register_forward_hook(lambda *args: calls.append(1))
-            second = model(**batch)
-            hook.remove()
-            assert (cache.hits, cache.misses) == (2, 2) and calls == []  # read back, not recomputed
+            with model.using_encoder_cache(cache):
+                assert model.encoder_cache is cache
+                first = model(**batch)
+                assert (cache.hits, cache.misses) == (0, 2)
+                calls = []
+                hook = model.audio_encoder.register_forward_hook(lambda *args: calls.append(1))
+                second = model(**batch)
+                hook.remove()
+                assert (cache.hits, cache.misses) == (2, 2) and calls == []  # read back, not recomputed
+            assert model.encoder_cache is None  # the block's cache is gone after it
         finally:
-            model.enable_encoder_cache(None)
             model.config.variable_length_encoding = False
     for output in (first, second):
         torch.testing.assert_close(output.logits, expected.logits, rtol=1e-5, atol=1e-5)
@@ -262,7 +248,7 @@ def test_from_pretrained_parts_keeps_the_weights_in_llmsrt_classes(tiny, tmp_pat
     assert not any(p.requires_grad for p in built.audio_encoder.parameters())
     batch = processor(audio=make_clip(1.0, 0), sampling_rate=SAMPLING_RATE)
     with torch.no_grad():  # variable-length encoding reads fewer frames than the window
-        features = built.get_audio_features(batch["input_features"], batch["input_features_mask"])
+        features = built.get_audio_features(batch["input_features"], batch["input_features_mask"]).pooler_output
     assert features.shape == (1, model.config.num_query_tokens, model.config.text_config.hidden_size)
 
 

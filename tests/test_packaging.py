@@ -101,7 +101,7 @@ import llmsrt
 from llmsrt.demo.corpus import read_sentences
 from llmsrt.demo.templates import fill_templates
 from llmsrt.hub.card import TEMPLATE, render_model_card
-from llmsrt.metrics import SPEECH_TRANSLATION_METRIC
+from llmsrt.evaluation import SPEECH_TRANSLATION_METRIC
 from transformers import pipeline
 metric = evaluate.load(SPEECH_TRANSLATION_METRIC)
 scores = metric.compute(predictions=["der zug fährt um neun ab"], references=["der zug fährt um neun ab"],

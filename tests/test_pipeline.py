@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 from helpers import SAMPLING_RATE, make_clip, save_model
+from speech_helpers import spoken_utterances
 from transformers import pipeline
 
 GREEDY = {"do_sample": False, "num_beams": 1, "max_new_tokens": 6, "no_repeat_ngram_size": 0}
@@ -56,7 +58,7 @@ def test_preprocess_extracts_the_features_of_one_clip(translator):
 
 
 def test_a_generator_streams_clip_by_clip(translator):
-    clips = [{"array": make_clip(s, i), "sampling_rate": SAMPLING_RATE} for i, s in enumerate((1.0, 2.0, 1.5, 0.8))]
+    clips = [{"array": utterance, "sampling_rate": SAMPLING_RATE} for utterance in spoken_utterances(4)]
     pulled = []
 
     def stream():
@@ -73,6 +75,24 @@ def test_a_generator_streams_clip_by_clip(translator):
     listed = translator(clips, src_lang="eng", tgt_lang=["deu", "fra", "spa", "ita"], batch_size=2,
                         num_workers=1, generate_kwargs=GREEDY)  # a DataLoader worker prepares the batches
     assert [first, *rest] == listed and len(listed) == 4
+
+
+def test_clips_without_speech_get_no_text_in_place_in_lists_and_streams(translator):
+    """Silence, noise and music are answered with empty texts marked `no_speech`, without running the model, at
+    their own places among the clips with speech."""
+    (speech,) = spoken_utterances(1)
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * SAMPLING_RATE) / SAMPLING_RATE
+    clips = [speech, np.zeros(SAMPLING_RATE), 0.2 * rng.standard_normal(2 * SAMPLING_RATE),
+             0.2 * np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 2 * t) > 0), speech]
+    clips = [{"array": clip.astype(np.float32), "sampling_rate": SAMPLING_RATE} for clip in clips]
+    listed = translator(clips, src_lang="eng", tgt_lang="deu", batch_size=2, generate_kwargs=GREEDY)
+    nothing = {"transcription": "", "translation": "", "src_lang": "eng", "tgt_lang": "deu", "no_speech": True}
+    assert listed[1:4] == [nothing] * 3
+    assert "no_speech" not in listed[0] and listed[0] == listed[4] and listed[0]["transcription"] != ""
+    assert list(translator((clip for clip in clips), src_lang="eng", tgt_lang="deu", generate_kwargs=GREEDY)) == listed
+    asr = translator(clips[2], src_lang="eng", task="asr", generate_kwargs=GREEDY)
+    assert asr == {**nothing, "translation": None, "tgt_lang": None}
 
 
 def test_a_dataset_streams_its_audio_column(translator):

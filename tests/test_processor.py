@@ -4,7 +4,10 @@ import pytest
 import torch
 from helpers import SAMPLING_RATE, make_clip
 
-from llmsrt.processing_llmsrt import IGNORE_INDEX, format_answer, format_prompt, split_answer
+from llmsrt.processing_llmsrt import IGNORE_INDEX
+from llmsrt.prompt_builder import PromptBuilder
+
+PROMPTS = PromptBuilder()
 
 
 def test_placeholders_equal_num_query_tokens(tiny):
@@ -17,13 +20,25 @@ def test_placeholders_equal_num_query_tokens(tiny):
 
 
 def test_prompt_and_answer_layouts_follow_the_paper():
-    assert format_prompt("asr", "eng") == "<|eng|>"
-    assert format_prompt("srt", "eng", "deu") == "<|eng|><|deu|>"
-    assert format_prompt("smt", "eng", "deu", "the train") == "the train<|eng|><|deu|>"
-    srt = format_answer("srt", "eng", "deu", transcription="the train", translation="der Zug")
+    assert PROMPTS.instruction("asr", "eng") == "<|eng|>"
+    assert PROMPTS.instruction("srt", "eng", "deu") == "<|eng|><|deu|>"
+    assert PROMPTS.instruction("smt", "eng", "deu", "the train") == "the train<|eng|><|deu|>"
+    srt = PROMPTS.answer("srt", "eng", "deu", transcription="the train", translation="der Zug")
     assert srt == "the train<|eng|><|deu|>der Zug"
-    assert format_answer("asr", "eng", transcription=" hi ") == "hi"
-    assert format_answer("smt", "eng", "fra", translation="le train") == "le train"
+    assert PROMPTS.answer("asr", "eng", transcription=" hi ") == "hi"
+    assert PROMPTS.answer("smt", "eng", "fra", translation="le train") == "le train"
+    assert PROMPTS.prompt("srt", "eng", "deu", audio_placeholders=2) == "<|audio|><|audio|><|eng|><|deu|>"
+
+
+def test_a_tag_map_writes_and_reads_the_mapped_tag_everywhere():
+    """`{"zho": "cmn"}` (the authors' 2026 tag for Mandarin): prompts, answers and their split all use `<|cmn|>`."""
+    tagged = PromptBuilder(language_tags={"zho": "cmn"}, num_query_tokens=1)
+    assert tagged.prompt("srt", "eng", "zho") == "<|audio|><|eng|><|cmn|>"
+    answer = tagged.answer("srt", "zho", "eng", transcription="火车", translation="the train")
+    assert answer == "火车<|cmn|><|eng|>the train"
+    assert tagged.split_answer(answer, "zho", "eng") == ("火车", "the train")
+    with pytest.raises(ValueError, match=r"language_tags\['zho'\] = 'CMN'.*three lowercase letters"):
+        PromptBuilder(language_tags={"zho": "CMN"})
 
 
 def test_labels_cover_answer_and_eos_only(tiny):
@@ -36,7 +51,7 @@ def test_labels_cover_answer_and_eos_only(tiny):
     batch = processor(audio=clips, sampling_rate=SAMPLING_RATE, src_lang="eng", tgt_lang="deu", targets=targets)
     tokenizer = processor.tokenizer
     for row, target in enumerate(targets):
-        answer = format_answer("srt", "eng", "deu", **target)
+        answer = PROMPTS.answer("srt", "eng", "deu", **target)
         expected = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         labels = batch["labels"][row]
         kept = labels[labels != IGNORE_INDEX].tolist()
@@ -96,9 +111,9 @@ def test_post_process_splits_on_tag_pair(tiny):
     assert results[0] == {"transcription": "the train", "translation": "der zug"}
     assert results[1] == {"transcription": "hello", "translation": "bonjour"}
     assert results[2] == {"transcription": "no pair here", "translation": ""}
-    assert split_answer("a<|eng|><|spa|>b", "eng", "deu") == ("a", "b")
+    assert PROMPTS.split_answer("a<|eng|><|spa|>b", "eng", "deu") == ("a", "b")
     # One tag only (a weakly trained model): split on it, later tags dropped from the translation.
-    assert split_answer("Ich bin da.<|deu|>I am here.<|eng|>Me too.", "deu", "eng") == ("Ich bin da.",
+    assert PROMPTS.split_answer("Ich bin da.<|deu|>I am here.<|eng|>Me too.", "deu", "eng") == ("Ich bin da.",
                                                                                        "I am here. Me too.")
     asr = processor.post_process_speech_translation(ids[:1], "asr", "eng")
     assert asr == [{"transcription": "the train<|eng|><|deu|>der zug", "translation": None}]

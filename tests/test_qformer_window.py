@@ -41,9 +41,9 @@ def test_a_saved_config_without_the_field_reads_only_the_real_frames_as_before(t
     with torch.no_grad():
         window = loaded.audio_encoder(batch["input_features"]).last_hidden_state
         real_frames_only = loaded.speech_adapter(window, batch["input_features_mask"][:, ::2])
-        embeddings = loaded.get_audio_features(batch["input_features"], batch["input_features_mask"])
+        embeddings = loaded.get_audio_features(batch["input_features"], batch["input_features_mask"]).pooler_output
         torch.testing.assert_close(embeddings, model.get_audio_features(batch["input_features"],
-                                                                        batch["input_features_mask"]))
+                                                                        batch["input_features_mask"]).pooler_output)
     torch.testing.assert_close(embeddings, real_frames_only, rtol=1e-5, atol=1e-5)
 
 
@@ -54,10 +54,10 @@ def test_attending_padding_reads_every_frame_of_the_window(window_reader):
     with torch.no_grad():
         window = model.audio_encoder(batch["input_features"]).last_hidden_state
         frames, frame_mask = model.encode_frames(batch["input_features"], batch["input_features_mask"])
-        embeddings = model.get_audio_features(batch["input_features"], batch["input_features_mask"])
+        embeddings = model.get_audio_features(batch["input_features"], batch["input_features_mask"]).pooler_output
         all_ones = model.speech_adapter(window, torch.ones(window.shape[:2]))
         masked = model.speech_adapter(window, batch["input_features_mask"][:, ::2])
-        alone = model.get_audio_features(**_features(processor, clips[0]))
+        alone = model.get_audio_features(**_features(processor, clips[0])).pooler_output
     assert frames.shape[1] == batch["input_features"].shape[-1] // 2  # the whole window, nothing dropped
     assert not frame_mask[0].all()  # the real-frame mask is still there for others (language ID)
     torch.testing.assert_close(embeddings, all_ones, rtol=1e-5, atol=1e-5)
@@ -79,14 +79,11 @@ def test_the_encoder_cache_keeps_the_padded_frames_for_a_window_reader(window_re
     model, processor = window_reader
     batch = _features(processor, [make_clip(1.0, 0), make_clip(2.2, 1)])
     with torch.no_grad():
-        plain = model.get_audio_features(**batch)
-        model.enable_encoder_cache(str(tmp_path))
-        try:
-            first = model.get_audio_features(**batch)
-            second = model.get_audio_features(**batch)
-            hits = model.encoder_cache.hits
-        finally:
-            model.enable_encoder_cache(None)
+        plain = model.get_audio_features(**batch).pooler_output
+        with model.using_encoder_cache(model.disk_encoder_cache(str(tmp_path))) as cache:
+            first = model.get_audio_features(**batch).pooler_output
+            second = model.get_audio_features(**batch).pooler_output
+            hits = cache.hits
     assert [path.name[-20:] for path in tmp_path.iterdir()] == ["-window-with-padding"]
     assert hits == 2
     torch.testing.assert_close(first, plain)

@@ -38,7 +38,7 @@ def test_request_prompt_expands_to_the_processors_prompt():
     tokenizer = processor.tokenizer
     for task, src, tgt, text in [("srt", "eng", "deu", None), ("asr", "fra", None, None),
                                  ("smt", "deu", "eng", "der zug fährt um neun ab")]:
-        ids = tokenizer(request_prompt(task, src, tgt, text), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(request_prompt(processor, task, src, tgt, text), add_special_tokens=False)["input_ids"]
         assert ids.count(processor.audio_token_id) == 1 and ids[0] == processor.audio_token_id
         expanded = [processor.audio_token_id] * processor.num_query_tokens + ids[1:]
         clip = np.sin(np.arange(16000, dtype=np.float32) / 8) * 0.1
@@ -47,9 +47,10 @@ def test_request_prompt_expands_to_the_processors_prompt():
 
 
 def test_request_prompt_refuses_what_the_processor_refuses():
-    with pytest.raises(ValueError, match="Unknown language code"):
-        request_prompt("srt", "eng", "klingon")
-    with pytest.raises(ValueError, match="needs the gold transcript"):
-        request_prompt("smt", "eng", "deu")
-    with pytest.raises(ValueError, match="Unknown task"):
-        request_prompt("summarise", "eng", "deu")
+    _, processor = build_tiny_model_and_processor(CORPUS)
+    with pytest.raises(ValueError, match="'klingon'"):
+        request_prompt(processor, "srt", "eng", "klingon")
+    with pytest.raises(ValueError, match="task='smt' needs the gold transcript"):
+        request_prompt(processor, "smt", "eng", "deu")
+    with pytest.raises(ValueError, match="'summarise'. Accepted: 'asr'.*'smt'.*'srt'"):
+        request_prompt(processor, "summarise", "eng", "deu")

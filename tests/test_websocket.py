@@ -14,8 +14,9 @@ import pytest
 from helpers import SAMPLING_RATE
 from speech_helpers import ANSWER, GREEDY, recording_with_pauses, spoken, tiny_model_that_answers
 
-uvicorn = pytest.importorskip("uvicorn", reason="the WebSocket server needs the [live] extra: pip install -e '.[live]'")
-pytest.importorskip("starlette", reason="the WebSocket server needs the [live] extra: pip install -e '.[live]'")
+NEEDS_EXTRA = "the WebSocket server needs the [websocket] extra: pip install -e '.[websocket]'"
+uvicorn = pytest.importorskip("uvicorn", reason=NEEDS_EXTRA)
+pytest.importorskip("starlette", reason=NEEDS_EXTRA)
 client = pytest.importorskip("websockets.sync.client", reason="the test's client is the `websockets` package")
 exceptions = pytest.importorskip("websockets.exceptions")
 httpx = pytest.importorskip("httpx")

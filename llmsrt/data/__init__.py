@@ -5,8 +5,8 @@ from .collator import AlignmentCollator, CurriculumCollator, mixed_task
 from .common_voice import load_common_voice
 from .covost2 import load_covost2
 from .fleurs import load_fleurs
+from .loading_report import DataReport
 from .manifest import ManifestError, load_manifest, write_manifest
-from .report import DataReport
 from .schema import COLUMNS, SAMPLING_RATE, standardize
 
 __all__ = [

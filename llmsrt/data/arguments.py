@@ -7,12 +7,6 @@ from ..languages import PAPER_LANGUAGES
 
 LONG_AUDIO = ("trim", "skip")
 DATASETS = ("manifest", "fleurs", "covost2", "common_voice", "toy")
-DEMO_CORPUS_ELSEWHERE = (
-    "The demo corpus is not a --dataset: it belongs to the demo. `python -m llmsrt.demo recipes/demo.yaml` builds "
-    "it and trains on it; to train on it with train.py, build it (`from llmsrt.demo import build_demo_corpus; "
-    "build_demo_corpus('.cache/demo-corpus')`, or a run of the demo) and pass --dataset manifest --train_manifest "
-    ".cache/demo-corpus/train.jsonl (dev.jsonl and test.jsonl beside it)."
-)
 
 
 def recipe_argv(settings: dict) -> list[str]:
@@ -32,14 +26,12 @@ def recipe_argv(settings: dict) -> list[str]:
 
 
 @dataclass
-class DataArguments:
+class DataSource:
+    """Where examples come from: the arguments `train.py` (`DataArguments`) and `eval.py`
+    (`llmsrt.evaluation.EvalArguments`) share."""
+
     dataset: str = field(
         default="manifest", metadata={"help": "Source: manifest, fleurs, covost2, common_voice or toy."}
-    )
-    train_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest of training rows."})
-    eval_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest for evaluation loss."})
-    asr_manifest: str | None = field(
-        default=None, metadata={"help": "Manifest for the ASR stage (default: the training manifest)."}
     )
     dataset_path: str | None = field(
         default=None,
@@ -61,16 +53,53 @@ class DataArguments:
         default_factory=lambda: list(PAPER_LANGUAGES),
         metadata={"help": "Languages that '--directions all' pairs (default: the paper's 15, 210 directions)."},
     )
+    source_languages: list[str] | None = field(
+        default=None, metadata={"help": "Keep the directions whose source is one of these (filters --directions)."}
+    )
+    target_languages: list[str] | None = field(
+        default=None, metadata={"help": "Keep the directions whose target is one of these (filters --directions)."}
+    )
+    centre_languages: list[str] | None = field(
+        default=None,
+        metadata={"help": "Keep the directions with one of these on either side: eng gives the English-centric "
+                          "directions (filters --directions)."},
+    )
+    skip_invalid_rows: bool = field(
+        default=False,
+        metadata={"help": "Leave out bad manifest rows and unreadable clips (counted, logged and written into "
+                          "stage_info.json) instead of stopping with an error that names them."},
+    )
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"Unknown --dataset {self.dataset!r}: use {', '.join(DATASETS)}.")
+
+
+@dataclass
+class DataArguments(DataSource):
+    """The data part of `train.py`'s arguments: a `DataSource` and the training run's manifests, splits and limits."""
+
+    train_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest of training rows."})
+    eval_manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest for evaluation loss."})
+    asr_manifest: str | None = field(
+        default=None, metadata={"help": "Manifest for the ASR stage (default: the training manifest)."}
+    )
     train_split: str = field(
         default="train", metadata={"help": "fleurs: train/validation/test; covost2: train (= train + "
                                            "train_covost)/dev/test; common_voice: train/dev/test/validated."}
     )
     eval_split: str | None = field(default=None)
-    streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
-    skip_invalid_rows: bool = field(
+    streaming: bool = field(
         default=False,
-        metadata={"help": "Leave out bad manifest rows and unreadable clips (counted, logged and written into "
-                          "stage_info.json) instead of stopping with an error that names them."},
+        metadata={"help": "Stream the corpus (datasets IterableDataset) instead of materialising it: nothing is "
+                          "written to disk; needs max_steps (a stream has no length). Training reads it pass after "
+                          "pass, shuffled through --shuffle_buffer_size, and resumes at the same example "
+                          "(llmsrt.data.streaming)."},
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={"help": "Streaming: the shuffling buffer (examples) each training pass goes through (shards are "
+                          "shuffled too); 0 keeps the corpus order."},
     )
     long_audio: str = field(
         default="trim",
@@ -80,10 +109,7 @@ class DataArguments:
     max_train_samples: int | None = field(default=None)
 
     def __post_init__(self):
-        if self.dataset == "demo":
-            raise ValueError(DEMO_CORPUS_ELSEWHERE)
-        if self.dataset not in DATASETS:
-            raise ValueError(f"Unknown --dataset {self.dataset!r}: use {', '.join(DATASETS)}.")
+        super().__post_init__()
         if self.long_audio not in LONG_AUDIO:
             raise ValueError(f"--long_audio takes {' or '.join(LONG_AUDIO)}, got {self.long_audio!r}.")
 

@@ -19,7 +19,7 @@ import soxr
 
 from ..audio_utils import prepare_audio, to_mono
 from .arguments import LONG_AUDIO
-from .report import DataReport, direction_key
+from .loading_report import DataReport, direction_key
 from .schema import ENCODER_WINDOW_SECONDS, SAMPLING_RATE, audio_feature, undecoded
 
 logger = logging.getLogger(__name__)

@@ -3,9 +3,7 @@
 import hashlib
 from dataclasses import dataclass
 
-import torch
-
-from ..processing_llmsrt import IGNORE_INDEX, TASKS, LLMSRTProcessor, check_task
+from ..processing_llmsrt import IGNORE_INDEX, TASKS, LLMSRTProcessor, check_task, pad_rows
 from .clips import clip_waveform
 from .schema import SAMPLING_RATE
 
@@ -94,11 +92,8 @@ class AlignmentCollator:
         )
         token_ids = self.processor.tokenizer([example["transcript"] for example in examples],
                                              add_special_tokens=False)["input_ids"]
-        ctc_labels = torch.full((len(examples), max(map(len, token_ids))), IGNORE_INDEX, dtype=torch.long)
-        for row, ids in enumerate(token_ids):
-            ctc_labels[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         return {
             "input_features": batch["input_features"],
             "input_features_mask": batch["input_features_mask"],
-            "ctc_labels": ctc_labels,
+            "ctc_labels": pad_rows(token_ids, IGNORE_INDEX, "right"),
         }

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas
 
 from ..languages import LANGUAGES, get_language
-from .report import DataReport
+from .loading_report import DataReport
 from .schema import schema_dataset
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..languages import get_language
 from .common_voice import existing_clips, language_of_locale, locale_folder, locale_of, read_tsv
-from .report import DataReport, direction_key
+from .loading_report import DataReport, direction_key
 from .schema import schema_dataset
 
 logger = logging.getLogger(__name__)

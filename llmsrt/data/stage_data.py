@@ -7,13 +7,15 @@ from pathlib import Path
 
 import datasets
 
+from ..languages import check_languages
 from .arguments import DATASETS, DataArguments
 from .clips import check_clips
 from .common_voice import load_common_voice
 from .covost2 import covost_directions_among, covost_locales, load_covost2
+from .directions import directions_among, filter_directions
 from .fleurs import load_fleurs
+from .loading_report import DataReport, direction_key
 from .manifest import load_manifest
-from .report import DataReport, direction_key
 from .toy import build_toy_corpus
 
 logger = logging.getLogger(__name__)
@@ -29,11 +31,15 @@ class StageData:
     report: DataReport = field(default_factory=DataReport)
 
 
+def _filters(data_args: DataArguments) -> tuple:
+    return data_args.source_languages, data_args.target_languages, data_args.centre_languages
+
+
 def _directions(data_args: DataArguments) -> list[tuple[str, str]]:
     if data_args.directions == ["all"]:
         if data_args.dataset == "covost2":
-            return covost_directions_among(data_args.languages)
-        return [(s, t) for s in data_args.languages for t in data_args.languages if s != t]
+            return filter_directions(covost_directions_among(data_args.languages), *_filters(data_args))
+        return directions_among(data_args.languages, *_filters(data_args))
     pairs = []
     for direction in data_args.directions:
         source, _, target = direction.partition("-")
@@ -44,12 +50,12 @@ def _directions(data_args: DataArguments) -> list[tuple[str, str]]:
         pairs.append((source, target))
     if not pairs:
         raise ValueError(f"--dataset {data_args.dataset} needs --directions, e.g. eng-deu deu-eng (or all).")
-    return pairs
+    return filter_directions(pairs, *_filters(data_args))
 
 
 def _sources(data_args: DataArguments) -> list[str]:
     """The languages whose transcripts a transcript stage reads: --languages for `all`, else the directions'."""
-    if data_args.directions == ["all"] and data_args.dataset != "covost2":
+    if data_args.directions == ["all"] and data_args.dataset != "covost2" and not any(_filters(data_args)):
         return list(dict.fromkeys(data_args.languages))
     return list(dict.fromkeys(source for source, _ in _directions(data_args)))
 
@@ -151,6 +157,21 @@ def _keep_translations(examples, report: DataReport):
     logger.warning("Translation stage: %d of %d examples have no translation and are left out.",
                    has_translation.count(False), len(has_translation))
     return examples.select([row for row, kept in enumerate(has_translation) if kept])
+
+
+def stage_languages(data_args: DataArguments, stage: str, examples) -> list[str]:
+    """The languages a stage trains with (registry codes): those of its examples (sources, and targets in a
+    translation stage); for streamed examples, those the arguments name (--directions, or --languages for a
+    manifest)."""
+    if isinstance(examples, datasets.Dataset):
+        codes = examples.unique("src_lang") + ([] if stage in TRANSCRIPT_STAGES else examples.unique("tgt_lang"))
+    elif data_args.dataset in ("manifest", "toy"):
+        codes = list(data_args.languages)
+    elif stage in TRANSCRIPT_STAGES:
+        codes = _sources(data_args)
+    else:
+        codes = [code for pair in _directions(data_args) for code in pair]
+    return list(check_languages([code for code in codes if code]))
 
 
 def example_texts(examples) -> list[str]:

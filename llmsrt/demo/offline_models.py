@@ -98,7 +98,7 @@ def offline_qwen(cache_dir: str | Path) -> Path:
     a saved folder loads in seconds."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..modeling_llmsrt import without_quantizer
+    from ..model_storage import without_quantizer
 
     folder = Path(cache_dir) / QWEN_FOLDER
     if (folder / "config.json").is_file():

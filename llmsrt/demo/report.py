@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ..evaluation.report import matrix_markdown
+from ..evaluation.result_tables import matrix_markdown
 
 SYSTEM_NAMES = {
     "curriculum": "LLM-SRT curriculum (ASR -> SMT -> SRT, after the align stage when the recipe has it)",

@@ -32,7 +32,6 @@ from .offline_models import resolve_demo_parts
 from .report import AUDIO_GAIN_TARGET, write_demo_report
 
 logger = logging.getLogger(__name__)
-SYSTEMS = ("curriculum", "srt-only", "cascade")
 
 
 @dataclass

@@ -9,14 +9,15 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..answer_decoding import PAPER_DECODING
 from ..data import CurriculumCollator, clip_waveform
+from ..data.arguments import DataSource
 from ..data.schema import SAMPLING_RATE
+from ..diagnostics.audio_gain import audio_gain_report
 from ..inference.quantization import CPU_MODES, quantize_for_cpu
-from ..model_tools.audio_gain import audio_gain_on_examples
-from ..model_tools.language_id_features import language_id_accuracy
-from ..modeling_llmsrt import PAPER_DECODING
-from .metrics import comet_scorer
-from .report import (
+from ..language_id import language_id_accuracy
+from .metrics import METRIC_RULES, check_metric_rule, comet_scorer, require_spbleu
+from .result_tables import (
     audio_gain_markdown,
     delta_markdown,
     language_id_markdown,
@@ -29,19 +30,15 @@ from .scoring import direction_of, prediction_record, score_records
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class EvalArguments:
+@dataclass(kw_only=True)
+class EvalArguments(DataSource):
+    """eval.py's arguments: the model, a `DataSource` (`--dataset`, `--directions`, ...) with the split to read, and
+    the decoding and scoring settings."""
+
     model: str = field(metadata={"help": "A saved LLM-SRT folder or Hub id."})
     output_dir: str = field(metadata={"help": "Where predictions, results, matrix and heatmap are written."})
     manifest: str | None = field(default=None, metadata={"help": "JSONL/CSV manifest with translations."})
-    dataset: str = field(default="manifest", metadata={"help": "manifest, fleurs, covost2 or toy."})
-    dataset_path: str | None = field(
-        default=None, metadata={"help": "fleurs: the parquet export (folder or Hub id); covost2: its TSV folder."}
-    )
-    data_dir: str | None = field(default=None, metadata={"help": "covost2: the Common Voice release folder."})
     split: str = field(default="test")
-    directions: list[str] = field(default_factory=list, metadata={"help": "e.g. eng-deu deu-eng, or all."})
-    languages: list[str] | None = field(default=None, metadata={"help": "Languages paired by '--directions all'."})
     max_samples: int | None = field(default=None, metadata={"help": "Evaluate the first N examples only."})
     batch_size: int = field(default=8)
     num_beams: int = field(default=PAPER_DECODING["num_beams"])
@@ -52,6 +49,12 @@ class EvalArguments:
         metadata={"help": "Over the generated answer only; passed to generate, so a folder's generation config "
                           "cannot change it unrecorded."},
     )
+    metric_rule: str = field(
+        default="v1",
+        metadata={"help": "v1: BLEU with char (tha jpn kor zho yue lao mya) or 13a by target language, as LLM-SRT v1.0 "
+                          "scores; v2: spBLEU (sacrebleu's flores200 tokenizer, every language) as MCAT (v2.0) "
+                          "scores. chrF++, WER/CER and COMET in both."},
+    )
     chinese_tokenizer: str = field(default="char", metadata={"help": "BLEU tokenizer for zho/yue: char or zh."})
     japanese_tokenizer: str = field(default="char", metadata={"help": "BLEU tokenizer for jpn: char or ja-mecab."})
     comet_model: str | None = field(
@@ -61,7 +64,6 @@ class EvalArguments:
         default=None, metadata={"help": "Published per-direction scores (src,tgt,bleu,...) for a delta table."}
     )
     device: str | None = field(default=None, metadata={"help": "cuda, cpu... (default: cuda when available)."})
-    skip_invalid_rows: bool = field(default=False)
     audio_gain: bool = field(
         default=True, metadata={"help": "Measure the audio gain (teacher-forced loss with swapped vs own audio)."}
     )
@@ -73,8 +75,19 @@ class EvalArguments:
     )
 
     def __post_init__(self):
+        super().__post_init__()
         if self.quantize not in ("none", *CPU_MODES):
             raise ValueError(f"--quantize takes none, {' or '.join(CPU_MODES)}; got {self.quantize!r}.")
+        check_metric_rule(self.metric_rule)
+
+    def check_scoring(self) -> None:
+        """Fail before any generation where the scores cannot be computed or compared: spBLEU's model (v2) missing
+        offline, or a reference table without the rule's BLEU column."""
+        if self.metric_rule == "v2":
+            require_spbleu()
+        if self.reference_csv:
+            reference = read_reference(self.reference_csv)
+            delta_markdown({}, reference, metric=METRIC_RULES[self.metric_rule])
 
     def tokenizer_overrides(self) -> dict[str, str]:
         return {"zho": self.chinese_tokenizer, "yue": self.chinese_tokenizer, "jpn": self.japanese_tokenizer}
@@ -95,11 +108,11 @@ def load_eval_examples(args: EvalArguments):
 
     data_args = DataArguments(
         dataset=args.dataset, train_manifest=args.manifest, dataset_path=args.dataset_path, data_dir=args.data_dir,
-        directions=[] if args.dataset == "manifest" else args.directions, train_split=args.split,
-        skip_invalid_rows=args.skip_invalid_rows, max_train_samples=args.max_samples,
+        directions=[] if args.dataset == "manifest" else args.directions, languages=args.languages,
+        train_split=args.split, skip_invalid_rows=args.skip_invalid_rows, max_train_samples=args.max_samples,
+        source_languages=args.source_languages, target_languages=args.target_languages,
+        centre_languages=args.centre_languages,
     )
-    if args.languages:
-        data_args.languages = args.languages
     examples = load_stage_examples(data_args, "srt", args.output_dir)
     if args.dataset == "manifest" and args.directions and args.directions != ["all"]:
         wanted = set(args.directions)
@@ -172,23 +185,26 @@ def write_report(records: list[dict], output_dir: Path, args: EvalArguments, ext
         comet, comet_note = comet_scorer(args.comet_model)
     if comet is None:
         logger.warning("COMET skipped: %s", comet_note)
-    results = score_records(records, args.tokenizer_overrides(), comet)
+    results = score_records(records, args.tokenizer_overrides(), comet, args.metric_rule)
+    bleu_name = METRIC_RULES[args.metric_rule]
     results["comet"] = "computed" if comet is not None else f"skipped: {comet_note}"
     results["settings"] = {key: value for key, value in asdict(args).items()}
     results.update(extra or {})
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    matrix = matrix_markdown(results["directions"], results["averages"])
+    matrix = matrix_markdown(results["directions"], results["averages"], bleu_name)
     if results.get("audio_gain"):
         matrix += "\n" + audio_gain_markdown(results["audio_gain"])
     if results.get("language_id"):
         matrix += "\n" + language_id_markdown(results["language_id"])
     (output_dir / "matrix.md").write_text(matrix, encoding="utf-8")
     if results["directions"]:
-        save_heatmap(results["directions"], output_dir / "bleu_heatmap.png")
+        save_heatmap(results["directions"], output_dir / "bleu_heatmap.png", bleu_name)
     if args.reference_csv:
         reference = read_reference(args.reference_csv)
-        (output_dir / "reference_delta.md").write_text(delta_markdown(results["directions"], reference),
-                                                       encoding="utf-8")
+        columns = next(iter(reference.values()), {})
+        compared = [bleu_name] + (["comet"] if comet is not None and "comet" in columns else [])
+        tables = [delta_markdown(results["directions"], reference, metric=metric) for metric in compared]
+        (output_dir / "reference_delta.md").write_text("\n".join(tables), encoding="utf-8")
     return results
 
 
@@ -197,6 +213,7 @@ def evaluate_model(args: EvalArguments) -> dict:
     from ..modeling_llmsrt import LLMSRTForConditionalGeneration
     from ..processing_llmsrt import LLMSRTProcessor
 
+    args.check_scoring()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = LLMSRTForConditionalGeneration.from_pretrained(args.model, dtype=dtype).to(device).eval()
@@ -218,16 +235,6 @@ def evaluate_model(args: EvalArguments) -> dict:
 
 
 def evaluation_audio_gain(model, processor, examples, batch_size: int) -> dict | None:
-    """The audio gain (see `llmsrt.model_tools.audio_gain`) of SRT teacher forcing on `examples`, per source language
+    """The audio gain (see `llmsrt.diagnostics.audio_gain`) of SRT teacher forcing on `examples`, per source language
     too."""
-    gain = audio_gain_on_examples(model, examples, CurriculumCollator(processor, task="srt"), batch_size)
-    if gain is None:
-        logger.warning("Audio gain skipped: it needs two examples or more.")
-        return None
-    logger.info("Audio gain %s (loss %.4f with own audio, %.4f with another clip's)", _format(gain.overall),
-                gain.own_audio_loss, gain.other_audio_loss)
-    return gain.as_dict("per_source_language")
-
-
-def _format(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    return audio_gain_report(model, examples, CurriculumCollator(processor, task="srt"), batch_size, "eval")

@@ -3,7 +3,9 @@
 import math
 from collections import defaultdict
 
-from .metrics import bleu_tokenizer, corpus_bleu, corpus_chrf_plus_plus, error_rate
+from .metrics import METRIC_RULES, bleu_tokenizer, check_metric_rule, corpus_bleu, corpus_chrf_plus_plus, error_rate
+
+AVERAGED_METRICS = ("bleu", "spbleu", "chrf++", "comet")
 
 
 def direction_of(record: dict) -> str:
@@ -20,9 +22,16 @@ def prediction_record(example: dict, transcription: str, translation: str) -> di
     }
 
 
-def score_records(records: list[dict], tokenizer_overrides: dict | None = None, comet=None) -> dict:
+def score_records(
+    records: list[dict], tokenizer_overrides: dict | None = None, comet=None, metric_rule: str = "v1"
+) -> dict:
     """Score prediction records (`src_lang`, `tgt_lang`, `ref_transcription`, `hyp_transcription`,
-    `ref_translation`, `hyp_translation`) per direction; returns `{"directions": {...}, "averages": {...}}`."""
+    `ref_translation`, `hyp_translation`) per direction; returns `{"directions": {...}, "averages": {...}}`.
+
+    `metric_rule` `v1` scores `bleu` (char/13a by target language, LLM-SRT v1.0), `v2` scores `spbleu` (flores200
+    for every language, MCAT v2.0); chrF++, WER/CER and COMET (when `comet` is given) in both.
+    """
+    bleu_name = METRIC_RULES[check_metric_rule(metric_rule)]
     grouped = defaultdict(list)
     for record in records:
         grouped[direction_of(record)].append(record)
@@ -31,13 +40,13 @@ def score_records(records: list[dict], tokenizer_overrides: dict | None = None, 
         src, tgt = direction.split("-")
         hyps = [row["hyp_translation"] or "" for row in rows]
         refs = [row["ref_translation"] for row in rows]
-        tokenize = bleu_tokenizer(tgt, tokenizer_overrides)
+        tokenize = bleu_tokenizer(tgt, tokenizer_overrides, metric_rule)
         bleu = corpus_bleu(hyps, refs, tokenize)
         chrf = corpus_chrf_plus_plus(hyps, refs)
         kind, rate = error_rate([row["hyp_transcription"] for row in rows], [row["ref_transcription"] for row in rows],
                                 src)
         scores = {
-            "src_lang": src, "tgt_lang": tgt, "n": len(rows), "bleu": bleu.score, "chrf++": chrf.score,
+            "src_lang": src, "tgt_lang": tgt, "n": len(rows), bleu_name: bleu.score, "chrf++": chrf.score,
             "bleu_tokenizer": tokenize, "bleu_signature": bleu.signature, "chrf_signature": chrf.signature,
             "asr_metric": kind, "asr_error_rate": rate,
         }
@@ -55,7 +64,7 @@ def _mean(values):
 def averages(directions: dict) -> dict:
     """Unweighted means over directions (as the paper averages its 210 directions)."""
     out = {}
-    for metric in ("bleu", "chrf++", "comet"):
+    for metric in AVERAGED_METRICS:
         if not any(metric in scores for scores in directions.values()):
             continue
         values = {name: scores.get(metric) for name, scores in directions.items()}

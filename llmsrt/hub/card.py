@@ -7,7 +7,8 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_llmsrt import LLMSRTConfig
-from ..evaluation.report import matrix_markdown
+from ..evaluation.metrics import METRIC_RULES
+from ..evaluation.result_tables import METRIC_LABELS, matrix_markdown
 
 TEMPLATE = files("llmsrt.model_cards") / "template.md"
 STAGE_ORDER = ("asr", "smt", "srt")
@@ -64,14 +65,16 @@ def eval_results(results: dict, dataset_name: str, dataset_type: str) -> list[Ev
     entries = []
     task = {"task_type": "automatic-speech-recognition", "task_name": "Speech Translation"}
     data = {"dataset_type": dataset_type, "dataset_name": dataset_name}
-    for metric, label in (("bleu", "BLEU"), ("chrf++", "chrF++"), ("comet", "COMET")):
+    bleu = METRIC_RULES[results.get("settings", {}).get("metric_rule", "v1")]  # spbleu under MCAT's rule
+    for metric, label in ((bleu, METRIC_LABELS[bleu]), ("chrf++", "chrF++"), ("comet", "COMET")):
         average = results.get("averages", {}).get(metric, {}).get("all")
         if average is not None:
             entries.append(EvalResult(**task, **data, metric_type=metric, metric_value=round(average, 2),
                                       metric_name=f"{label} (average over directions)"))
     for direction, scores in results.get("directions", {}).items():
-        entries.append(EvalResult(**task, **data, dataset_config=direction, metric_type="bleu",
-                                  metric_value=round(scores["bleu"], 2), metric_name=f"BLEU {direction}"))
+        entries.append(EvalResult(**task, **data, dataset_config=direction, metric_type=bleu,
+                                  metric_value=round(scores[bleu], 2),
+                                  metric_name=f"{METRIC_LABELS[bleu]} {direction}"))
     return entries
 
 
@@ -112,10 +115,12 @@ def render_model_card(
     )
     evaluation = "No evaluation results were given." if source_checkpoint is None else CONVERTED_NOT_MEASURED
     if directions:
-        evaluation = (f"On {dataset_name} ({results.get('examples', '?')} clips; BLEU with sacrebleu, `char` "
-                      "tokenizer for tha/jpn/kor/zho/yue targets, `13a` otherwise; chrF++; WER/CER of the "
+        bleu = METRIC_RULES[results.get("settings", {}).get("metric_rule", "v1")]
+        rule = ("spBLEU with sacrebleu's `flores200` tokenizer for every target (MCAT's rule)" if bleu == "spbleu"
+                else "BLEU with sacrebleu, `char` tokenizer for tha/jpn/kor/zho/yue targets, `13a` otherwise")
+        evaluation = (f"On {dataset_name} ({results.get('examples', '?')} clips; {rule}; chrF++; WER/CER of the "
                       f"transcription; COMET {results.get('comet', 'not computed')}).\n\n"
-                      + matrix_markdown(directions, results.get("averages", {})))
+                      + matrix_markdown(directions, results.get("averages", {}), bleu))
     feature_seconds = 30
     preprocessor = model_dir / "processor_config.json"
     if preprocessor.is_file():

@@ -77,25 +77,15 @@ def agreed_prefix(previous: str, current: str) -> str:
     return " ".join(words)
 
 
-def load_pipeline(model_dir: str | os.PathLike, device: str | None = None):
-    """The `speech-translation` pipeline of a saved folder."""
-    import torch
-    from transformers import pipeline
-
-    import llmsrt  # noqa: F401  (registers the speech-translation task)
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return pipeline("speech-translation", model=str(model_dir), device=device, trust_remote_code=True)
-
-
 class LiveTranslator:
     """Simultaneous speech translation over a stream of audio chunks (see the module docstring).
 
     Args:
         pipeline_or_model_dir: a `speech-translation` pipeline (its encoder, speech detection and decoding are
             used), or a saved model folder.
-        src_lang: ISO 639-3 code, or `"auto"` for a model with a language-ID head (decided on the first final, then
-            kept for the session).
+        src_lang: ISO 639-3 code, or `"auto"` for a model with a language-ID head: the language-ID probabilities of
+            the finals so far are summed, and each final is decoded in (and reports) the most probable language
+            (partials before the first final detect on their own audio).
         tgt_lang: ISO 639-3 code of the translation.
         chunk_seconds: how much new audio triggers a new partial hypothesis (smaller: more frequent updates, more
             computation).
@@ -121,7 +111,9 @@ class LiveTranslator:
         device: str | None = None,
     ):
         if isinstance(pipeline_or_model_dir, (str, os.PathLike)):
-            pipeline_or_model_dir = load_pipeline(pipeline_or_model_dir, device)
+            from .translate import load_translator
+
+            pipeline_or_model_dir = load_translator(str(pipeline_or_model_dir), device)
         self.pipeline = pipeline_or_model_dir
         if not chunk_seconds > 0 or not max_latency_seconds > 0:
             raise ValueError(f"chunk_seconds={chunk_seconds} and max_latency_seconds={max_latency_seconds} must be "
@@ -143,6 +135,7 @@ class LiveTranslator:
         """Start a new session: the buffered audio and hypotheses are dropped, times start again at 0."""
         self.segmenter.reset()
         self.source = self.src_lang
+        self._language_scores = None  # with "auto": the summed language-ID probabilities of the finals so far
         self._resampler, self._input_rate = None, None
         self._decoded_at = 0  # samples received at the last partial decode
         self._previous = None  # the previous partial's (transcription, translation), for LocalAgreement-2
@@ -164,7 +157,7 @@ class LiveTranslator:
         position = self.received_seconds
         return [self._event("error", position, position, message=message)]
 
-    def _decode(self, segments: list[Segment]) -> list[dict]:
+    def _decode(self, segments: list[Segment]) -> tuple[list[dict], str]:
         chunks, source = self.pipeline.translate_segments(segments, self.source, self.tgt_lang, self.task,
                                                           generate_kwargs=self.generate_kwargs)
         return chunks, source
@@ -172,6 +165,10 @@ class LiveTranslator:
     def _finals(self, segments: list[Segment]) -> list[LiveEvent]:
         if not segments:
             return []
+        if self.src_lang == "auto":
+            scores = self.pipeline._language_probabilities([segment.audio for segment in segments]).sum(0)
+            self._language_scores = scores if self._language_scores is None else self._language_scores + scores
+            self.source = self.pipeline.model.config.language_id_languages[int(self._language_scores.argmax())]
         chunks, self.source = self._decode(segments)
         self._previous = None  # a new stretch begins: agreement starts over
         return [
@@ -185,7 +182,7 @@ class LiveTranslator:
         if segment is None or segment.audio.size < self.sampling_rate * 0.1:
             return []
         self._decoded_at = self.segmenter.received
-        (chunk,), _ = self._decode([segment])  # "auto": detected on each partial, kept from the first final
+        (chunk,), _ = self._decode([segment])  # "auto" before the first final: detected on the partial's audio
         current = (chunk["transcription"], chunk["translation"] or "")
         stable = ("", "") if self._previous is None else tuple(map(agreed_prefix, self._previous, current))
         self._previous = current
@@ -269,4 +266,4 @@ class LiveTranslator:
         yield from self.finish()
 
 
-__all__ = ["EVENT_TYPES", "LiveEvent", "LiveTranslator", "agreed_prefix", "load_pipeline"]
+__all__ = ["EVENT_TYPES", "LiveEvent", "LiveTranslator", "agreed_prefix"]

@@ -4,6 +4,12 @@ Each input gives two files in `--output_dir` (default: next to the input): `<nam
 `<name>.translation.<tgt>.<format>`, one cue per segment (the recording is cut at pauses, see
 `llmsrt.segmentation`). A file that cannot be read is reported on stderr and skipped; the others are still written,
 and the exit status is 1.
+
+With `--live` (see `llmsrt.inference.live`), captions are made while the audio plays: each FILE is played at
+real-time speed (`--speed 10` plays ten times faster), or, without FILE, the microphone is captioned until Ctrl-C
+(`sounddevice`, `pip install llmsrt[live]`). The subtitle files grow with every final caption, and
+`<name>.events.jsonl` gets every event as one JSON line (`type`, `start`, `end`, `transcription`, `translation`,
+`emitted_at`, ...).
 """
 
 import argparse
@@ -22,7 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Transcribe and translate recordings into subtitle files (one per track and input). Decoders: "
         + "; ".join(decoders()),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="Audio or video files.")
+    parser.add_argument("files", nargs="*", metavar="FILE", help="Audio or video files (with --live: none means "
+                        "the microphone).")
     parser.add_argument("--model", required=True, help="A saved LLM-SRT folder (or Hub id).")
     parser.add_argument("--tgt_lang", required=True, help="Target language, ISO 639-3 (e.g. deu).")
     parser.add_argument(
@@ -37,7 +44,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_beams", type=int, default=None, help="Beam size (default: the model's, 5).")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="Per segment (default: the model's).")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda when available).")
-    return parser.parse_args(argv)
+    live = parser.add_argument_group("live captions (--live)")
+    live.add_argument("--live", action="store_true", help="Caption while the audio plays: FILE at --speed, or the "
+                      "microphone when no FILE is given.")
+    live.add_argument("--speed", type=float, default=1.0, help="Playback speed of FILE (1: real time; 0: as fast as "
+                      "the model goes).")
+    live.add_argument("--chunk_seconds", type=float, default=1.0, help="New audio that triggers a new hypothesis.")
+    live.add_argument("--max_latency_seconds", type=float, default=10.0, help="Longest stretch left uncommitted "
+                      "when the speaker does not pause.")
+    live.add_argument("--input_device", default=None, help="Microphone (a sounddevice name or index; default: the "
+                      "system's).")
+    args = parser.parse_args(argv)
+    if not args.files and not args.live:
+        parser.error("give at least one FILE (or --live for the microphone)")
+    if args.speed < 0:
+        parser.error(f"--speed {args.speed}: accepted: 0 (as fast as possible) or a positive factor")
+    return args
 
 
 def output_paths(audio_file: Path, output_dir: Path | None, src_lang: str | None, tgt_lang: str, file_format: str):
@@ -63,9 +85,7 @@ def load_translator(model: str, device: str | None = None):
 def translate_files(translator, files: list[str], args: argparse.Namespace, stderr=sys.stderr) -> dict[str, dict]:
     """Translate every file, write its subtitle files, and return `{file: result}` (`{"error": message}` for a file
     that failed)."""
-    generate_kwargs = {
-        name: getattr(args, name) for name in ("num_beams", "max_new_tokens") if getattr(args, name) is not None
-    }
+    generate_kwargs = generate_options(args)
     durations = {name: audio_duration(name) or 0.0 for name in files}
     output_dir = Path(args.output_dir) if args.output_dir else None
     results = {}
@@ -113,6 +133,10 @@ def translate_files(translator, files: list[str], args: argparse.Namespace, stde
     return results
 
 
+def generate_options(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name) for name in ("num_beams", "max_new_tokens") if getattr(args, name) is not None}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     translator = load_translator(args.model, args.device)
@@ -121,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}".replace("src_lang='", "--src_lang '"), file=sys.stderr)
         return 2
+    if args.live:
+        from .live_cli import run_live
+
+        return run_live(translator, args)
     results = translate_files(translator, args.files, args)
     for name, result in results.items():
         if "files" in result:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..data.schema import SAMPLING_RATE
 from ..evaluation.evaluator import EvalArguments, load_eval_examples, predict_all, write_report
-from ..processing_llmsrt import LLMSRTProcessor, check_task
+from ..processing_llmsrt import LLMSRTProcessor, one_per_clip
 from .prompts import request_prompt
 
 logger = logging.getLogger(__name__)
@@ -40,25 +40,19 @@ def load_llm(model: str, max_model_len: int = 1024, **engine_kwargs):
     return LLM(model=model, max_model_len=max_model_len, limit_mm_per_prompt={"audio": 1}, **engine_kwargs)
 
 
-def vllm_prompts(waveforms, task="srt", src_lang="eng", tgt_lang="deu", text=None) -> list[dict]:
-    """One vLLM prompt per 16-kHz waveform: `{"prompt": "<|audio|><|src|><|tgt|>", "multi_modal_data": ...}`.
-    `task`, `src_lang`, `tgt_lang`, `text` are one value for all clips or one per clip, as for `LLMSRTProcessor`."""
+def vllm_prompts(
+    processor: LLMSRTProcessor, waveforms, task="srt", src_lang="eng", tgt_lang="deu", text=None
+) -> list[dict]:
+    """One vLLM prompt per 16-kHz waveform, written by the folder's processor (`request_prompt`):
+    `{"prompt": "<|audio|><|src|><|tgt|>", "multi_modal_data": ...}`. `task`, `src_lang`, `tgt_lang`, `text` are one
+    value for all clips or one per clip, as for `LLMSRTProcessor`."""
     count = len(waveforms)
-
-    def per_clip(value, name):
-        if isinstance(value, (list, tuple)):
-            if len(value) != count:
-                raise ValueError(
-                    f"{name} has {len(value)} entries for {count} clip(s): give one value, or one per clip.")
-            return list(value)
-        return [value] * count
-
     return [
-        {"prompt": request_prompt(check_task(name), src, tgt, transcript),
+        {"prompt": request_prompt(processor, name, src, tgt, transcript),
          "multi_modal_data": {"audio": (np.asarray(waveform, dtype=np.float32), SAMPLING_RATE)}}
         for waveform, name, src, tgt, transcript in zip(
-            waveforms, per_clip(task, "task"), per_clip(src_lang, "src_lang"), per_clip(tgt_lang, "tgt_lang"),
-            per_clip(text, "text"))
+            waveforms, one_per_clip(task, count, "task"), one_per_clip(src_lang, count, "src_lang"),
+            one_per_clip(tgt_lang, count, "tgt_lang"), one_per_clip(text, count, "text"))
     ]
 
 
@@ -82,7 +76,7 @@ def translate(llm, processor: LLMSRTProcessor, waveforms, task="srt", src_lang="
               max_new_tokens: int = 400, num_beams: int = 1) -> list[dict]:
     """`{"transcription", "translation"}` per clip, parsed by `processor.post_process_speech_translation` as for
     transformers' `generate`."""
-    prompts = vllm_prompts(waveforms, task, src_lang, tgt_lang, text)
+    prompts = vllm_prompts(processor, waveforms, task, src_lang, tgt_lang, text)
     answers = generate_token_ids(llm, prompts, max_new_tokens, num_beams)
     return processor.post_process_speech_translation(answers, task, src_lang, tgt_lang, text)
 

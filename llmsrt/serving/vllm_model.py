@@ -1,15 +1,19 @@
-"""LLM-SRT as a vLLM model: llmsrt's Whisper encoder and speech adapter in front of vLLM's own LLM (Qwen2).
+"""LLM-SRT as a vLLM model: llmsrt's Whisper encoder and speech adapter in front of vLLM's own LLM (the folder's
+`text_config` architecture: Qwen2, Gemma-3's text model, Gemma-2, ...).
 
 The audio path is llmsrt's code, not a copy: `LLMSRTWhisperEncoder` and `LLMSRTSpeechAdapter` are built from the
 folder's config, and the methods that turn log-mel features into audio embeddings (`get_audio_features`,
 `encode_frames`, `_run_audio_encoder` of `llmsrt.LLMSRTForConditionalGeneration`) are bound to this class, so every
 config option they read (`variable_length_encoding`, `query_time_window`, ...)
-computes what it computes in transformers. The LLM is vLLM's implementation of the folder's `text_config`
-architecture (paged attention, continuous batching, tensor parallelism on GPUs).
+computes what it computes in transformers, and so are the audio embeddings' dtype and `audio_embedding_scale`
+(`audio_embeddings_for_llm`). The LLM is vLLM's implementation of the folder's `text_config` architecture (paged
+attention, continuous batching, tensor parallelism on GPUs); vLLM embeds the text tokens with it (Gemma's scaled by
+`sqrt(hidden_size)`, as transformers' Gemma embeddings are) and writes the audio embeddings over the placeholders.
 
-A request's prompt holds one `<|audio|>` placeholder (`llmsrt.serving.prompts.request_prompt`); the multimodal
-processor expands it into `num_query_tokens` placeholders, the positions that `embed_multimodal`'s
-`(num_query_tokens, D_llm)` embeddings per clip are written over.
+A request's prompt holds one `<|audio|>` placeholder, written by the folder's processor
+(`llmsrt.serving.prompts.request_prompt`, with the folder's `language_tags` and `prompt_layout`); the multimodal
+processor expands it into `num_audio_embeddings` placeholders, the positions that `embed_multimodal`'s
+`(num_audio_embeddings, D_llm)` embeddings per clip are written over.
 
 Imported by vLLM only (registered by name in `llmsrt.serving.vllm_plugin`); it imports vLLM.
 """
@@ -42,15 +46,15 @@ from vllm.multimodal.processing import (
     PromptUpdate,
 )
 from vllm.sequence import IntermediateTensors
-from vllm.tokenizers import cached_tokenizer_from_config
 
 from ..audio_utils import prepare_audio
 from ..configuration_llmsrt import LLMSRTConfig
-from ..languages import LANGUAGES, get_language
+from ..languages import LANGUAGES
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration as TransformersLLMSRT
 from ..modeling_llmsrt import LLMSRTSpeechAdapter, LLMSRTWhisperEncoder
-from ..processing_llmsrt import AUDIO_TOKEN, LLMSRTProcessor, split_answer
-from .prompts import request_prompt
+from ..processing_llmsrt import AUDIO_TOKEN, LLMSRTProcessor
+from ..prompt_builder import PromptBuilder
+from .prompts import folder_processor, iso639_3, speech_to_text_prompt_ids
 
 # Keys of a saved config.json that no config field declares and that do not change what the model computes.
 CONFIG_BOOKKEEPING = {"auto_map", "architectures", "transformers_version", "model_type", "bos_token_id",
@@ -94,7 +98,7 @@ def check_servable(config: LLMSRTConfig) -> None:
 
 
 class LLMSRTProcessingInfo(BaseProcessingInfo):
-    """Shapes and limits of LLM-SRT's inputs: one clip per prompt, `num_query_tokens` embeddings per clip."""
+    """Shapes and limits of LLM-SRT's inputs: one clip per prompt, `num_audio_embeddings` embeddings per clip."""
 
     def get_hf_config(self) -> LLMSRTConfig:
         return self.ctx.get_hf_config(LLMSRTConfig)
@@ -119,8 +123,13 @@ class LLMSRTProcessingInfo(BaseProcessingInfo):
     def get_supported_mm_limits(self) -> Mapping[str, int | None]:
         return {"audio": 1}
 
+    def get_default_tok_params(self):
+        """Prompts are tokenised without the tokenizer's special tokens: the folder's prompt builder writes every
+        one its layout places (the BOS after the audio for Gemma), as `LLMSRTProcessor` tokenises them."""
+        return super().get_default_tok_params().with_kwargs(add_special_tokens=False)
+
     def get_mm_max_tokens_per_item(self, seq_len: int, mm_counts: Mapping[str, int]) -> Mapping[str, int]:
-        return {"audio": self.get_hf_config().num_query_tokens}
+        return {"audio": self.get_hf_config().num_audio_embeddings}
 
 
 class LLMSRTDummyInputsBuilder(BaseDummyInputsBuilder[LLMSRTProcessingInfo]):
@@ -142,7 +151,7 @@ class LLMSRTDummyInputsBuilder(BaseDummyInputsBuilder[LLMSRTProcessingInfo]):
 
 class LLMSRTMultiModalProcessor(BaseMultiModalProcessor[LLMSRTProcessingInfo]):
     """Log-mel features as `LLMSRTProcessor` computes them, and the expansion of each `<|audio|>` into
-    `num_query_tokens` placeholders (the prompt itself is tokenised by vLLM)."""
+    `num_audio_embeddings` placeholders (the prompt itself is tokenised by vLLM)."""
 
     def _call_hf_processor(self, hf_data: Mapping[str, object], hf_kwargs: Mapping[str, object]) -> BatchFeature:
         """`{"audio": [waveform, ...]}` (16 kHz mono, resampled by vLLM's parser) -> `input_features`
@@ -172,10 +181,10 @@ class LLMSRTMultiModalProcessor(BaseMultiModalProcessor[LLMSRTProcessingInfo]):
         out_mm_kwargs: MultiModalKwargsItems,
     ) -> Sequence[PromptUpdate]:
         audio_token_id = self.info.get_hf_config().audio_token_id
-        num_query_tokens = self.info.get_hf_config().num_query_tokens
+        num_audio_embeddings = self.info.get_hf_config().num_audio_embeddings
         return [
             PromptReplacement(
-                modality="audio", target=[audio_token_id], replacement=[audio_token_id] * num_query_tokens
+                modality="audio", target=[audio_token_id], replacement=[audio_token_id] * num_audio_embeddings
             )
         ]
 
@@ -194,6 +203,7 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     qformer_frame_mask = TransformersLLMSRT.qformer_frame_mask
     encode_frames = TransformersLLMSRT.encode_frames
     _run_audio_encoder = TransformersLLMSRT._run_audio_encoder
+    audio_embeddings_for_llm = TransformersLLMSRT.audio_embeddings_for_llm
 
     @classmethod
     def get_placeholder_str(cls, modality: str, i: int) -> str | None:
@@ -207,7 +217,7 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
         check_servable(config)
         self.config = config
         self.model_folder = vllm_config.model_config.model
-        self.encoder_cache = None
+        self.encoder_cache = None  # read by llmsrt's `encode_frames`: vLLM caches multimodal embeddings itself
         with self._mark_tower_model(vllm_config, "audio"):
             self.audio_encoder = LLMSRTWhisperEncoder(config.audio_config).eval()
             # Kept in float32 whatever the LLM's dtype, as transformers keeps it (`_keep_in_fp32_modules`).
@@ -222,14 +232,14 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
 
     def embed_multimodal(self, **kwargs: object) -> MultiModalEmbeddings:
         """`input_features` `(B, n_mels, T_mel)` and `input_features_mask` `(B, T_mel)` of the clips vLLM batched ->
-        one `(num_query_tokens, D_llm)` tensor per clip."""
+        one `(num_audio_embeddings, D_llm)` tensor per clip, in the LLM's dtype and scaled as in transformers."""
         features, mask = kwargs.get("input_features"), kwargs.get("input_features_mask")
         if features is None:
             return []
         if isinstance(features, (list, tuple)):
             features, mask = torch.stack(list(features)), torch.stack(list(mask))
-        audio_embeds = self.get_audio_features(features, mask)
-        return tuple(audio_embeds.to(next(self.language_model.parameters()).dtype))
+        audio_embeds = self.get_audio_features(features, mask).pooler_output
+        return tuple(self.audio_embeddings_for_llm(audio_embeds, next(self.language_model.parameters()).dtype))
 
     def forward(
         self,
@@ -270,19 +280,13 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     def get_generation_prompt(cls, stt_params: SpeechToTextParams) -> PromptType:
         """`transcribe` -> task `asr` in `language`; `translate` -> task `srt` from `language` to `to_language`
         (English when not given, as OpenAI's endpoint). ISO 639-1 codes as the endpoints take them, or llmsrt's own
-        ISO 639-3 codes. The answer is cut to the translation by `post_process_output`."""
-        if stt_params.language is None:
-            raise ValueError("LLM-SRT needs the spoken language: pass `language` (e.g. 'en') with the request.")
-        source = iso639_3(stt_params.language)
-        if stt_params.task_type == "transcribe":
-            text = request_prompt("asr", source)
-        elif stt_params.task_type == "translate":
-            text = request_prompt("srt", source, iso639_3(stt_params.to_language or "en"))
-        else:
-            raise ValueError(f"Unsupported task type {stt_params.task_type!r}: 'transcribe' or 'translate'.")
-        tokenizer = cached_tokenizer_from_config(stt_params.model_config)
+        ISO 639-3 codes. The prompt is the folder's processor's (`llmsrt.serving.prompts.speech_to_text_prompt_ids`:
+        its tags and layout). The answer is cut to the translation by `post_process_output`."""
+        processor = folder_processor(stt_params.model_config.model)
         return TokensPrompt(
-            prompt_token_ids=tokenizer.encode(text, add_special_tokens=False),
+            prompt_token_ids=speech_to_text_prompt_ids(
+                processor, stt_params.task_type, stt_params.language, stt_params.to_language
+            ),
             multi_modal_data={"audio": (stt_params.audio, stt_params.stt_config.sample_rate)},
         )
 
@@ -297,28 +301,18 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     @classmethod
     def post_process_output(cls, text: str) -> str:
         """An SRT answer (`transcript<|src|><|tgt|>translation`) -> its translation; any other answer as it is."""
-        transcription, translation = split_answer(text)
+        transcription, translation = PromptBuilder().split_answer(text)
         return translation if translation else transcription
 
     @classmethod
     def get_speech_to_text_config(cls, model_config: ModelConfig, task_type: str) -> SpeechToTextConfig:
         """Clips up to the encoder window (30 s for Whisper); longer audio is cut at quiet points by vLLM."""
-        processor = LLMSRTProcessor.from_pretrained(model_config.model)
+        processor = folder_processor(model_config.model)
         return SpeechToTextConfig(sample_rate=processor.sampling_rate,
                                   max_audio_clip_s=int(processor.max_audio_seconds))
 
     @classmethod
     def get_num_audio_tokens(cls, audio_duration_s: float, stt_config: SpeechToTextConfig,
                              model_config: ModelConfig) -> int | None:
-        return model_config.hf_config.num_query_tokens
-
-
-def iso639_3(code: str) -> str:
-    """An ISO 639-1 code (`"en"`, as the OpenAI audio endpoints take) or any code `llmsrt.get_language` accepts ->
-    llmsrt's ISO 639-3 code. Raises `ValueError` naming the accepted codes."""
-    by_whisper = {language.whisper: language.code for language in LANGUAGES.values() if language.whisper}
-    key = str(code).strip().lower()
-    if key in by_whisper:
-        return by_whisper[key]
-    return get_language(key).code
+        return model_config.hf_config.num_audio_embeddings
 

@@ -1,5 +1,5 @@
 """`python -m llmsrt.serving.websocket --model DIR --port 8765`: live captions over a WebSocket (console script
-`llmsrt-websocket`; install the `[live]` extra: uvicorn, starlette, websockets).
+`llmsrt-websocket`; install the `[websocket]` extra: uvicorn, starlette, websockets).
 
 A client opens `ws://HOST:PORT/v1/live`, sets its session's options with a JSON `session.update` message (source and
 target language, chunk size, the audio format), streams its audio as binary frames (PCM16 little-endian, mono, 16 kHz
@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..inference.live import LiveTranslator, load_pipeline
+from ..inference.live import LiveTranslator
+from ..inference.translate import load_translator
 from ..languages import language_code
 
 PATH = "/v1/live"
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     generate_kwargs = {name: getattr(args, name) for name in ("num_beams", "max_new_tokens")
                        if getattr(args, name) is not None}
-    server = LiveServer(load_pipeline(args.model, args.device),
+    server = LiveServer(load_translator(args.model, args.device),
                         {"src_lang": args.src_lang, "tgt_lang": args.tgt_lang, "chunk_seconds": args.chunk_seconds},
                         args.max_sessions, generate_kwargs)
     uvicorn.Server(uvicorn_config(server.app(), args.host, args.port)).run()

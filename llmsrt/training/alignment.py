@@ -69,7 +69,7 @@ class CTCAlignmentHead(nn.Module):
         self.register_buffer("class_of_token", position)  # token id -> CTC class (0 = blank, -1 = not writable)
         generator = torch.Generator().manual_seed(0)
         self.blank = nn.Parameter(torch.randn(embeddings.shape[1], generator=generator))
-        self.log_scale = nn.Parameter(torch.tensor(math.log(initial_scale)))
+        self.log_scale = nn.Parameter(torch.tensor([math.log(initial_scale)]))  # 1-D: FSDP2 shards no scalars
 
     def forward(self, audio_embeds: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         """`(B, Q, D_llm)` audio embeddings -> `(B, Q, 1 + len(vocabulary_ids))` logits (class 0: blank)."""
@@ -178,6 +178,10 @@ class LLMSRTForAlignment(nn.Module):
                 log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=True
             )
         return output
+
+    def activation_checkpointing_enable(self, **kwargs):
+        """What the Trainer calls for `activation_checkpointing: true`: the model's (the Q-Former's layers here)."""
+        self.model.activation_checkpointing_enable(**kwargs)
 
     def state_dict(self, *args, **kwargs):
         full = super().state_dict(*args, **kwargs)

@@ -1,5 +1,6 @@
 """Command-line / recipe arguments of `train.py`, parsed by `HfArgumentParser` with `TrainingArguments`."""
 
+import json
 from dataclasses import dataclass, field
 
 from ..data.arguments import DataArguments  # noqa: F401  (re-exported: the data part of the arguments)
@@ -31,7 +32,22 @@ class ModelArguments:
     tiny_model: bool = field(
         default=False, metadata={"help": "Build a tiny random model (tokenizer trained on the data): smoke tests."}
     )
-    num_query_tokens: int = field(default=80, metadata={"help": "Audio embeddings per clip."})
+    tiny_text_model: str = field(
+        default="qwen2",
+        metadata={"help": "The LLM of a tiny model: qwen2 (LLM-SRT v1.0's kind), gemma3_text (Gemma-3's text model, "
+                          "as MCAT) or gemma2; Gemma's tokenizer adds <bos>, placed after the audio."},
+    )
+    num_query_tokens: int = field(default=80, metadata={"help": "Learnable queries of a new adapter (v1.0: 80)."})
+    query_pooling_stride: int = field(
+        default=1,
+        metadata={"help": "A new adapter mean-pools its Q-Former outputs over this many consecutive queries: "
+                          "num_query_tokens // stride audio embeddings per clip (MCAT: 150 queries by 5 -> 30)."},
+    )
+    adapter_hidden_size: int | None = field(
+        default=None,
+        metadata={"help": "Hidden width of a new adapter's MLP (MCAT: 2560; default: the v1.0 paper's rule from the "
+                          "LLM width; 0: one Linear)."},
+    )
     qformer_num_layers: int = field(default=8, metadata={"help": "Q-Former layers of a new adapter."})
     variable_length_encoding: bool = field(
         default=False,
@@ -50,12 +66,29 @@ class ModelArguments:
     )
     lora_rank: int | None = field(default=None, metadata={"help": "LoRA rank (default: the model config's, 8)."})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: the config's, 32)."})
+    lora_dropout: float | None = field(
+        default=None, metadata={"help": "LoRA dropout (default: the config's, 0.05); 0 makes runs with different "
+                                        "numbers of processes comparable step by step."}
+    )
+    language_tags: dict | str | None = field(
+        default=None,
+        metadata={"help": "A new model's tag codes where they are not the ISO 639-3 code, as JSON: MCAT writes "
+                          '{"zho": "cmn", "aze": "azj", "nep": "npi", "fil": "tgl"} (llmsrt.languages.MCAT_CODES).'},
+    )
     lora_target_modules: list[str] | None = field(
         default=None, metadata={"help": "LLM modules LoRA wraps (default: the config's, q_proj v_proj)."}
     )
     model_dtype: str | None = field(
         default=None, metadata={"help": "dtype of the pretrained parts (float32, bfloat16); the adapter stays fp32."}
     )
+
+    def __post_init__(self):
+        if isinstance(self.language_tags, str):  # the command line and recipe_argv give it as JSON
+            try:
+                self.language_tags = json.loads(self.language_tags)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"--language_tags takes a JSON object such as '{{\"zho\": \"cmn\"}}', got "
+                                 f"{self.language_tags!r} ({error}).") from error
 
 
 @dataclass

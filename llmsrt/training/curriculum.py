@@ -14,13 +14,15 @@ import shutil
 import time
 from pathlib import Path
 
+import datasets
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import AlignmentCollator, CurriculumCollator
-from ..data.stage_data import StageData, example_texts, load_stage_data
+from ..data.stage_data import StageData, example_texts, load_stage_data, stage_languages
+from ..data.streaming import TrainingStream
 from ..encoder_cache import fingerprint
-from ..model_tools.lora import merge_lora
+from ..lora import merge_lora
 from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
 from .arguments import CurriculumArguments, DataArguments, ModelArguments
 from .audio_gain_info import audio_gain_info
@@ -30,6 +32,7 @@ from .model_setup import (
     build_initial_model,
     configure_trainable,
     load_model,
+    start_new_processor,
     trainable_parameter_names,
 )
 from .plots import save_loss_plot
@@ -92,42 +95,48 @@ def run_stage(
     stage_args = stage_training_arguments(training_args, stage, settings, output_dir)
     started = time.time()
     initial_fingerprint = fingerprint(model)
-    model.enable_encoder_cache(curriculum_args.encoder_cache_dir)
-    model = configure_trainable(model, settings["train"])
-    with training_args.main_process_first(desc=f"{stage} data"):
-        train_data = train_data or load_stage_data(data_args, stage, str(output_dir))
-        train_examples = train_data.examples
-        eval_examples = None
-        if data_args.eval_split or data_args.eval_manifest:
-            eval_examples = load_stage_data(data_args, stage, str(output_dir),
-                                            split=data_args.eval_split or "eval").examples
-    stage_notes = {"data": train_data.report.as_dict() if train_data.report.counted else
-                   {"streamed": train_data.report.summary()}}
-    if stage == "align":
-        # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
-        # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
-        model, stage_notes = prepare_alignment(model, processor.tokenizer, train_examples, curriculum_args.align_loss)
-        train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
-    else:
-        collator = CurriculumCollator(
-            processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0,
-            seed=stage_args.seed,
+    encoder_cache_dir = curriculum_args.encoder_cache_dir
+    with model.using_encoder_cache(model.disk_encoder_cache(encoder_cache_dir) if encoder_cache_dir else None):
+        model = configure_trainable(model, settings["train"])
+        with training_args.main_process_first(desc=f"{stage} data"):
+            train_data = train_data or load_stage_data(data_args, stage, str(output_dir))
+            train_examples = train_data.examples
+            eval_examples = None
+            if data_args.eval_split or data_args.eval_manifest:
+                eval_examples = load_stage_data(data_args, stage, str(output_dir),
+                                                split=data_args.eval_split or "eval").examples
+        stage_notes = {"data": train_data.report.as_dict() if train_data.report.counted else
+                       {"streamed": train_data.report.summary()}}
+        # The folder records every language it was trained with: the earlier stages' (or the starting folder's) and
+        # this stage's; the processor refuses prompts in any other.
+        trained = stage_languages(data_args, stage, train_examples)
+        processor.languages = list(dict.fromkeys([*processor.prompt_builder.model_languages, *trained]))
+        if stage == "align":
+            # The head writes the training transcripts' tokens through the LLM's frozen input embeddings; the audio
+            # gain after the stage is measured on the ASR task (the frozen LLM reading the aligned adapter).
+            model, stage_notes = prepare_alignment(model, processor.tokenizer, train_examples,
+                                                   curriculum_args.align_loss)
+            train_collator, collator = AlignmentCollator(processor), CurriculumCollator(processor, task="asr")
+        else:
+            collator = CurriculumCollator(
+                processor, task=stage, smt_share=curriculum_args.smt_share if stage == "srt" else 0.0,
+                seed=stage_args.seed,
+            )
+            train_collator = collator
+        trainer = LLMSRTTrainer(
+            model=model,
+            args=stage_args,
+            train_dataset=training_examples(train_examples, data_args, stage_args),
+            eval_dataset=eval_examples,
+            data_collator=train_collator,
+            processing_class=processor,
         )
-        train_collator = collator
-    trainer = LLMSRTTrainer(
-        model=model,
-        args=stage_args,
-        train_dataset=train_examples,
-        eval_dataset=eval_examples,
-        data_collator=train_collator,
-        processing_class=processor,
-    )
-    trainable = trainable_parameter_names(model)
-    logger.info("Stage %s trains %d tensors (%s)", stage, len(trainable), ", ".join(settings["train"]))
-    resume_from = resume_point(training_args, stage_args, single_stage)
-    trainer.train(resume_from_checkpoint=resume_from)
-    final_model = merge_lora(unwrap_alignment(trainer.model))
-    final_model.enable_encoder_cache(None)
+        trainable = trainable_parameter_names(model)
+        logger.info("Stage %s trains %d tensors (%s)", stage, len(trainable), ", ".join(settings["train"]))
+        resume_from = resume_point(training_args, stage_args, single_stage)
+        trainer.train(resume_from_checkpoint=resume_from)
+        final_model = merge_lora(unwrap_alignment(trainer.trained_model()))
+    final_model.encoder_cache = None  # the block's cache ends with it (FSDP's gathered copy was made inside it)
     if curriculum_args.language_id_head and final_model.language_id_head is None:
         # later stages inherit the head from this stage's folder
         stage_notes["language_id"] = train_language_id_head(
@@ -159,6 +168,18 @@ def run_stage(
                           changed_only=curriculum_args.stage_folders == "changed")
     trainer.accelerator.wait_for_everyone()
     return final_dir
+
+
+def training_examples(examples, data_args: DataArguments, stage_args: TrainingArguments):
+    """What the Trainer reads: a materialised dataset as it is; a stream as a `TrainingStream` (shuffled passes,
+    resumed at the same example), which needs `max_steps`."""
+    if not isinstance(examples, datasets.IterableDataset):
+        return examples
+    if stage_args.max_steps is None or stage_args.max_steps <= 0:
+        raise ValueError("A streamed corpus (--streaming true) has no length: give the stage --max_steps N (or "
+                         "STAGE.max_steps=N in --stage_overrides / the recipe's stages: block).")
+    return TrainingStream(examples, seed=stage_args.seed, buffer_size=data_args.shuffle_buffer_size,
+                          batch_size=stage_args.per_device_train_batch_size * stage_args.world_size)
 
 
 def save_stage_folder(model, processor, trainer, final_dir: Path, info: dict, changed_only: bool = False) -> None:
@@ -214,6 +235,8 @@ def run_curriculum(
             model, processor = build_initial_model(
                 model_args, example_texts(train_data.examples) if train_data is not None else None
             )
+            if not model_args.model_name_or_path:
+                start_new_processor(processor, model_args)
         apply_lora_settings(model, model_args)
         finished[stage] = run_stage(
             stage, model, processor, settings[stage], data_args, curriculum_args, training_args, single_stage,

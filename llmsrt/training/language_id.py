@@ -15,7 +15,7 @@ import logging
 
 import torch
 
-from ..model_tools.language_id_features import accuracy_by_language, language_id_accuracy, pooled_features
+from ..language_id import accuracy_by_language, language_id_accuracy, pooled_features
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,8 @@ def train_language_id_head(model, processor, train_examples, eval_examples=None,
                            batch_size: int = 16) -> dict:
     """Fit a head on `train_examples` (through the encoder cache in `encoder_cache_dir`, if any) and report its
     accuracy on the training and (optional) evaluation examples: the `language_id` entry of `stage_info.json`."""
-    previous_cache = getattr(model, "encoder_cache", None)
-    model.enable_encoder_cache(encoder_cache_dir)
-    try:
+    cache = model.disk_encoder_cache(encoder_cache_dir) if encoder_cache_dir else None
+    with model.using_encoder_cache(cache):
         features, languages = pooled_features(model, processor, train_examples, batch_size)
         head = fit_language_id_head(model, features, languages)
         train_predictions = head(features.to(head.classifier.weight.device)).argmax(-1)
@@ -68,8 +67,6 @@ def train_language_id_head(model, processor, train_examples, eval_examples=None,
         }
         if eval_examples is not None:
             notes["eval"] = language_id_accuracy(model, processor, eval_examples, batch_size)
-    finally:
-        model.encoder_cache = previous_cache
     logger.info("Language-ID head over %s: train accuracy %.3f%s", notes["languages"], notes["train"]["accuracy"],
                 f", eval {notes['eval']['accuracy']:.3f}" if "eval" in notes else "")
     return notes

@@ -2,9 +2,10 @@
 
 import logging
 
-from ..model_tools.lora import add_lora
+from ..lora import add_lora
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
+from ..prompt_builder import check_language_tags
 from .arguments import ModelArguments
 
 logger = logging.getLogger(__name__)
@@ -16,7 +17,8 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
         return load_model(model_args.model_name_or_path)
     if model_args.whisper and model_args.llm:
         processor = LLMSRTProcessor.from_pretrained_parts(
-            model_args.whisper, model_args.llm, model_args.gguf_file, model_args.num_query_tokens
+            model_args.whisper, model_args.llm, model_args.gguf_file,
+            model_args.num_query_tokens // model_args.query_pooling_stride,
         )
         model = LLMSRTForConditionalGeneration.from_pretrained_parts(
             model_args.whisper,
@@ -25,6 +27,8 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             gguf_file=model_args.gguf_file,
             dtype=model_args.model_dtype,
             num_query_tokens=model_args.num_query_tokens,
+            query_pooling_stride=model_args.query_pooling_stride,
+            adapter_hidden_size=model_args.adapter_hidden_size,
             qformer_config={"num_hidden_layers": model_args.qformer_num_layers},
             variable_length_encoding=model_args.variable_length_encoding,
             qformer_attends_padding=model_args.qformer_attends_padding,
@@ -38,7 +42,9 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             raise ValueError("tiny_model trains its tokenizer on the training texts, but none were found.")
         return build_tiny_model_and_processor(
             texts,
-            num_query_tokens=min(model_args.num_query_tokens, 16),
+            num_query_tokens=min(model_args.num_query_tokens, 16 * model_args.query_pooling_stride),
+            text_model_type=model_args.tiny_text_model,
+            query_pooling_stride=model_args.query_pooling_stride,
             qformer_attends_padding=model_args.qformer_attends_padding,
             query_time_window=model_args.query_time_window,
         )
@@ -48,9 +54,16 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
     )
 
 
+def start_new_processor(processor: LLMSRTProcessor, model_args: ModelArguments) -> None:
+    """A new model's processor: no languages until its stages train some, and the recipe's `language_tags`."""
+    processor.languages = []
+    if model_args.language_tags:
+        processor.language_tags = check_language_tags(model_args.language_tags)
+
+
 def apply_lora_settings(model: LLMSRTForConditionalGeneration, model_args: ModelArguments) -> None:
     """Recipe LoRA settings override the model config's (they are saved with the model)."""
-    for name in ("lora_rank", "lora_alpha", "lora_target_modules"):
+    for name in ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules"):
         value = getattr(model_args, name)
         if value is not None:
             setattr(model.config, name, value)

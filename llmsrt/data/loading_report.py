@@ -1,5 +1,5 @@
 """What loading a stage's examples kept, cut and left out, per direction: for the log, `stage_info.json` and
-`python -m llmsrt.data.inspect`."""
+`python -m llmsrt.data.inspect_stage`."""
 
 from collections import Counter
 from dataclasses import dataclass, field

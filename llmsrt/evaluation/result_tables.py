@@ -10,15 +10,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..languages import language_code  # noqa: E402
 from .scoring import _mean  # noqa: E402
 
-PUBLISHED_3B = Path(__file__).with_name("reference") / "llm-srt-qwen2.5-3b-fleurs-210.csv"
+REFERENCE = Path(__file__).with_name("reference")
+# MCAT v2.0 (mcat-large, Gemma-3-27B): the authors' `evaluation/srt_large_27b_fleurs_s2tt_70_69.csv` as published
+# (`yxduir/m2m-70` at a15ce87): idx,iso3,spbleu,comet over the 4,830 FLEURS directions, iso3 = `src_tgt` in MCAT's
+# codes (cmn for Mandarin).
+PUBLISHED_MCAT_LARGE = REFERENCE / "mcat-large-gemma3-27b-fleurs-4830.csv"
+METRIC_LABELS = {"bleu": "BLEU", "spbleu": "spBLEU", "comet": "COMET"}
 
 
-def bleu_matrix(directions: dict) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
+def bleu_matrix(directions: dict, metric: str = "bleu") -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
+    """Source and target languages, and `metric` (`bleu` or `spbleu`) per `(source, target)`."""
     sources = sorted({scores["src_lang"] for scores in directions.values()})
     targets = sorted({scores["tgt_lang"] for scores in directions.values()})
-    cells = {(s["src_lang"], s["tgt_lang"]): s["bleu"] for s in directions.values()}
+    cells = {(s["src_lang"], s["tgt_lang"]): s[metric] for s in directions.values()}
     return sources, targets, cells
 
 
@@ -26,9 +33,11 @@ def _fmt(value) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def matrix_markdown(directions: dict, averages: dict, metric_name: str = "BLEU") -> str:
-    """Rows are source languages, columns target languages; row and column averages, eng->X, X->eng, overall."""
-    sources, targets, cells = bleu_matrix(directions)
+def matrix_markdown(directions: dict, averages: dict, metric: str = "bleu") -> str:
+    """Rows are source languages, columns target languages; row and column averages, eng->X, X->eng, overall, of
+    `metric` (`bleu` or `spbleu`)."""
+    sources, targets, cells = bleu_matrix(directions, metric)
+    metric_name = METRIC_LABELS[metric]
     header = f"| {metric_name}: src \\ tgt | " + " | ".join(targets) + " | avg |"
     lines = [header, "|" + "---|" * (len(targets) + 2)]
     for source in sources:
@@ -36,7 +45,7 @@ def matrix_markdown(directions: dict, averages: dict, metric_name: str = "BLEU")
         lines.append(f"| **{source}** | " + " | ".join(_fmt(v) for v in row) + f" | {_fmt(_mean(row))} |")
     column_means = [_mean(cells.get((s, t)) for s in sources) for t in targets]
     lines.append("| **avg** | " + " | ".join(_fmt(v) for v in column_means) + f" | {_fmt(_mean(cells.values()))} |")
-    bleu = averages.get("bleu", {})
+    bleu = averages.get(metric, {})
     lines += [
         "",
         f"- Average over {len(cells)} directions: **{_fmt(bleu.get('all'))}**",
@@ -65,8 +74,9 @@ def audio_gain_markdown(gain: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_heatmap(directions: dict, path: str | Path, title: str = "BLEU by direction") -> Path:
-    sources, targets, cells = bleu_matrix(directions)
+def save_heatmap(directions: dict, path: str | Path, metric: str = "bleu") -> Path:
+    sources, targets, cells = bleu_matrix(directions, metric)
+    title = f"{METRIC_LABELS[metric]} by direction"
     grid = np.array([[cells.get((s, t), np.nan) for t in targets] for s in sources], dtype=float)
     figure, axis = plt.subplots(figsize=(1.2 + 0.6 * len(targets), 1.0 + 0.5 * len(sources)))
     image = axis.imshow(np.ma.masked_invalid(grid), cmap="viridis")
@@ -87,18 +97,44 @@ def save_heatmap(directions: dict, path: str | Path, title: str = "BLEU by direc
 
 
 def read_reference(path: str | Path) -> dict[str, dict]:
-    """A CSV with `src`, `tgt` and metric columns (`bleu`, `spbleu`, `comet`), keyed by `src-tgt`."""
+    """Published per-direction scores keyed by `src-tgt` in registry codes: a CSV with `src` and `tgt` columns (the
+    v1.0 table) or MCAT's `iso3` column (`afr_cmn`, its codes: `cmn` is read as `zho`), and metric columns (`bleu`,
+    `spbleu`, `comet`)."""
     with open(path, newline="", encoding="utf-8") as handle:
-        return {f"{row['src']}-{row['tgt']}": row for row in csv.DictReader(handle)}
+        rows = list(csv.DictReader(handle))
+    table = {}
+    for number, row in enumerate(rows, start=2):
+        if "iso3" in row:
+            source, _, target = row["iso3"].partition("_")
+        elif "src" in row and "tgt" in row:
+            source, target = row["src"], row["tgt"]
+        else:
+            raise ValueError(f"{path}: a reference CSV needs src and tgt columns, or iso3 (src_tgt); line {number} "
+                             f"has {', '.join(row)}.")
+        table[f"{_registry_code(source)}-{_registry_code(target)}"] = row
+    return table
 
 
-def delta_markdown(directions: dict, reference: dict[str, dict], label: str = "published") -> str:
-    """Side-by-side BLEU per shared direction and the difference, with the average over shared directions."""
+def _registry_code(code: str) -> str:
+    """A language's registry code; a code the registry lacks is kept as written (no direction of ours matches it)."""
+    try:
+        return language_code(code)
+    except ValueError:
+        return code
+
+
+def delta_markdown(directions: dict, reference: dict[str, dict], label: str = "published", metric: str = "bleu") -> str:
+    """Side-by-side `metric` (`bleu`, `spbleu` or `comet`) per shared direction and the difference, with the average
+    over shared directions. A reference without that metric's column is an error naming the columns it has."""
     shared = [name for name in directions if name in reference]
-    lines = [f"| direction | ours | {label} | delta |", "|---|---|---|---|"]
+    columns = next(iter(reference.values()), {}).keys()
+    if reference and metric not in columns:
+        raise ValueError(f"The reference table has no {metric} column (it has {', '.join(columns)}): compare "
+                         "another metric (eval.py --metric_rule v1 scores bleu, v2 spbleu).")
+    lines = [f"| direction | ours ({METRIC_LABELS[metric]}) | {label} | delta |", "|---|---|---|---|"]
     ours_all, theirs_all = [], []
     for name in shared:
-        ours, theirs = directions[name]["bleu"], float(reference[name]["bleu"])
+        ours, theirs = directions[name][metric], float(reference[name][metric])
         ours_all.append(ours)
         theirs_all.append(theirs)
         lines.append(f"| {name} | {ours:.1f} | {theirs:.1f} | {ours - theirs:+.1f} |")

@@ -1,4 +1,5 @@
-"""LoRA on the language model only (never on Whisper's projections), through peft."""
+"""LoRA on the language model only (never on Whisper's projections), through peft: added for training, merged for
+saving and export (training, the Hub export, benchmarks). Nothing here ships inside a saved model folder."""
 
 import re
 

@@ -10,6 +10,7 @@ batch needs two clips or more (`example_chunks` never makes a batch of one). Cli
 recording used for two directions) lower the gain, as their swap changes nothing.
 """
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from itertools import chain, islice
 
 import torch
 import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
 
 AUDIO_KEYS = ("input_features", "input_features_mask")
 
@@ -174,3 +177,21 @@ def audio_gain_on_examples(
             yield collator(chunk), keys
 
     return _measure(model, pairs())
+
+
+def audio_gain_report(model, examples, collator, batch_size: int, label: str) -> dict | None:
+    """`audio_gain_on_examples` grouped by source language, logged under `label` (a stage name, `"eval"`) and in the
+    JSON form of eval.py's results.json and training's stage_info.json; `None` (and a warning) for fewer than two
+    examples."""
+    gain = audio_gain_on_examples(model, examples, collator, batch_size)
+    if gain is None:
+        logger.warning("%s: no audio gain (it needs two examples or more).", label)
+        return None
+    per_language = ", ".join(f"{key} {_format(value)}" for key, value in gain.per_group.items())
+    logger.info("%s audio gain %s (loss %.4f with own audio, %.4f with another clip's; %s)", label,
+                _format(gain.overall), gain.own_audio_loss, gain.other_audio_loss, per_language)
+    return gain.as_dict("per_source_language")
+
+
+def _format(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

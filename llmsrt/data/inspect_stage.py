@@ -1,4 +1,4 @@
-"""What a stage would train on: `python -m llmsrt.data.inspect [RECIPE.yaml] [data arguments of train.py] --stage
+"""What a stage would train on: `python -m llmsrt.data.inspect_stage [RECIPE.yaml] [data arguments of train.py] --stage
 align|asr|smt|srt [--split SPLIT] [--json FILE] [--examples_out FILE] [--max_examples N]`.
 
 Loads the stage's examples as training does, decodes every clip (cut to the encoder window, as the collator does)
@@ -21,7 +21,7 @@ from transformers import HfArgumentParser
 
 from .arguments import DataArguments
 from .clips import UNREADABLE, clip_waveform
-from .report import DataReport, direction_key
+from .loading_report import DataReport, direction_key
 from .schema import ENCODER_WINDOW_SECONDS, SAMPLING_RATE
 from .stage_data import load_stage_data
 
