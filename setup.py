@@ -63,6 +63,9 @@ setup(
         "app": ["gradio>=5.0", "playwright>=1.40"],
         "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
         "live": ["sounddevice>=0.5"],  # microphone capture for `llmsrt-translate --live` (PortAudio)
+        # Live captions over a WebSocket (python -m llmsrt.serving.websocket): the ASGI app, its server, and the client
+        # the tests (and docs/serving.md's example) use.
+        "websocket": ["starlette>=0.40", "uvicorn>=0.30", "websockets>=13"],
         # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
         # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
         "vllm": ["vllm>=0.32"],
@@ -73,6 +76,7 @@ setup(
         "console_scripts": [
             "llmsrt-translate = llmsrt.inference.translate:main",
             "llmsrt-app = llmsrt.inference.app:main",
+            "llmsrt-websocket = llmsrt.serving.websocket:main",
             "llmsrt-convert = llmsrt.conversion.convert_llm_srt_checkpoint:main",
             "llmsrt-convert-ctranslate2-whisper = llmsrt.conversion.convert_ctranslate2_whisper_to_hf:main",
             "llmsrt-inspect = llmsrt.data.inspect_stage:main",

@@ -110,9 +110,12 @@ class LLMSRTProcessingInfo(BaseProcessingInfo):
         return {"text_kwargs": set(), "audio_kwargs": set()}
 
     def get_data_parser(self) -> MultiModalDataParser:
+        """Audio of any rate and channel count is mixed to mono and resampled to 16 kHz with soxr, as the pipeline
+        does (vLLM's default, torchaudio, is missing from its CPU build)."""
         return MultiModalDataParser(
             target_sr=self.get_hf_processor().sampling_rate,
             target_channels=1,
+            audio_resample_method="soxr",
             expected_hidden_size=self._get_expected_hidden_size(),
             allow_missing_mm_embeddings=self.allow_missing_mm_embeddings,
         )
