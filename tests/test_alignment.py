@@ -93,11 +93,11 @@ def test_align_resumes_exactly_from_a_checkpoint(tmp_path):
 
 
 def test_align_must_come_first_and_trains_the_adapter_only():
-    with pytest.raises(ValueError, match="only come first"):
+    with pytest.raises(ValueError, match="align.*first in --curriculum_stages"):
         parse_train_args([RECIPE, "--curriculum_stages", "asr", "align"])
-    with pytest.raises(ValueError, match="adapter only"):
+    with pytest.raises(ValueError, match="adapter only.*'lora'"):
         parse_train_args([RECIPE, "--stage_overrides", "align.train=adapter,lora"])
-    with pytest.raises(ValueError, match="--align_loss takes proportional, ctc, got 'timed'"):
+    with pytest.raises(ValueError, match="proportional, ctc, got 'timed'"):
         parse_train_args([RECIPE, "--align_loss", "timed"])
 
 

@@ -33,23 +33,23 @@ def test_unknown_language_task_and_missing_transcript(tiny):
         processor(audio=clip, src_lang="xx", tgt_lang="deu")
     with pytest.raises(ValueError, match="Unknown language code 'klingon'"):
         processor(audio=clip, src_lang="eng", tgt_lang="klingon")
-    with pytest.raises(ValueError, match="Unknown task 'st'.*'asr'"):
+    with pytest.raises(ValueError, match="'st'.*'asr'"):
         processor(audio=clip, task="st")
     with pytest.raises(ValueError, match="smt.*gold transcript"):
         processor(audio=clip, task="smt", src_lang="eng", tgt_lang="deu")
-    with pytest.raises(ValueError, match="tgt_lang has 3 entries for 1 clip"):
+    with pytest.raises(ValueError, match="tgt_lang has 3 entries for 1"):
         processor(audio=clip, tgt_lang=["deu", "fra", "spa"])
-    with pytest.raises(ValueError, match="needs a non-empty translation"):
+    with pytest.raises(ValueError, match="non-empty translation"):
         processor(audio=clip, targets={"transcription": "hi", "translation": ""})
 
 
 def test_missing_and_corrupt_files(tiny, tmp_path):
     _, processor = tiny
-    with pytest.raises(ValueError, match="Audio file not found"):
+    with pytest.raises(ValueError, match="not found: .*nope.wav"):
         processor(audio=str(tmp_path / "nope.wav"))
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage that is not audio")
-    with pytest.raises(ValueError, match="Could not decode audio file"):
+    with pytest.raises(ValueError, match="corrupt.wav"):
         processor(audio=str(corrupt))
 
 
@@ -57,7 +57,7 @@ def test_placeholder_mismatch_is_a_value_error(tiny):
     model, processor = tiny
     batch = processor(audio=make_clip(1.0, 0), sampling_rate=SAMPLING_RATE)
     batch["input_ids"][0, -1] = processor.audio_token_id
-    with pytest.raises(ValueError, match="audio placeholder tokens"):
+    with pytest.raises(ValueError, match="9 audio placeholder tokens for 1 clip.*expected 8"):
         model(**batch)
     batch = processor(audio=make_clip(1.0, 0), sampling_rate=SAMPLING_RATE)
     with pytest.raises(ValueError, match="no input_features"):

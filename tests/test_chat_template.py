@@ -82,7 +82,7 @@ def test_without_languages_the_message_text_is_the_instruction(tagged_folder):
     [
         ({"task": "srt", "src_lang": "xx", "tgt_lang": "deu"}, "src_lang xx"),
         ({"task": "srt", "src_lang": "eng", "tgt_lang": "afr"},
-         "task srt needs tgt_lang, one of the languages this model was trained with: deu, eng, "),
+         "tgt_lang.*deu, eng"),
         ({"task": "summarise", "src_lang": "eng", "tgt_lang": "deu"}, "task summarise: accepted are asr, smt, srt"),
         ({"task": "smt", "src_lang": "eng", "tgt_lang": "deu"}, "task smt needs the gold transcript"),
     ],

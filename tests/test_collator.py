@@ -90,7 +90,7 @@ def test_settings_outside_the_accepted_ones_are_refused(tiny):
         CurriculumCollator(processor, "srt", smt_share=1.5)
     with pytest.raises(ValueError, match="'srt' stage only"):
         CurriculumCollator(processor, "asr", smt_share=0.5)
-    with pytest.raises(ValueError, match="'translate'. Accepted: 'asr'"):
+    with pytest.raises(ValueError, match="'translate'.*'asr'"):
         CurriculumCollator(processor, "translate")
 
 

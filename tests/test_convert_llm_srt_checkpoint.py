@@ -275,7 +275,7 @@ def test_an_fsdp_save_folder_converts_to_the_same_logits_in_a_fresh_process(part
 
 def test_an_fsdp_adapter_whose_alpha_disagrees_with_lora_alpha_or_holds_no_lora_is_refused(parts, tmp_path):
     folder = Reference(parts, with_lora=True).save_fsdp(tmp_path / "ckpt")
-    with pytest.raises(ValueError, match=r"--lora_alpha 16, but the adapter's adapter_config.json says 32"):
+    with pytest.raises(ValueError, match=r"--lora_alpha 16.*says 32"):
         _convert(folder, parts, tmp_path / "a", lora_alpha=16)
     save_file({}, folder / "adapter_model.safetensors")  # what today's peft writes for the reference's llm. keys
     with pytest.raises(ValueError, match=r"holds no LoRA tensors.*--no_lora"):
@@ -342,8 +342,7 @@ def test_the_query_count_tells_the_projector_and_an_unknown_count_is_refused_unl
     plain = _convert(qqm, parts, tmp_path / "a2", projector="q-former").model.config
     assert (plain.num_query_tokens, plain.query_pooling_stride, plain.num_audio_embeddings) == (150, 1, 150)
     odd = Reference(parts, with_lora=False, queries=12).save_single_file(tmp_path / "odd.pt")
-    with pytest.raises(ValueError, match=r"holds 12 queries.*layout is unknown.*--projector q-former.*--projector "
-                                         r"qqm"):
+    with pytest.raises(ValueError, match=r"holds 12 queries.*--projector q-former.*--projector qqm"):
         _convert(odd, parts, tmp_path / "b")
     model = _convert(odd, parts, tmp_path / "c", projector="q-former").model
     assert model.config.num_query_tokens == 12
@@ -352,7 +351,7 @@ def test_the_query_count_tells_the_projector_and_an_unknown_count_is_refused_unl
     linear_only = {k: v for k, v in state.items() if not k.startswith(("encoder_projector.query",
                                                                        "encoder_projector.qformer"))}
     torch.save(linear_only, tmp_path / "linear.pt")
-    with pytest.raises(ValueError, match=r"no encoder_projector\.query: it is not a Q-Former adapter"):
+    with pytest.raises(ValueError, match=r"no encoder_projector\.query.*Q-Former"):
         _convert(tmp_path / "linear.pt", parts, tmp_path / "d", projector="q-former")
 
 
@@ -382,7 +381,7 @@ def test_no_lora_and_language_tags_reach_the_saved_folder(parts, tmp_path, capsy
 
 def test_a_bad_language_tag_says_what_is_accepted(parts, tmp_path, capsys):
     checkpoint = Reference(parts, with_lora=False).save_single_file(tmp_path / "ckpt.pt")
-    with pytest.raises(ValueError, match=r"a tag code is three lowercase letters"):
+    with pytest.raises(ValueError, match=r"'Mandarin'.*three lowercase letters"):
         _convert(checkpoint, parts, tmp_path / "a", language_tags={"zho": "Mandarin"})
     with pytest.raises(ValueError, match=r"Unknown language code 'xx'"):
         _convert(checkpoint, parts, tmp_path / "b", language_tags={"xx": "cmn"})
@@ -461,7 +460,7 @@ def test_shapes_that_disagree_with_the_given_parts_say_which(parts, tmp_path):
             "encoder_projector.linear.bias": torch.zeros(96), "encoder_projector.norm.weight": torch.zeros(96),
             "encoder_projector.norm.bias": torch.zeros(96)}
     torch.save(wide, tmp_path / "wide.pt")
-    with pytest.raises(ValueError, match=r"projector\.layers\.0\.weight: checkpoint \(96, 48\).*LLM \(width 64\)"):
+    with pytest.raises(ValueError, match=r"projector\.layers\.0\.weight.*\(96, 48\).*width 64"):
         _convert(tmp_path / "wide.pt", parts, tmp_path / "a")
 
 
@@ -475,6 +474,6 @@ def test_the_checkpoint_is_read_without_running_pickled_code(parts, tmp_path):
 
     with open(tmp_path / "evil.pt", "wb") as handle:
         pickle.dump({"encoder_projector.query": Payload()}, handle)
-    with pytest.raises(ValueError, match="could not be read as plain weights"):
+    with pytest.raises(ValueError, match="evil.pt could not be read as plain weights"):
         _convert(tmp_path / "evil.pt", parts, tmp_path / "out")
     assert not marker.exists()

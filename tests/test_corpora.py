@@ -136,11 +136,11 @@ def test_a_partial_export_is_read_with_a_warning(fleurs, caplog):
 
 
 def test_fleurs_names_what_is_missing(fleurs, tmp_path):
-    with pytest.raises(ValueError, match="FLEURS folder not found"):
+    with pytest.raises(ValueError, match="not found: .*nowhere"):
         load_fleurs("eng", None, "train", path=str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match=r"fr_fr/train.*configs there: de_de, en_us"):
         load_fleurs("fra", None, "train", path=str(fleurs))
-    with pytest.raises(ValueError, match="splits train, validation, test"):
+    with pytest.raises(ValueError, match="train, validation, test; got 'dev'"):
         load_fleurs("eng", None, "dev", path=str(fleurs))
 
 
@@ -160,12 +160,12 @@ def test_covost2_training_split_is_train_plus_train_covost(release):
 
 
 def test_covost2_directions_that_do_not_exist_and_all(release):
-    with pytest.raises(ValueError, match=r"no fra-deu direction.*fra-eng deu-eng .* eng-cym"):
+    with pytest.raises(ValueError, match=r"fra-deu.*fra-eng"):
         load_stage_data(DataArguments(dataset="covost2", dataset_path=str(release["covost"]),
                                       data_dir=str(release["cv"]), directions=["fra-deu"]), "srt", "unused")
     everything = DataArguments(dataset="covost2", dataset_path=str(release["covost"]), data_dir=str(release["cv"]),
                                directions=["all"], languages=["eng", "fra", "deu"])
-    with pytest.raises(ValueError, match=r"covost_v2.de_en.tsv not found.*has: covost_v2.en_de.tsv, covost_v2.fr_en"):
+    with pytest.raises(ValueError, match=r"de_en\.tsv.*covost_v2\.en_de\.tsv"):
         load_stage_data(everything, "srt", "unused")  # all = fra-eng, deu-eng, eng-deu: de_en is not downloaded
     from llmsrt.data.covost2 import covost_directions, covost_directions_among
 
@@ -187,9 +187,9 @@ def test_common_voice_release_mp3_at_48_and_32_khz_decode_at_16khz(release):
         assert abs(waveform.size - expected.size) < 0.06 * SAMPLING_RATE  # MP3 adds some encoder delay/padding
         lag = np.argmax(np.correlate(waveform[:8000], expected[:4000], mode="valid"))
         assert np.corrcoef(waveform[lag : lag + 4000], expected[:4000])[0, 1] > 0.9
-    with pytest.raises(ValueError, match=r"no folder for the locale 'de'; it has: en, fr, it"):
+    with pytest.raises(ValueError, match=r"'de'; it has: en, fr, it"):
         load_common_voice("deu", "train", data_dir=str(release["cv"]))
-    with pytest.raises(ValueError, match="splits train, dev, test, validated"):
+    with pytest.raises(ValueError, match="train, dev, test, validated; got 'other'"):
         load_common_voice("fra", "other", data_dir=str(release["cv"]))
 
 
@@ -204,19 +204,19 @@ def test_long_clips_are_cut_to_the_window_and_counted_or_skipped(fleurs, tiny):
     assert batch["input_features"].shape[0] == 1
     skipped = load_stage_data(fleurs_args(fleurs, long_audio="skip"), "asr", "unused")
     assert skipped.report.as_dict()["skipped"] == {"longer than 30 s": 1} and len(skipped.examples) == 4
-    with pytest.raises(ValueError, match="--long_audio takes trim or skip"):
+    with pytest.raises(ValueError, match="trim or skip, got 'cut'"):
         fleurs_args(fleurs, long_audio="cut")
 
 
 def test_a_corrupt_clip_is_named_or_counted(release):
     args = DataArguments(dataset="common_voice", data_dir=str(release["cv"]), directions=["all"], languages=["ita"])
-    with pytest.raises(ValueError, match=r"1 clip\(s\) cannot be read: clip 'common_voice_it_3.mp3'"):
+    with pytest.raises(ValueError, match="common_voice_it_3.mp3"):
         load_stage_data(args, "asr", "unused")
     args.skip_invalid_rows = True
     data = load_stage_data(args, "asr", "unused")
     assert data.report.as_dict() == {"examples": 2, "by_direction": {"ita": 2}, "audio_seconds": pytest.approx(31.0,
                                      abs=0.1), "trimmed": 1, "skipped": {"unreadable audio": 1}}
-    with pytest.raises(ValueError, match="Common Voice has transcripts only"):
+    with pytest.raises(ValueError, match="transcripts only: use it for the align and asr"):
         load_stage_data(args, "srt", "unused")
 
 
@@ -329,7 +329,7 @@ def test_a_stream_is_checked_row_by_row(release):
                          streaming=True)
     data = load_stage_data(args, "asr", "unused")
     assert isinstance(data.examples, datasets.IterableDataset) and not data.report.counted
-    with pytest.raises(ValueError, match="Unreadable audio: clip 'common_voice_it_3.mp3'"):
+    with pytest.raises(ValueError, match="Unreadable audio.*common_voice_it_3.mp3"):
         list(data.examples)
     args.skip_invalid_rows = True
     rows = list(load_stage_data(args, "asr", "unused").examples)

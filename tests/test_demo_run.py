@@ -124,7 +124,7 @@ def test_srt_only_budget_matches_the_curriculum():
     assert srt_only_overrides(settings, ["align", *paper], Path("c")) == [
         "--model_name_or_path", str(Path("c") / "align"), "--curriculum_stages", "srt", "--stage_overrides",
         "srt.max_steps=10"]
-    with pytest.raises(ValueError, match="max_steps"):
+    with pytest.raises(ValueError, match="no max_steps to"):
         srt_only_overrides({"align": {}, "asr": {}, "smt": {}, "srt": {"max_steps": 3}}, paper, Path("c"))
 
 
@@ -138,14 +138,14 @@ def test_the_demo_recipe_names_no_data_source(tmp_path):
     """The demo trains on the corpus it builds: a recipe that names another source (or an old `dataset: demo`) is
     told so."""
     (tmp_path / "r.yaml").write_text("dataset: demo\ndemo: {corpus_dir: c}\n")
-    with pytest.raises(ValueError, match=r"corpus it builds .*\['dataset'\]"):
+    with pytest.raises(ValueError, match=r"remove \['dataset'\]"):
         read_recipe(tmp_path / "r.yaml")
 
 
 def test_offline_mirrors_only_stand_in_for_the_demo_models(tmp_path):
     from llmsrt.demo.offline_models import LLM_HUB, WHISPER_HUB, resolve_demo_parts
 
-    with pytest.raises(ValueError, match="Offline mirrors exist for openai/whisper-base"):
+    with pytest.raises(ValueError, match="openai/whisper-base.*not for openai/whisper-large-v3"):
         resolve_demo_parts("openai/whisper-large-v3", "Qwen/Qwen2.5-3B", tmp_path / "cache")
     parts = resolve_demo_parts(WHISPER_HUB, LLM_HUB, None)  # no mirror cache: the parts as given
     assert (parts.whisper, parts.llm) == (WHISPER_HUB, LLM_HUB)
@@ -182,7 +182,7 @@ def test_cascade_prompt_names_the_languages_and_keeps_the_first_line(tmp_path):
     assert "Translate the following German text into Chinese (Mandarin)" in prompt and "Guten Morgen." in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
     assert first_line("\n Bonjour.\n\nThis translation keeps the tone.") == "Bonjour."
-    with pytest.raises(ValueError, match="no language code"):
+    with pytest.raises(ValueError, match="no language code for 'ast'"):
         cascade.transcribe([np.zeros(16000, dtype=np.float32)], ["ast"])  # Asturian: no Whisper language
 
 

@@ -29,7 +29,7 @@ def test_every_direction_among_the_70_and_the_filters():
     assert directions_among(["eng", "deu", "cmn", "zho"]) == [("eng", "deu"), ("eng", "zho"), ("deu", "eng"),
                                                               ("deu", "zho"), ("zho", "eng"), ("zho", "deu")]
     assert filter_directions([("eng", "deu"), ("deu", "fra")], source_languages=["deu"]) == [("deu", "fra")]
-    with pytest.raises(ValueError, match=r"No direction of the 2 left after the filters \(source_languages fra\)"):
+    with pytest.raises(ValueError, match=r"\(source_languages fra\)"):
         filter_directions([("eng", "deu"), ("deu", "fra")], source_languages=["fra"])
     with pytest.raises(ValueError, match="Unknown language code 'xx'"):
         directions_among(["eng", "deu"], centre_languages=["xx"])

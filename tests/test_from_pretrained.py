@@ -115,5 +115,5 @@ def int8_weight_only():
 def test_changes_only_folder_names_what_it_cannot_take(folders, argument):
     paths, _, _ = folders
     (name,) = argument
-    with pytest.raises(ValueError, match=f"`{name}` cannot be used with the changes-only folder"):
+    with pytest.raises(ValueError, match=f"`{name}`.*changes-only"):
         LLMSRTForConditionalGeneration.from_pretrained(paths["changes"], **argument)

@@ -18,7 +18,7 @@ def test_per_language_metric_rules():
 
 
 def test_unknown_code_lists_what_is_accepted():
-    with pytest.raises(ValueError, match="Unknown language code 'en'.*ISO 639-3.*paper languages: deu, eng"):
+    with pytest.raises(ValueError, match="'en'.*ISO 639-3.*deu, eng"):
         get_language("en")
     with pytest.raises(ValueError, match="Unknown language code None"):
         get_language(None)
@@ -55,7 +55,7 @@ def test_a_model_refuses_a_language_it_was_not_trained_with():
     from llmsrt.languages import check_model_language
 
     assert check_model_language("cmn", ["eng", "zho"]) == "zho"
-    with pytest.raises(ValueError, match=r"not trained with language 'afr' \(Afrikaans\)\. Its 2 languages: eng, zho"):
+    with pytest.raises(ValueError, match="'afr'.*2 languages: eng, zho"):
         check_model_language("afr", ["eng", "zho"])
     with pytest.raises(ValueError, match="Unknown language code 'xxx'"):
         check_model_language("xxx", ["eng", "zho"])

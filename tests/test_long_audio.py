@@ -118,9 +118,9 @@ def test_silence_only_and_corrupt_recordings(translator, tmp_path):
                       "no_speech": True}
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 100)
-    with pytest.raises(ValueError, match="Could not decode audio file .*corrupt.wav"):
+    with pytest.raises(ValueError, match="corrupt.wav"):
         translator(str(corrupt), src_lang="eng", tgt_lang="deu", return_timestamps=True)
-    with pytest.raises(ValueError, match="Could not decode audio file .*corrupt.wav"):
+    with pytest.raises(ValueError, match="corrupt.wav"):
         translator(str(corrupt), src_lang="eng", tgt_lang="deu")
     nan = np.full(8 * SAMPLING_RATE, np.nan, dtype=np.float32)
     with pytest.raises(ValueError, match="NaN or infinite"):
@@ -131,7 +131,7 @@ def test_without_a_language_id_head_auto_and_no_src_lang_are_errors(translator):
     clip = {"array": make_clip(2.0, 1), "sampling_rate": SAMPLING_RATE}
     with pytest.raises(ValueError, match="src_lang='auto'.*src_lang='eng'"):
         translator(clip, src_lang="auto", tgt_lang="deu")
-    with pytest.raises(ValueError, match="No src_lang was given.*cannot detect the spoken language"):
+    with pytest.raises(ValueError, match="No src_lang.*cannot detect the spoken language"):
         translator(clip, tgt_lang="deu")
 
 

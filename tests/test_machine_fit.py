@@ -54,7 +54,7 @@ def test_scaled_settings_round_and_keep_at_least_one_step():
 
 
 def test_bad_probe_times_are_refused():
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="positive, got 0"):
         fit_to_machine(REFERENCE, 0, 300, 45, STAGES, ORDER)
 
 

@@ -34,12 +34,12 @@ def test_the_processor_writes_the_70_tags_and_refuses_others(mcat_folder, saved_
         ids = processor(audio=clip, src_lang=code, tgt_lang=target)["input_ids"][0].tolist()
         prompt = processor.tokenizer.decode([i for i in ids if i != processor.audio_token_id])
         assert prompt == f"<|{code}|><|{target}|>"
-    with pytest.raises(ValueError, match=r"not trained with language 'zul' \(Zulu\)\. Its 70 languages: afr, amh, "):
+    with pytest.raises(ValueError, match="'zul'.*70 languages: afr, amh"):
         processor(audio=clip, src_lang="eng", tgt_lang="zul")
     # A folder saved before the field existed was trained with v1.0's 15: MCAT's extra languages are refused.
     v1 = LLMSRTProcessor.from_pretrained(saved_tiny)
     assert v1.languages is None
-    with pytest.raises(ValueError, match=f"'swh' \\(Swahili\\)\\. Its 15 languages: {', '.join(PAPER_LANGUAGES)}"):
+    with pytest.raises(ValueError, match=f"'swh'.*15 languages: {', '.join(PAPER_LANGUAGES)}"):
         v1(audio=clip, src_lang="swh", tgt_lang="eng")
 
 
@@ -56,7 +56,7 @@ def test_the_pipeline_translates_from_each_of_the_70(mcat_folder):
     assert single == results[11] and single["src_lang"] == "zho"
     silence = {"array": np.zeros(SAMPLING_RATE, dtype=np.float32), "sampling_rate": SAMPLING_RATE}
     for clip in (clips[0], silence):  # a clip without speech is answered without the model, and checked the same
-        with pytest.raises(ValueError, match=r"'ckb' \(Central Kurdish\)\. Its 70 languages"):
+        with pytest.raises(ValueError, match="'ckb'.*70 languages"):
             translator(clip, src_lang="ckb", tgt_lang="eng", generate_kwargs=GREEDY)
     assert translator(silence, src_lang="tgl", tgt_lang="eng")["no_speech"]
 

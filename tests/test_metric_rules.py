@@ -61,16 +61,16 @@ def test_v2_rule_is_flores200_for_every_mcat_language():
     assert {bleu_tokenizer(code, rule="v2") for code in MCAT_LANGUAGES} == {"flores200"}
     assert {bleu_tokenizer(code, {"zho": "zh"}, rule="v2") for code in ("cmn", "zho")} == {"flores200"}
     assert bleu_tokenizer("cmn") == "char" and bleu_tokenizer("swh") == "13a"  # v1 keeps the paper's rule
-    with pytest.raises(ValueError, match="Unknown metric rule 'v3'.*v1.*v2"):
+    with pytest.raises(ValueError, match="'v3'.*v1.*v2"):
         bleu_tokenizer("eng", rule="v3")
-    with pytest.raises(ValueError, match="Unknown metric rule"):
+    with pytest.raises(ValueError, match="'spbleu'.*v1"):
         EvalArguments(model="m", output_dir="o", metric_rule="spbleu")
 
 
 def test_offline_without_the_flores200_model_spbleu_refuses_with_a_message(sacrebleu_dir, tmp_path):
     expected = sacrebleu_dir / "models" / "flores200sacrebleuspm"
     assert flores200_model_path() == expected
-    with pytest.raises(FileNotFoundError, match="FLORES-200 SentencePiece model at .*flores200sacrebleuspm") as error:
+    with pytest.raises(FileNotFoundError, match="flores200sacrebleuspm") as error:
         require_spbleu()
     assert "127.0.0.1:9" in str(error.value) and "--metric_rule v1" in str(error.value)
     with pytest.raises(FileNotFoundError, match="spBLEU"):  # no silent fallback to another tokenizer
@@ -125,7 +125,7 @@ def test_the_published_mcat_table_is_the_reference_of_v2(local_flores200, tmp_pa
     # The v1 rule scores BLEU, a column MCAT's table lacks: refused before any generation.
     v1 = EvalArguments(model="unused", output_dir=str(tmp_path), comet_model="none", metric_rule="v1",
                        reference_csv=str(PUBLISHED_MCAT_LARGE))
-    with pytest.raises(ValueError, match="no bleu column .*idx, iso3, spbleu, comet"):
+    with pytest.raises(ValueError, match="bleu.*idx, iso3, spbleu, comet"):
         v1.check_scoring()
     assert json.loads((tmp_path / "results.json").read_text())["settings"]["metric_rule"] == "v2"
 

@@ -86,7 +86,7 @@ def test_sharding_divides_the_state_over_the_gpus():
     one, four = (memory_per_gpu(planned, parameters, activations, "zero3", gpus) for gpus in (1, 4))
     assert four.optimizer == one.optimizer / 4 and four.gradients == one.gradients / 4
     assert four.weights < one.weights and four.activations == one.activations
-    with pytest.raises(ValueError, match="ddp, fsdp, zero3"):
+    with pytest.raises(ValueError, match="ddp, fsdp, zero3; got 'zero2'"):
         memory_per_gpu(planned, parameters, activations, "zero2", 1)
 
 

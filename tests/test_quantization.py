@@ -63,9 +63,9 @@ def test_int8_model_runs_through_the_pipeline(lively, tmp_path, wav_file):
 
 def test_bad_cpu_mode_or_part_is_refused(lively):
     model, _ = lively
-    with pytest.raises(ValueError, match="mode must be one of"):
+    with pytest.raises(ValueError, match="'int4'"):
         quantize_for_cpu(model, "int4")
-    with pytest.raises(ValueError, match="parts must be"):
+    with pytest.raises(ValueError, match=r"parts.*got \('decoder',\)"):
         quantize_for_cpu(model, parts=("decoder",))
 
 
@@ -87,5 +87,5 @@ def test_eval_scores_a_quantised_model(lively, tmp_path):
     assert results["int8"]["examples"] == results["none"]["examples"] == 6
     own = [results[mode]["audio_gain"]["own_audio_loss"] for mode in ("none", "int8")]
     assert own[0] != own[1] and own[1] == pytest.approx(own[0], rel=0.1)
-    with pytest.raises(ValueError, match="--quantize takes none, int8 or bf16"):
+    with pytest.raises(ValueError, match="int8 or bf16; got 'int4'"):
         EvalArguments(model="m", output_dir="o", quantize="int4")

@@ -195,7 +195,7 @@ def test_a_run_that_asked_for_fsdp_and_was_not_sharded_fails_saying_so(tmp_path,
     single-process fallback."""
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     monkeypatch.setenv("FSDP_VERSION", "2")
-    with pytest.raises(RuntimeError, match=r"asked for fsdp sharding, but .* no weight is sharded"):
+    with pytest.raises(RuntimeError, match=r"fsdp.*no weight is sharded"):
         main([RECIPE, "--stage", "asr", "--max_steps", "1", "--save_strategy", "no", "--disable_tqdm", "true",
               "--output_dir", str(tmp_path)])
 

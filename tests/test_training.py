@@ -41,11 +41,11 @@ def test_recipe_and_command_line_overrides():
     assert stages["asr"]["train"] == ["adapter", "llm"] and stages["smt"]["learning_rate"] == 1e-2
     model_args, *_ = parse_train_args([RECIPE, "--lora_rank", "16", "--lora_target_modules", "q_proj", "k_proj"])
     assert model_args.lora_rank == 16 and model_args.lora_target_modules == ["q_proj", "k_proj"]
-    with pytest.raises(ValueError, match="unknown trainable part"):
+    with pytest.raises(ValueError, match=r"\['encoder'\]; use"):
         parse_train_args([RECIPE, "--stage_overrides", "asr.train=encoder"])
-    with pytest.raises(ValueError, match="STAGE.FIELD=VALUE"):
+    with pytest.raises(ValueError, match="'learning_rate=1'.*STAGE.FIELD=VALUE"):
         parse_train_args([RECIPE, "--stage_overrides", "learning_rate=1"])
-    with pytest.raises(ValueError, match="--stage must be one of"):
+    with pytest.raises(ValueError, match="--stage.*got 'mt'"):
         parse_train_args([RECIPE, "--stage", "mt"])
 
 
@@ -197,7 +197,7 @@ def test_mcat_recipe_parses_into_the_v2_setup():
     assert stages["srt"]["train"] == ["adapter", "lora"]
     english_centric = parse_train_args([recipe, "--bf16", "false", "--centre_languages", "eng"])[1]
     assert len(_directions(english_centric)) == 138
-    with pytest.raises(ValueError, match="--language_tags takes a JSON object"):
+    with pytest.raises(ValueError, match="--language_tags.*JSON object.*zho=cmn"):
         parse_train_args([recipe, "--bf16", "false", "--language_tags", "zho=cmn"])
 
 
@@ -213,7 +213,7 @@ def test_a_trained_folder_records_its_languages(tmp_path):
     saved = json.loads((tmp_path / "asr" / "processor_config.json").read_text())
     assert saved["languages"] == ["eng", "deu", "fra"] and saved["language_tags"] == {"deu": "ger"}
     processor = LLMSRTProcessor.from_pretrained(tmp_path / "asr")
-    with pytest.raises(ValueError, match=r"'spa' \(Spanish\)\. Its 3 languages: eng, deu, fra"):
+    with pytest.raises(ValueError, match="'spa'.*3 languages: eng, deu, fra"):
         processor(audio=make_clip(0.5, 1), src_lang="spa", task="asr")
 
 
@@ -250,7 +250,7 @@ def test_manifest_training_with_evaluation_loss(tmp_path):
 
 
 def test_an_unknown_dataset_is_refused_with_the_accepted_ones():
-    with pytest.raises(ValueError, match="'librispeech': use manifest, fleurs, covost2, common_voice, toy"):
+    with pytest.raises(ValueError, match="'librispeech'.*manifest, fleurs"):
         parse_train_args([RECIPE, "--dataset", "librispeech"])
 
 
