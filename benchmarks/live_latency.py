@@ -8,12 +8,14 @@ offline pipeline beside it.
 Inputs, from the demo corpus's test split (`llmsrt/demo/sentences.tsv`, English spoken by eSpeak NG, German
 references): (a) each test sentence as its own clip (shortform); (b) one long talk of the same sentences separated by
 0.8-1.6 s pauses (longform: OmniSTEval re-segments the finals to the reference sentences with its SoftSegmenter).
-Each recording is fed to `LiveTranslator` chunk by chunk as if it arrived in real time (not sleeping: the
-computation-aware time of an event is when the computation would have finished had the chunks arrived in real time,
-each chunk's work starting when it has arrived and the previous one's is done). Each word of a final's translation
+Each recording is fed to `LiveTranslator` as if it arrived in real time (simulated, not slept: each push gives all the
+audio that has arrived when the previous push's work is done, at least one chunk, as the CLI does; the
+computation-aware time of an event is when its push's work would have finished). Each word of a final's translation
 gets the audio time of its emission (computation-unaware) and that time (computation-aware); OmniSTEval (a maintained
-package: `pip install omnisteval`) computes BLEU, chrF, YAAL, AL and LAAL from them. RTF = compute seconds / audio
-seconds. The offline pipeline's BLEU/chrF on the same inputs (same route through OmniSTEval, no latency) are beside.
+package: `pip install omnisteval`) computes BLEU, chrF, YAAL, AL and LAAL from them. RTF = compute seconds (wall
+clock) / audio seconds; on a shared machine also the CPU seconds (both threads summed) per audio second, which the
+load does not inflate. The offline pipeline's BLEU/chrF on the same inputs (same route through OmniSTEval, no
+latency) are beside.
 
 `--parts DIR` (a folder with `whisper-base/` and `qwen2.5-0.5b-instruct/`, as `llmsrt.demo.offline_models` assembles
 them) builds the demo recipe's architecture with a **freshly initialised adapter**: its speed is a trained model's
@@ -74,26 +76,35 @@ def answer_tokens(processor, rows) -> int:
 
 
 def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kwargs: dict) -> dict:
-    """Feed `waveform` in chunks as if in real time; returns the finals with their CU and CA times, and compute."""
+    """Feed `waveform` as if it arrived in real time: each push gives all the audio that has arrived by the time the
+    previous push's work is done (at least one chunk), as the CLI's microphone and `--speed` playback do, so that
+    a slow decode makes the next push larger instead of falling behind. Returns the finals with their CU and CA
+    times, the compute, and the number of pushes and partials."""
     from llmsrt.inference.live import LiveTranslator
 
     session = LiveTranslator(translator, "eng", "deu", chunk_seconds=chunk_seconds, generate_kwargs=generate_kwargs)
     step = int(chunk_seconds * RATE)
-    ready = arrived = compute = 0.0
-    finals = []
+    clock = compute = cpu = 0.0  # clock: simulated wall time, audio arriving at 1 s per s
+    finals, pushes, partials = [], 0, 0
 
     def timed(call):
-        nonlocal ready, compute
-        started = time.perf_counter()
+        nonlocal clock, compute, cpu, partials
+        started, started_cpu = time.perf_counter(), time.process_time()
         events = call()
         spent = time.perf_counter() - started
         compute += spent
-        ready = max(ready, arrived) + spent
-        finals.extend((event, ready) for event in events if event.type == "final")
+        cpu += time.process_time() - started_cpu
+        clock += spent
+        partials += sum(event.type == "partial" for event in events)
+        finals.extend((event, clock) for event in events if event.type == "final")
 
-    for start in range(0, waveform.size, step):
-        chunk = waveform[start : start + step]
-        arrived += chunk.size / RATE
+    position = 0
+    while position < waveform.size:
+        next_chunk = min(position + step, waveform.size)
+        clock = max(clock, next_chunk / RATE)  # wait for the next chunk to arrive
+        arrived = min(waveform.size, max(next_chunk, int(clock * RATE)))
+        chunk, position = waveform[position:arrived], arrived
+        pushes += 1
         timed(lambda chunk=chunk: session.push(chunk, RATE))
     timed(session.finish)
     words, delays, elapsed = [], [], []
@@ -102,8 +113,8 @@ def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kw
             words.append(word)
             delays.append(round(event.emitted_at * 1000, 1))
             elapsed.append(round(done * 1000, 1))
-    return {"prediction": " ".join(words), "delays": delays, "elapsed": elapsed, "compute": compute,
-            "source_length": round(waveform.size / RATE * 1000, 1)}
+    return {"prediction": " ".join(words), "delays": delays, "elapsed": elapsed, "compute": compute, "cpu": cpu,
+            "pushes": pushes, "partials": partials, "source_length": round(waveform.size / RATE * 1000, 1)}
 
 
 # Shortform reports "AL (CU)", longform "LongAL (CU)": both are read as "AL (CU)".
@@ -171,14 +182,14 @@ def main(argv=None) -> None:
                "generate_kwargs": generate_kwargs, "rows": []}
 
     # The offline pipeline: each clip, and the talk cut at pauses.
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     offline_clips = [translator({"array": row["audio"], "sampling_rate": RATE}, src_lang="eng", tgt_lang="deu",
                                 generate_kwargs=generate_kwargs)["translation"] or "" for row in rows]
-    clips_compute = time.perf_counter() - started
-    started = time.perf_counter()
+    clips_compute, clips_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    started, started_cpu = time.perf_counter(), time.process_time()
     offline_talk = translator({"array": talk, "sampling_rate": RATE}, src_lang="eng", tgt_lang="deu",
                               return_timestamps=True, generate_kwargs=generate_kwargs)["translation"] or ""
-    talk_compute = time.perf_counter() - started
+    talk_compute, talk_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     shortform = write_jsonl(work / "offline-clips.jsonl", [
         {"source": f"clip{i}.wav", "prediction": text, "source_length": round(row["audio"].size / RATE * 1000, 1)}
         for i, (row, text) in enumerate(zip(rows, offline_clips))])
@@ -190,7 +201,8 @@ def main(argv=None) -> None:
         "talk": omnisteval(["longform", "--speech_segmentation", str(work / "segmentation.json"),
                             "--ref_sentences_file", str(references), "--hypothesis_file",
                             str(work / "offline-talk.txt"), "--hypothesis_format", "text", "--lang", "de"]),
-        "rtf_clips": round(clips_compute / clip_seconds, 3), "rtf_talk": round(talk_compute / talk_seconds, 3)})
+        "rtf_clips": round(clips_compute / clip_seconds, 3), "rtf_talk": round(talk_compute / talk_seconds, 3),
+        "cpu_rtf_clips": round(clips_cpu / clip_seconds, 3), "cpu_rtf_talk": round(talk_cpu / talk_seconds, 3)})
 
     print(f"offline done (RTF clips {clips_compute / clip_seconds:.2f}, talk {talk_compute / talk_seconds:.2f})",
           file=sys.stderr, flush=True)
@@ -210,7 +222,10 @@ def main(argv=None) -> None:
                                 "--ref_sentences_file", str(references), "--hypothesis_file", str(talk_file),
                                 "--lang", "de"]),
             "rtf_clips": round(sum(run["compute"] for run in clip_runs) / clip_seconds, 3),
-            "rtf_talk": round(talk_run["compute"] / talk_seconds, 3)})
+            "rtf_talk": round(talk_run["compute"] / talk_seconds, 3),
+            "cpu_rtf_clips": round(sum(run["cpu"] for run in clip_runs) / clip_seconds, 3),
+            "cpu_rtf_talk": round(talk_run["cpu"] / talk_seconds, 3),
+            "talk_pushes": talk_run["pushes"], "talk_partials": talk_run["partials"]})
         print(f"chunk {chunk} s done: {results['rows'][-1]}", file=sys.stderr, flush=True)
     results["load_average"] = {"before": [round(x, 2) for x in load_before],
                                "after": [round(x, 2) for x in os.getloadavg()]}
@@ -219,8 +234,8 @@ def main(argv=None) -> None:
           f"after {results['load_average']['after']}; {len(rows)} test sentences ({clip_seconds:.1f} s), talk "
           f"{talk_seconds:.1f} s; fresh adapter: {fresh}")
     keys = ["BLEU", "chrF", "LAAL (CU)", "AL (CU)", "YAAL (CU)", "LAAL (CA)", "AL (CA)", "YAAL (CA)"]
-    print("| input | system | chunk (s) | " + " | ".join(keys) + " | RTF |")
-    print("|---|---|---|" + "---|" * (len(keys) + 1))
+    print("| input | system | chunk (s) | " + " | ".join(keys) + " | RTF (wall) | CPU s per audio s |")
+    print("|---|---|---|" + "---|" * (len(keys) + 2))
     for row in results["rows"]:
         for name in ("clips", "talk"):
             scores = row[name]
@@ -228,7 +243,7 @@ def main(argv=None) -> None:
             if "error" in scores:
                 cells = [f"error: {scores['error'][:60]}"] + [""] * (len(keys) - 1)
             print(f"| {'(a) clips' if name == 'clips' else '(b) talk'} | {row['system']} | {row['chunk_s'] or '-'} | "
-                  + " | ".join(cells) + f" | {row['rtf_' + name]} |")
+                  + " | ".join(cells) + f" | {row['rtf_' + name]} | {row['cpu_rtf_' + name]} |")
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 

@@ -52,6 +52,7 @@ PRESETS = {
                            intermediate_size=11008, vocab_size=151936)},
 }
 CORPUS = ["the train leaves at nine", "der zug fährt um neun ab"]
+QWEN2AUDIO_PROMPT = "<|audio_bos|><|AUDIO|><|audio_eos|>" + "<|eng|><|deu|>"
 
 
 def whisper_config(audio: dict) -> dict:
@@ -60,7 +61,8 @@ def whisper_config(audio: dict) -> dict:
             "max_source_positions": 1500}
 
 
-def save_llmsrt(folder: Path, preset: dict) -> tuple[LLMSRTForConditionalGeneration, LLMSRTProcessor]:
+def llmsrt_with_processor(preset: dict, device="cpu") -> tuple[LLMSRTForConditionalGeneration, LLMSRTProcessor]:
+    """An LLM-SRT of the preset's sizes with random weights (float32), built on `device`, and its processor."""
     tokenizer = build_tiny_tokenizer(CORPUS)
     processor = LLMSRTProcessor(WhisperFeatureExtractor(feature_size=preset["audio"]["mels"]), tokenizer)
     text = {"model_type": "qwen2", **preset["text"], "max_position_embeddings": 4096, "tie_word_embeddings": True}
@@ -68,13 +70,18 @@ def save_llmsrt(folder: Path, preset: dict) -> tuple[LLMSRTForConditionalGenerat
                           qformer_config={"num_hidden_layers": preset["qformer_layers"]}, text_config=text,
                           audio_token_id=processor.audio_token_id, eos_token_id=0, pad_token_id=0)
     torch.manual_seed(0)
-    model = LLMSRTForConditionalGeneration(config).eval()
-    model.save_pretrained(folder)
+    with torch.device(device):
+        return LLMSRTForConditionalGeneration(config).eval(), processor
+
+
+def save_llmsrt(folder: Path, preset: dict, device="cpu", dtype=torch.float32):
+    model, processor = llmsrt_with_processor(preset, device)
+    model.to(dtype).save_pretrained(folder)
     processor.save_pretrained(folder)
     return model, processor
 
 
-def save_qwen2audio(folder: Path, preset: dict) -> None:
+def save_qwen2audio(folder: Path, preset: dict, device="cpu", dtype=torch.float32) -> None:
     tokenizer = build_tiny_tokenizer(CORPUS)
     tokenizer.add_tokens(["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"], special_tokens=True)
     processor = Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=preset["audio"]["mels"]), tokenizer,
@@ -83,7 +90,8 @@ def save_qwen2audio(folder: Path, preset: dict) -> None:
     config = Qwen2AudioConfig(audio_config=whisper_config(preset["audio"]), text_config=text,
                               audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
     torch.manual_seed(0)
-    Qwen2AudioForConditionalGeneration(config).eval().save_pretrained(folder)
+    with torch.device(device):
+        Qwen2AudioForConditionalGeneration(config).eval().to(dtype).save_pretrained(folder)
     processor.save_pretrained(folder)
     # transformers 5.19 writes the LLM under `language_model.model.model.`; vLLM reads the published layout.
     from safetensors.torch import load_file, save_file
@@ -140,12 +148,12 @@ def bench_transformers(model, processor, seconds, concurrency, waves, new_tokens
     return row("llmsrt-transformers", seconds, concurrency, wave_times, new_tokens, parts)
 
 
-def vllm_engine(folder, concurrency_max, max_model_len, dtype):
+def vllm_engine(folder, concurrency_max, max_model_len, dtype, kv_cache_bytes: int = 1 << 30):
     from vllm import LLM
 
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     return LLM(model=str(folder), dtype=dtype, enforce_eager=True, max_model_len=max_model_len,
-               max_num_seqs=concurrency_max, kv_cache_memory_bytes=1 << 30, limit_mm_per_prompt={"audio": 1},
+               max_num_seqs=concurrency_max, kv_cache_memory_bytes=kv_cache_bytes, limit_mm_per_prompt={"audio": 1},
                max_num_batched_tokens=max(8192, max_model_len),
                # every request is new audio: no reuse of an earlier request's features or KV blocks
                enable_prefix_caching=False, mm_processor_cache_gb=0)
@@ -239,7 +247,7 @@ def main():
     if "qwen2audio-vllm" in args.engines:
         save_qwen2audio(work / "qwen2audio", preset)
         llm = vllm_engine(work / "qwen2audio", max(args.concurrency), 1024, args.dtype)
-        prompt = "<|audio_bos|><|AUDIO|><|audio_eos|>" + "<|eng|><|deu|>"
+        prompt = QWEN2AUDIO_PROMPT
         for seconds in args.seconds:
             for concurrency in args.concurrency:
                 report(bench_vllm(llm, "qwen2audio-vllm", prompt, seconds, concurrency, waves[concurrency],

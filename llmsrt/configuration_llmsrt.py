@@ -95,14 +95,27 @@ class LLMSRTConfig(PreTrainedConfig):
         text_config (`dict` or any causal-LM config, *optional*):
             The language model (Qwen2 by default).
         num_query_tokens (`int`, *optional*, defaults to 80):
-            Learnable queries: every clip becomes exactly this many LLM input embeddings.
+            Learnable queries of the Q-Former. Every clip becomes `num_query_tokens // query_pooling_stride` LLM
+            input embeddings (`num_audio_embeddings`): 80 in LLM-SRT v1.0.
+        query_pooling_stride (`int`, *optional*, defaults to 1):
+            The Q-Former's outputs are mean-pooled over consecutive groups of this many queries before the MLP (a
+            remainder of `num_query_tokens % query_pooling_stride` is dropped from the end). `1`: no pooling
+            (v1.0); MCAT (LLM-SRT v2.0, the authors' `qqm` projector) pools 150 queries by 5 into 30 embeddings.
         adapter_hidden_size (`int`, *optional*):
             Hidden width of the adapter MLP. `None` applies the paper's rule from the LLM width
-            (see [`paper_adapter_hidden_size`]); `0` forces a single Linear + LayerNorm.
+            (see [`paper_adapter_hidden_size`]); `0` forces a single Linear + LayerNorm. MCAT: 2560 whatever the
+            LLM's width.
         adapter_layer_norm_eps (`float`, *optional*, defaults to 1e-5):
             Epsilon of the adapter's final LayerNorm.
         audio_token_id (`int`, *optional*):
-            Id of the audio placeholder token that the processor expands `num_query_tokens` times.
+            Id of the audio placeholder token that the processor expands `num_audio_embeddings` times.
+        audio_embedding_scale (`float`, *optional*):
+            A factor the audio embeddings are multiplied by (in the LLM's dtype) where they are written over the
+            placeholders, after the LLM's own embedding of the text. `None`: none. transformers' Gemma-2 and Gemma-3
+            scale the *text* embeddings inside their embedding layer (`x sqrt(hidden_size)`), so audio embeddings
+            merged after it are unscaled, as the MCAT reference computes on Gemma-3. transformers 4.x Gemma-2
+            scaled every `inputs_embeds` in its forward pass instead, the audio's included: a Gemma-2 based MCAT
+            model (mcat-small) was trained so and records `sqrt(hidden_size)` here.
         lora_rank, lora_alpha, lora_dropout, lora_target_modules:
             LoRA settings applied to the language model only (paper: 8, 32, 0.05, `["q_proj", "v_proj"]`).
         audio_model_name, text_model_name (`str`, *optional*):
@@ -155,9 +168,11 @@ class LLMSRTConfig(PreTrainedConfig):
     qformer_config: dict | PreTrainedConfig | None = None
     text_config: dict | PreTrainedConfig | None = None
     num_query_tokens: int = 80
+    query_pooling_stride: int = 1
     adapter_hidden_size: int | None = None
     adapter_layer_norm_eps: float = 1e-5
     audio_token_id: int | None = None
+    audio_embedding_scale: float | None = None
     lora_rank: int = 8
     lora_alpha: int = 32
     lora_dropout: float = 0.05
@@ -204,6 +219,17 @@ class LLMSRTConfig(PreTrainedConfig):
             raise ValueError(f"stored_weights must be one of {STORED_WEIGHTS}, got {self.stored_weights!r}.")
         if self.num_query_tokens < 1:
             raise ValueError(f"num_query_tokens must be a positive integer, got {self.num_query_tokens}.")
+        if not 1 <= self.query_pooling_stride <= self.num_query_tokens:
+            raise ValueError(
+                f"query_pooling_stride must be between 1 (no pooling) and num_query_tokens ({self.num_query_tokens}), "
+                f"got {self.query_pooling_stride}."
+            )
+
+    @property
+    def num_audio_embeddings(self) -> int:
+        """LLM input embeddings per clip: the queries, mean-pooled by `query_pooling_stride` (80 in v1.0, 30 in
+        MCAT); the processor writes this many audio placeholders."""
+        return self.num_query_tokens // self.query_pooling_stride
 
 
 __all__ = ["LLMSRTConfig", "STORED_WEIGHTS", "paper_adapter_hidden_size"]

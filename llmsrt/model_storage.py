@@ -62,7 +62,33 @@ def load_pretrained_parts(
         # A GGUF-loaded model keeps its quantizer and refuses `save_pretrained`: copy it into a plain model.
         language_model.config.quantization_config = None
         language_model = without_quantizer(language_model)
-    return whisper_model, language_model
+    return whisper_model, text_causal_lm(language_model)
+
+
+def text_causal_lm(language_model: nn.Module) -> nn.Module:
+    """The text-only causal LM inside what `AutoModelForCausalLM` loaded: the model itself when its config is a
+    text config; for a multimodal model (a `Gemma3ForConditionalGeneration` folder, as MCAT's `gemma-3-27b-it`), the
+    causal LM of its text config holding the same decoder and LM head modules (the vision tower is left out: it never
+    sees audio). Refuses a model whose text decoder or head cannot be found."""
+    text_config = language_model.config.get_text_config()
+    if text_config is language_model.config:
+        return language_model
+    decoder, head = language_model.get_decoder(), language_model.get_output_embeddings()
+    with torch.device("meta"):
+        text_model = AutoModelForCausalLM.from_config(text_config, dtype=language_model.dtype)
+    if type(decoder) is not type(text_model.get_decoder()) or head is None:
+        raise ValueError(
+            f"{type(language_model).__name__} holds a {type(decoder).__name__} decoder, not the "
+            f"{type(text_model.get_decoder()).__name__} that {type(text_model).__name__} (its text config's causal LM) "
+            "needs: llmsrt reads decoder-only LLMs and multimodal models whose text side is one."
+        )
+    setattr(text_model, text_model.base_model_prefix, decoder)  # the causal LM's own decoder (`model`)
+    text_model.set_output_embeddings(head)
+    if text_model.get_decoder() is not decoder or any(p.is_meta for p in text_model.parameters()):
+        raise ValueError(f"Could not move the text decoder of {type(language_model).__name__} into "
+                         f"{type(text_model).__name__}.")
+    text_model.generation_config = language_model.generation_config
+    return text_model
 
 
 def without_quantizer(language_model: nn.Module) -> nn.Module:
@@ -220,7 +246,8 @@ class LLMSRTStorageMixin:
 
     def changed_state_dict(self) -> dict[str, torch.Tensor]:
         """The tensors that differ from the pretrained parts named in the config (always the whole speech adapter and
-        language-ID head, which no part has): what a changes-only folder stores. Rebuilds the parts once to compare (about one more model in memory)."""
+        language-ID head, which no part has): what a changes-only folder stores. Rebuilds the parts once to compare
+        (about one more model in memory)."""
         base = type(self)._from_recorded_parts(copy.deepcopy(self.config), self.language_model.dtype).state_dict()
         changed = {}
         for name, tensor in self.state_dict().items():

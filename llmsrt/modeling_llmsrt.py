@@ -4,11 +4,14 @@ Data flow for a batch of `B` clips:
 
     input_features (B, n_mels, T_mel)                      log-mel features, padded to the encoder window
       -> WhisperEncoder (frozen, eval mode)             -> (B, T_mel // 2, D_whisper)
-      -> LLMSRTSpeechAdapter: 80 learnable queries cross-attend to the frames through a Blip-2 Q-Former
-         (the clip's real frames; all frames of the window with `config.qformer_attends_padding`, as the
-         reference), then an MLP + LayerNorm  -> (B, num_query_tokens, D_llm)
-      -> scattered over the audio placeholder tokens of `input_ids`
-      -> the causal LM, which reads `[audio][prompt tags][answer]` and predicts the answer.
+      -> LLMSRTSpeechAdapter: learnable queries (80; MCAT: 150) cross-attend to the frames through a Blip-2
+         Q-Former (the clip's real frames; all frames of the window with `config.qformer_attends_padding`, as the
+         reference), mean-pooled by `config.query_pooling_stride` (MCAT: 5), then an MLP + LayerNorm
+                                                        -> (B, num_audio_embeddings, D_llm)
+      -> scattered over the audio placeholder tokens of `input_ids` (after the LLM embedded the text; scaled by
+         `config.audio_embedding_scale` where set)
+      -> the causal LM (Qwen2, Gemma-3's or Gemma-2's text model, ...), which reads `[audio][prompt][answer]`
+         (`[audio][<bos>][prompt][answer]` for MCAT on Gemma) and predicts the answer.
 
 This file is the architecture. Its siblings hold the rest of the model class: storage and assembly from pretrained
 parts (`model_storage.py`), the spoken-language ID head (`language_id.py`), decoding as the paper
@@ -88,7 +91,8 @@ class LLMSRTProjector(nn.Module):
 
 
 class LLMSRTSpeechAdapter(nn.Module):
-    """Learnable queries + Q-Former + MLP: every clip becomes exactly `num_query_tokens` LLM embeddings.
+    """Learnable queries + Q-Former (+ mean-pooling of consecutive queries) + MLP: every clip becomes exactly
+    `config.num_audio_embeddings` LLM embeddings.
 
     Kept in one module so that it trains, saves and (with peft) is listed in `modules_to_save` as a unit.
     """
@@ -99,6 +103,17 @@ class LLMSRTSpeechAdapter(nn.Module):
         self.qformer = Blip2QFormerModel(config.qformer_config)
         self.projector = LLMSRTProjector(config)
         self.query_time_window = config.query_time_window
+        self.query_pooling_stride = config.query_pooling_stride
+
+    def pool_queries(self, query_output: torch.Tensor) -> torch.Tensor:
+        """Mean over consecutive groups of `query_pooling_stride` queries: `(B, Q, D)` -> `(B, Q // stride, D)`; a
+        remainder of `Q % stride` queries is dropped from the end (MCAT's `qqm` projector: 150 -> 30)."""
+        stride = self.query_pooling_stride
+        if stride == 1:
+            return query_output
+        batch, count, width = query_output.shape
+        kept = count - count % stride
+        return query_output[:, :kept].reshape(batch, kept // stride, stride, width).mean(2)
 
     def time_window_mask(self, frame_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """The cross-attention mask of `config.query_time_window = k`: query `i` of `Q` sees the `i`-th of `Q`
@@ -131,7 +146,7 @@ class LLMSRTSpeechAdapter(nn.Module):
                 With `config.query_time_window` set, it becomes the queries' time windows (`time_window_mask`).
 
         Returns:
-            `(B, num_query_tokens, D_llm)` audio embeddings.
+            `(B, num_audio_embeddings, D_llm)` audio embeddings.
         """
         queries = self.query_tokens.expand(encoder_hidden_states.shape[0], -1, -1)
         if self.query_time_window is not None:
@@ -143,7 +158,7 @@ class LLMSRTSpeechAdapter(nn.Module):
             encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask,
         ).last_hidden_state
-        return self.projector(query_output.to(self.projector.layer_norm.weight.dtype))
+        return self.projector(self.pool_queries(query_output).to(self.projector.layer_norm.weight.dtype))
 
 
 class LLMSRTPreTrainedModel(PreTrainedModel):
@@ -236,7 +251,8 @@ class LLMSRTForConditionalGeneration(
 
         Returns:
             `BaseModelOutputWithPooling`: `last_hidden_state` `(B, T_enc, D_audio)` the encoder frames the adapter
-            read (`encode_frames`), `pooler_output` `(B, num_query_tokens, D_llm)` the audio embeddings.
+            read (`encode_frames`), `pooler_output` `(B, num_audio_embeddings, D_llm)` the audio embeddings (float32,
+            before `audio_embedding_scale`).
         """
         frames, frame_mask = self.encode_frames(input_features, input_features_mask)
         frames = frames.to(self.audio_encoder.conv1.weight.dtype)
@@ -326,7 +342,7 @@ class LLMSRTForConditionalGeneration(
         self, input_ids: torch.LongTensor, inputs_embeds: torch.Tensor, audio_features: torch.Tensor | None
     ) -> torch.BoolTensor:
         """The audio placeholders of `input_ids` `(B, L)`, as a mask `(B, L, D_llm)` over `inputs_embeds`, after
-        checking that they are exactly as many as the audio embeddings `(num_clips, num_query_tokens, D_llm)`
+        checking that they are exactly as many as the audio embeddings `(num_clips, num_audio_embeddings, D_llm)`
         (none without audio). The check is `torch_compilable_check`, as in transformers' audio and vision models:
         no Python branch on a tensor value, and a compiler hint under `torch.compile`."""
         placeholders = input_ids == self.config.audio_token_id
@@ -343,7 +359,7 @@ class LLMSRTForConditionalGeneration(
                 found * inputs_embeds.shape[-1] == audio_features.numel(),
                 lambda: f"Found {int(found)} audio placeholder tokens for {clips} clip(s); expected {per_clip} per "
                 f"clip ({clips * per_clip} in all). Build inputs with LLMSRTProcessor, which writes "
-                "`num_query_tokens` placeholders per clip.",
+                "`num_audio_embeddings` placeholders per clip.",
             )
         return placeholders.unsqueeze(-1).expand_as(inputs_embeds).to(inputs_embeds.device)
 
@@ -360,11 +376,22 @@ class LLMSRTForConditionalGeneration(
         audio_embeds = None
         if input_features is not None:
             audio_embeds = self.get_audio_features(input_features, input_features_mask).pooler_output
-            audio_embeds = audio_embeds.to(inputs_embeds.device, inputs_embeds.dtype)
+            audio_embeds = self.audio_embeddings_for_llm(audio_embeds, inputs_embeds.dtype, inputs_embeds.device)
         audio_mask = self.get_placeholder_mask(input_ids, inputs_embeds, audio_embeds)
         if audio_embeds is None:
             return inputs_embeds
         return inputs_embeds.masked_scatter(audio_mask, audio_embeds)
+
+    def audio_embeddings_for_llm(
+        self, audio_embeds: torch.Tensor, dtype: torch.dtype, device: torch.device | None = None
+    ) -> torch.Tensor:
+        """The adapter's output `(..., D_llm)` as the LLM reads it: in the LLM's `dtype`, multiplied by
+        `config.audio_embedding_scale` cast to that dtype where set (as transformers 4.x Gemma-2 multiplied every
+        input embedding by its `sqrt(hidden_size)` normaliser). Used by `embed_inputs` and the vLLM plugin."""
+        audio_embeds = audio_embeds.to(device if device is not None else audio_embeds.device, dtype)
+        if self.config.audio_embedding_scale is None:
+            return audio_embeds
+        return audio_embeds * torch.tensor(self.config.audio_embedding_scale, dtype=dtype, device=audio_embeds.device)
 
     def forward(
         self,
@@ -383,8 +410,8 @@ class LLMSRTForConditionalGeneration(
     ) -> CausalLMOutputWithPast:
         r"""
         Args:
-            input_ids: `(B, L)` prompt (and, in training, answer) ids with `num_query_tokens` audio placeholders
-                per clip.
+            input_ids: `(B, L)` prompt (and, in training, answer) ids with `num_audio_embeddings` audio
+                placeholders per clip.
             input_features: `(B, n_mels, T_mel)` log-mel features; only needed when `input_ids` hold placeholders
                 (generation passes them at prefill only). Not with `inputs_embeds` (a `ValueError`).
             input_features_mask: `(B, T_mel)` 1 on real mel frames: the Q-Former ignores padded frames

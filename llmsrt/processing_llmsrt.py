@@ -18,6 +18,7 @@ from .prompt_builder import (
     check_language_tags,
     check_prompt_layout,
     check_task,
+    tokenizer_prompt_layout,
 )
 
 IGNORE_INDEX = -100
@@ -110,11 +111,15 @@ class LLMSRTProcessor(ProcessorMixin):
         language_tags: dict[str, str] | None = None,
         prompt_layout: list[str] | None = None,
     ) -> "LLMSRTProcessor":
-        """Combine a Whisper checkpoint's feature extractor with a causal LM's tokenizer (Hub ids or folders)."""
+        """Combine a Whisper checkpoint's feature extractor with a causal LM's tokenizer (Hub ids or folders).
+        `prompt_layout` `None`: the tokenizer's own (`tokenizer_prompt_layout`: BOS after the audio where the
+        tokenizer starts its encodings with one, as the authors' code lays out Gemma's prompts)."""
         from transformers import AutoTokenizer, WhisperFeatureExtractor
 
         feature_extractor = WhisperFeatureExtractor.from_pretrained(whisper)
         tokenizer = AutoTokenizer.from_pretrained(llm, gguf_file=gguf_file)
+        if prompt_layout is None:
+            prompt_layout = tokenizer_prompt_layout(tokenizer)
         return cls(
             feature_extractor,
             tokenizer,

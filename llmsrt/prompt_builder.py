@@ -89,6 +89,27 @@ def check_prompt_layout(prompt_layout) -> tuple[str, ...]:
     return layout
 
 
+def tokenizer_prompt_layout(tokenizer) -> tuple[str, ...]:
+    """The prompt layout an LLM's tokenizer gives where the prompt is encoded with its special tokens after the
+    audio, as the authors' code writes it (`[audio] + tokenizer.encode(prompt)`): `("audio", "bos", "instruction")`
+    where the tokenizer starts every encoding with its BOS (Gemma: MCAT's `[30 audio][<bos>][<|src|><|tgt|>]`),
+    `("audio", "instruction")` where it adds nothing (Qwen2.5, LLM-SRT v1.0).
+
+    Raises:
+        ValueError: a tokenizer that adds other special tokens (a trailing EOS, ...), which no layout writes.
+    """
+    plain = tokenizer.encode("a", add_special_tokens=False)
+    full = tokenizer.encode("a")
+    if full == plain:
+        return DEFAULT_PROMPT_LAYOUT
+    if tokenizer.bos_token_id is not None and full == [tokenizer.bos_token_id, *plain]:
+        return ("audio", "bos", "instruction")
+    raise ValueError(
+        f"The LLM's tokenizer encodes 'a' as {full} with its special tokens and {plain} without: a prompt layout "
+        f"places nothing or its BOS before the instruction; give prompt_layout (pieces {list(PROMPT_PARTS)})."
+    )
+
+
 @dataclass(frozen=True)
 class PromptBuilder:
     """Writes the prompts, answers and chat template of one model.
@@ -290,4 +311,5 @@ __all__ = [
     "check_language_tags",
     "check_prompt_layout",
     "check_task",
+    "tokenizer_prompt_layout",
 ]

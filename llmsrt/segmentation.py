@@ -71,9 +71,8 @@ class LongFormOptions:
         return cls(**value)
 
     def make_detector(self, sampling_rate: int = 16000):
-        if self.detector == "silero":
-            return make_detector("silero", sampling_rate, threshold=self.threshold)
-        return make_detector("energy", sampling_rate, top_db=self.top_db, floor_db=self.floor_db)
+        return make_detector(self.detector, sampling_rate, {"threshold": self.threshold},
+                             {"top_db": self.top_db, "floor_db": self.floor_db})
 
 
 class PauseSegmenter:

@@ -11,16 +11,19 @@ a stream can be fed in blocks of any size with the same result as all at once:
   `top_db` of the loudest frame so far). Any loud sound counts as speech: kept as a fallback without `silero-vad`
   and for the measurements in `benchmarks/speech_detection.py`.
 
-`speech_regions` and `has_speech` run a detector over a whole clip. Cutting a recording at the detected pauses is
-`segmentation.py`'s job.
+Without `silero-vad` installed (remote code run with torch, transformers and librosa only), `"silero"` falls back
+to the energy rule with a warning in the log. `speech_regions` and `has_speech` run a detector over a whole clip.
+Cutting a recording at the detected pauses is `segmentation.py`'s job.
 """
 
+import logging
 import threading
 import warnings
 
 import numpy as np
 
 DETECTORS = ("silero", "energy")
+logger = logging.getLogger(__name__)
 
 
 class EnergyDetector:
@@ -105,13 +108,26 @@ class SileroDetector:
         return speech, probabilities
 
 
-def make_detector(name: str = "silero", sampling_rate: int = 16000, **options):
-    """A new detector by name (`"silero"` or `"energy"`); `options` go to its constructor."""
+def make_detector(name: str = "silero", sampling_rate: int = 16000, silero_options: dict | None = None,
+                  energy_options: dict | None = None):
+    """A new detector by name (`"silero"` or `"energy"`) with its options.
+
+    Where `silero-vad` is not installed (a saved folder's remote code run with torch, transformers and librosa only),
+    `"silero"` falls back to the energy rule and says so once in the log: the pipeline keeps working, but noise and
+    music may then become text."""
+    if name not in DETECTORS:
+        raise ValueError(f"Unknown speech detector {name!r}. Accepted: {', '.join(DETECTORS)}.")
     if name == "silero":
-        return SileroDetector(sampling_rate, **options)
-    if name == "energy":
-        return EnergyDetector(sampling_rate, **options)
-    raise ValueError(f"Unknown speech detector {name!r}. Accepted: {', '.join(DETECTORS)}.")
+        try:
+            return SileroDetector(sampling_rate, **(silero_options or {}))
+        except ImportError as error:
+            if not _WARNED:
+                _WARNED.append(True)
+                logger.warning("%s Using the energy rule instead.", error)
+    return EnergyDetector(sampling_rate, **(energy_options or {}))
+
+
+_WARNED: list = []
 
 
 _SHARED_SILERO: list = []  # one model for whole-clip calls, used under `_SHARED_LOCK`
@@ -125,13 +141,10 @@ def speech_regions(waveform: np.ndarray, sampling_rate: int = 16000, detector: s
     one shared model, used under a lock)."""
     samples = np.asarray(waveform, dtype=np.float32).reshape(-1)
     with _SHARED_LOCK:
-        if detector == "silero":
-            if not _SHARED_SILERO:
-                _SHARED_SILERO.append(SileroDetector(sampling_rate))
-            found = _SHARED_SILERO[0]
-            found.reset()
-        else:
-            found = make_detector(detector, sampling_rate)
+        if detector == "silero" and not _SHARED_SILERO:
+            _SHARED_SILERO.append(make_detector("silero", sampling_rate))
+        found = _SHARED_SILERO[0] if detector == "silero" else make_detector(detector, sampling_rate)
+        found.reset()
         step = found.frame_samples
         samples = np.concatenate([samples, np.zeros(-samples.size % step, dtype=np.float32)])
         speech, _ = found.classify(samples.reshape(-1, step))

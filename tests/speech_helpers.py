@@ -1,6 +1,8 @@
 """Shared by the long-audio, CLI and app tests: a tiny model taught one answer, and recordings of utterances
 separated by pauses (eSpeak NG speech or helpers.py's speech-like signal)."""
 
+import functools
+
 import numpy as np
 import torch
 from helpers import CORPUS, SAMPLING_RATE, make_clip
@@ -46,11 +48,21 @@ SENTENCES = ("Good morning, how are you today?", "The train leaves at nine o'clo
              "My brother works in a small bakery.", "We will meet again next Tuesday evening.")
 
 
+@functools.cache
+def _espeak():
+    from llmsrt.demo.speech_synthesis import ESpeak
+
+    return ESpeak()
+
+
+def spoken(text: str, voice: str = "en-us", sampling_rate: int = SAMPLING_RATE, rate: int = 175) -> np.ndarray:
+    """eSpeak NG speech, mono float32 at `sampling_rate` (`rate`: words per minute): what Silero VAD takes for
+    speech (make_clip's signal it does not)."""
+    return _espeak().synthesize(text, voice, rate=rate, sampling_rate=sampling_rate)
+
+
 def spoken_utterances(count: int, seed: int = 0) -> list[np.ndarray]:
     """`count` English sentences spoken by eSpeak NG (16 kHz), at speaking rates drawn from `seed`: speech that a
     speech detector (Silero VAD) recognises, unlike `make_clip`'s harmonics."""
-    from llmsrt.demo.speech_synthesis import ESpeak
-
-    engine, rng = ESpeak(), np.random.default_rng(seed)
-    return [engine.synthesize(SENTENCES[(seed + i) % len(SENTENCES)], "en-us", rate=int(rng.integers(150, 190)))
-            for i in range(count)]
+    rng = np.random.default_rng(seed)
+    return [spoken(SENTENCES[(seed + i) % len(SENTENCES)], rate=int(rng.integers(150, 190))) for i in range(count)]

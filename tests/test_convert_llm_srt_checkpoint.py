@@ -54,19 +54,20 @@ class ReferenceProjector(nn.Module):
     + `norm`, or `linear1`, ReLU, `linear2`, `norm` (names as the reference's). `text_branch` builds the Q-Former as
     older transformers did, with the unused `intermediate` / `output` text branch in every layer."""
 
-    def __init__(self, hidden: int | None, queries: int = QUERIES, text_branch: bool = False, pool: int = 1):
+    def __init__(self, hidden: int | None, queries: int = QUERIES, text_branch: bool = False, pool: int = 1,
+                 layers: int = 2, llm_width: int = LLM_WIDTH):
         super().__init__()
-        config = Blip2QFormerConfig(hidden_size=QFORMER_WIDTH, num_hidden_layers=2, intermediate_size=64,
+        config = Blip2QFormerConfig(hidden_size=QFORMER_WIDTH, num_hidden_layers=layers, intermediate_size=64,
                                     encoder_hidden_size=WHISPER_WIDTH, use_qformer_text_input=text_branch)
         self.query = nn.Parameter(torch.randn(1, queries, QFORMER_WIDTH))
         self.qformer = Blip2QFormerModel(config)
         self.hidden, self.pool = hidden, pool
         if hidden:
             self.linear1, self.relu = nn.Linear(QFORMER_WIDTH, hidden), nn.ReLU()
-            self.linear2 = nn.Linear(hidden, LLM_WIDTH)
+            self.linear2 = nn.Linear(hidden, llm_width)
         else:
-            self.linear = nn.Linear(QFORMER_WIDTH, LLM_WIDTH)
-        self.norm = nn.LayerNorm(LLM_WIDTH, eps=1e-5)
+            self.linear = nn.Linear(QFORMER_WIDTH, llm_width)
+        self.norm = nn.LayerNorm(llm_width, eps=1e-5)
 
     def forward(self, frames: torch.Tensor, atts: torch.Tensor) -> torch.Tensor:
         query = self.query.expand(frames.shape[0], -1, -1)
@@ -334,15 +335,19 @@ def test_the_paper_recipe_builds_a_model_that_reads_the_window_as_a_converted_fo
     assert trained.qformer_frame_mask(torch.ones(1, 1500)) is None is converted.qformer_frame_mask(torch.ones(1, 1))
 
 
-def test_a_qqm_file_or_an_unknown_query_count_is_refused_unless_the_projector_is_named(parts, tmp_path):
+def test_the_query_count_tells_the_projector_and_an_unknown_count_is_refused_unless_named(parts, tmp_path):
     qqm = Reference(parts, hidden=40, with_lora=False, queries=150, pool=5).save_single_file(tmp_path / "mcat.pt")
-    with pytest.raises(ValueError, match=r"holds 150 queries.*`qqm`.*--projector q-former"):
-        _convert(qqm, parts, tmp_path / "a")
+    pooled = _convert(qqm, parts, tmp_path / "a").model.config
+    assert (pooled.num_query_tokens, pooled.query_pooling_stride, pooled.num_audio_embeddings) == (150, 5, 30)
+    plain = _convert(qqm, parts, tmp_path / "a2", projector="q-former").model.config
+    assert (plain.num_query_tokens, plain.query_pooling_stride, plain.num_audio_embeddings) == (150, 1, 150)
     odd = Reference(parts, with_lora=False, queries=12).save_single_file(tmp_path / "odd.pt")
-    with pytest.raises(ValueError, match=r"holds 12 queries.*layout is unknown.*--projector q-former"):
+    with pytest.raises(ValueError, match=r"holds 12 queries.*layout is unknown.*--projector q-former.*--projector "
+                                         r"qqm"):
         _convert(odd, parts, tmp_path / "b")
     model = _convert(odd, parts, tmp_path / "c", projector="q-former").model
     assert model.config.num_query_tokens == 12
+    assert _convert(odd, parts, tmp_path / "c2", projector="qqm").model.config.num_audio_embeddings == 2  # 12 // 5
     state = torch.load(odd, weights_only=True)
     linear_only = {k: v for k, v in state.items() if not k.startswith(("encoder_projector.query",
                                                                        "encoder_projector.qformer"))}

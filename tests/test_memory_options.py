@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 from helpers import SAMPLING_RATE, make_clip
+from test_training import RECIPE, losses
 
 from llmsrt.training import main
 from llmsrt.training.model_setup import configure_trainable
-from test_training import RECIPE, losses
 
 # bf16 keeps 8 bits of mantissa: the tiny SRT stage's losses under autocast stay within 3% of fp32 over 8 steps
 # (measured on an AMD EPYC Zen 3 without native bf16, where the CPU emulates it: at most 0.95%).
@@ -48,7 +48,7 @@ def test_activation_checkpointing_recomputes_and_keeps_loss_and_gradients(lively
         encoder_calls = count_calls(inner.audio_encoder.layers[0].fc1)
         saved = [0]
 
-        def pack(tensor):
+        def pack(tensor, saved=saved):
             saved[0] += 1
             return tensor
 

@@ -15,10 +15,11 @@ import torch
 import yaml
 from helpers import SAMPLING_RATE, build_from_saved_parts, make_clip, save_model
 from safetensors import safe_open
+from transformers import WhisperFeatureExtractor
 
-from llmsrt import LLMSRTForConditionalGeneration, LLMSRTProcessor
+from llmsrt import LLMSRTConfig, LLMSRTForConditionalGeneration, LLMSRTProcessor
 from llmsrt.data.toy import toy_texts
-from llmsrt.testing import build_tiny_model_and_processor
+from llmsrt.testing import build_tiny_model_and_processor, build_tiny_tokenizer
 from llmsrt.training import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +29,8 @@ FSDP_TRAINER_CONFIG = ROOT / "configs" / "trainer-fsdp.json"
 # One process with batch 8 and two with batch 4 each see the same samples per step (sequential sampling; no LoRA
 # dropout, whose masks depend on how a batch is split over processes); sharded, the gradients are reduce-scattered
 # instead of summed in one process, a different order of float additions, which Adam's first steps amplify on weights
-# whose gradient is near 0 (measured: losses within 4.8e-6 relative, logits within 3.4e-3 of 9.3 after the curriculum's 12 steps).
+# whose gradient is near 0 (measured: losses within 4.8e-6 relative, logits within 3.4e-3 of 9.3 after the
+# curriculum's 12 steps).
 LOSS_RTOL = 1e-4
 LOGITS_ATOL = 1e-2
 SHARDED = "Sharding in effect: fsdp over 2 process(es)"
@@ -119,6 +121,44 @@ def test_the_whole_curriculum_under_fsdp_through_the_shipped_accelerate_config(s
     assert list((tmp_path / "cache-fsdp").rglob("*.safetensors")), "the encoder cache was not used"
 
 
+@pytest.fixture(scope="module")
+def gemma_start_folder(tmp_path_factory):
+    """A tiny LLM-SRT whose LLM is a Gemma-3 text side (Gemma3ForCausalLM)."""
+    tokenizer = build_tiny_tokenizer(toy_texts())
+    processor = LLMSRTProcessor(WhisperFeatureExtractor(feature_size=80, chunk_length=5), tokenizer,
+                                num_query_tokens=8)
+    config = LLMSRTConfig(
+        audio_config={"num_mel_bins": 80, "d_model": 64, "encoder_layers": 2, "encoder_attention_heads": 4,
+                      "encoder_ffn_dim": 128, "decoder_layers": 1, "max_source_positions": 250},
+        qformer_config={"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128,
+                        "encoder_hidden_size": 64, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+        text_config={"model_type": "gemma3_text", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                     "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 128,
+                     "vocab_size": len(tokenizer)},
+        audio_token_id=processor.audio_token_id, num_query_tokens=8, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    return save_model(tmp_path_factory.mktemp("gemma") / "model", LLMSRTForConditionalGeneration(config), processor)
+
+
+@pytest.mark.slow
+def test_fsdp_on_a_gemma3_text_side_matches_one_process(gemma_start_folder, tmp_path):
+    """The same shipped config shards a Gemma-3 text side (its Gemma3DecoderLayer units): ASR, then SRT with LoRA."""
+    common = [RECIPE, "--model_name_or_path", str(gemma_start_folder), "--curriculum_stages", "asr", "srt",
+              "--stage_overrides", "asr.max_steps=3", "srt.max_steps=3", "--logging_steps", "1", "--save_strategy",
+              "no", "--train_sampling_strategy", "sequential", "--lora_dropout", "0", "--disable_tqdm", "true"]
+    single, sharded = tmp_path / "single", tmp_path / "fsdp"
+    main([*common, "--output_dir", str(single), "--per_device_train_batch_size", "8"])
+    launched = run(accelerate_fsdp(cpu_variant(FSDP_ACCELERATE_CONFIG, tmp_path), *common, "--output_dir",
+                                   str(sharded)))
+    assert SHARDED in launched.stderr
+    for stage in ("asr", "srt"):
+        assert losses(sharded / stage) == pytest.approx(losses(single / stage), rel=LOSS_RTOL), stage
+        torch.testing.assert_close(logits(sharded / stage), logits(single / stage), rtol=0, atol=LOGITS_ATOL)
+    model = LLMSRTForConditionalGeneration.from_pretrained(sharded / "srt")
+    assert type(model.language_model.model.layers[0]).__name__ == "Gemma3DecoderLayer"
+
+
 @pytest.mark.slow
 def test_fsdp_through_the_trainer_options_resumes_after_a_kill(tmp_path):
     """torchrun + --fsdp/--fsdp_config: killed after a checkpoint and resumed, the run continues the trajectory of
@@ -164,6 +204,7 @@ def test_the_trainer_fsdp_config_wraps_what_the_accelerate_config_wraps():
     """configs/trainer-fsdp.json (--fsdp_config) and configs/accelerate/fsdp.yaml shard alike."""
     accelerate = yaml.safe_load(FSDP_ACCELERATE_CONFIG.read_text(encoding="utf-8"))["fsdp_config"]
     trainer = json.loads(FSDP_TRAINER_CONFIG.read_text(encoding="utf-8"))
+    assert trainer["fsdp_transformer_layer_cls_to_wrap"] == ["Qwen2DecoderLayer", "Gemma3DecoderLayer"]
     assert "fsdp_use_orig_params" not in accelerate  # FSDP1 only
     assert accelerate["fsdp_version"] == trainer["fsdp_version"] == 2
     assert accelerate["fsdp_transformer_layer_cls_to_wrap"].split(",") == trainer["fsdp_transformer_layer_cls_to_wrap"]

@@ -167,9 +167,13 @@ def test_paper_recipe_and_accelerate_configs_parse():
     assert len(_directions(data_args)) == 210 and training.weight_decay == 0.01
     assert [stages[s]["learning_rate"] for s in ("asr", "smt", "srt")] == [1e-4, 1e-5, 1e-4]
     assert stages["srt"]["train"] == ["adapter", "lora"] and stages["asr"]["train"] == ["adapter"]
-    kinds = {name: load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml")).distributed_type
-             for name in ("ddp", "fsdp", "deepspeed-zero2")}
-    assert [str(kind).split(".")[-1] for kind in kinds.values()] == ["MULTI_GPU", "FSDP", "DEEPSPEED"]
+    configs = {name: load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+               for name in ("ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3")}
+    kinds = [str(config.distributed_type).split(".")[-1] for config in configs.values()]
+    assert kinds == ["MULTI_GPU", "FSDP", "DEEPSPEED", "DEEPSPEED"]
+    # DeepSpeed does not run here: its two configs are parsed only (docs/training.md)
+    assert [configs[f"deepspeed-zero{stage}"].deepspeed_config["zero_stage"] for stage in (2, 3)] == [2, 3]
+    assert configs["deepspeed-zero3"].deepspeed_config["zero3_save_16bit_model"]
 
 
 def test_mcat_recipe_parses_into_the_v2_setup():
@@ -281,3 +285,24 @@ def test_a_resumed_one_stage_curriculum_keeps_its_finished_stage(tmp_path):
     finished = main([*command, "--resume_from_checkpoint", "true"])
     assert finished == {"srt": tmp_path / "srt"}
     assert (stage_info.read_bytes(), stage_info.stat().st_mtime_ns) == written
+
+
+@pytest.mark.slow
+def test_the_tiny_curriculum_trains_a_pooled_adapter_on_a_gemma3_text_model(tmp_path, wav_file):
+    """MCAT's shape on the tiny recipe: Gemma-3's text model (BOS after the audio), 16 queries pooled by 2."""
+    finished = main([RECIPE, "--output_dir", str(tmp_path), "--disable_tqdm", "true", "--tiny_text_model",
+                     "gemma3_text", "--num_query_tokens", "16", "--query_pooling_stride", "2"])
+    assert list(finished) == ["asr", "smt", "srt"]
+    srt = losses(tmp_path / "srt")
+    assert srt[-1] < 0.6 * srt[0], srt
+    model = LLMSRTForConditionalGeneration.from_pretrained(tmp_path / "srt")
+    assert type(model.language_model).__name__ == "Gemma3ForCausalLM"
+    assert (model.config.num_query_tokens, model.config.num_audio_embeddings) == (16, 8)
+    processor = json.loads((tmp_path / "srt" / "processor_config.json").read_text())
+    assert processor["prompt_layout"] == ["audio", "bos", "instruction"] and processor["num_query_tokens"] == 8
+    lora = [name for name in info(tmp_path / "srt")["trainable_parameters"] if "lora_" in name]
+    assert lora and all(".language_model." in name for name in lora)
+    translator = pipeline("speech-translation", model=str(tmp_path / "srt"), trust_remote_code=True)
+    result = translator(str(wav_file), src_lang="eng", tgt_lang="deu", generate_kwargs={"max_new_tokens": 4,
+                                                                                        "num_beams": 1})
+    assert set(result) == {"transcription", "translation", "src_lang", "tgt_lang"}

@@ -76,3 +76,16 @@ def test_unknown_detector_and_rate_are_refused():
         make_detector("webrtc")
     with pytest.raises(ValueError, match="sampling_rate=8000"):
         SileroDetector(8000)
+
+
+def test_without_silero_vad_installed_the_energy_rule_stands_in_and_says_so(monkeypatch, caplog):
+    import sys
+
+    import llmsrt.vad
+
+    monkeypatch.setitem(sys.modules, "silero_vad", None)  # `import silero_vad` raises ImportError
+    monkeypatch.setattr(llmsrt.vad, "_WARNED", [])
+    with caplog.at_level("WARNING", logger="llmsrt.vad"):
+        detector = make_detector("silero")
+    assert isinstance(detector, EnergyDetector)
+    assert "pip install silero-vad" in caplog.text and "energy rule" in caplog.text

@@ -252,8 +252,43 @@ def test_a_config_option_this_llmsrt_does_not_know_is_refused():
     model, _ = build_tiny_model_and_processor(CORPUS, hidden_size=128)
     config = model.config
     check_servable(config)  # the installed llmsrt's own options pass
-    config.query_pooling_stride = 4  # as a folder saved by another llmsrt version would have it
-    with pytest.raises(ValueError, match="query_pooling_stride"):
+    config.query_pooling_window = 4  # as a folder saved by another llmsrt version would have it
+    with pytest.raises(ValueError, match="query_pooling_window"):
         check_servable(config)
-    config.query_pooling_stride = None  # an unknown option left at None changes nothing: served
+    config.query_pooling_window = None  # an unknown option left at None changes nothing: served
     check_servable(config)
+
+
+# MCAT's shape on Gemma text models: pooled queries (16 by 2 -> 8 embeddings), BOS after the audio; the Gemma-2 folder
+# scales its audio embeddings (`audio_embedding_scale`, as a converted mcat-small), the Gemma-3 folder does not.
+GEMMA_MODELS = {
+    "gemma3_text": {"num_query_tokens": 16, "query_pooling_stride": 2},
+    "gemma2": {"num_query_tokens": 16, "query_pooling_stride": 2, "audio_embedding_scale": 128**0.5},
+}
+
+
+@pytest.fixture(scope="class", params=list(GEMMA_MODELS))
+def gemma(request, tmp_path_factory):
+    model, processor, llm, folder = build_engine(tmp_path_factory, text_model_type=request.param,
+                                                 **GEMMA_MODELS[request.param])
+    yield model, processor, llm, folder
+    close_engine(llm)
+
+
+class TestGemma:
+    def test_greedy_tokens_equal_generate_on_a_gemma_text_model(self, gemma):
+        """vLLM's own Gemma model behind llmsrt's encoder and pooled adapter: the prompt ids are the processor's
+        (`[8 audio][<bos>][tags]`) and the greedy answers transformers', for one clip and a mixed batch."""
+        model, processor, llm, _ = gemma
+        assert type(model.language_model).__name__ in ("Gemma3ForCausalLM", "Gemma2ForCausalLM")
+        outputs = llm.generate(vllm_requests(processor, MIXED), vllm.SamplingParams(temperature=0.0, max_tokens=1),
+                               use_tqdm=False)
+        for output, (length, task, src, tgt, text) in zip(outputs, MIXED):
+            expected = processor(audio=make_clip(length, seed=0), task=task, src_lang=src, tgt_lang=tgt,
+                                 text=text)["input_ids"][0].tolist()
+            assert output.prompt_token_ids == expected
+            assert expected[8] == processor.tokenizer.bos_token_id and expected.count(model.config.audio_token_id) == 8
+        for rows in ([(2.0, "srt", "eng", "deu", None)], MIXED):
+            expected = transformers_greedy(model, processor, rows)
+            assert all(len(answer) > 3 for answer in expected)  # real answers, not an immediate EOS
+            assert vllm_greedy(llm, processor, rows) == expected

@@ -42,3 +42,12 @@ def demo(argv: list[str] | None = None) -> int:
 
     main(argv)
     return 0
+
+
+def plan(argv: list[str] | None = None) -> int:
+    """`llmsrt-plan RECIPE [--gpus N --gpu_memory GB --strategy ddp|fsdp|zero3] [--step_time S]`: what each stage
+    needs per GPU (`llmsrt.training.planner`)."""
+    from ..training.planner import main
+
+    main(argv)
+    return 0

@@ -1,8 +1,11 @@
-"""Convert a checkpoint of the LLM-SRT authors (the SLAM-LLM fork behind arXiv 2409.19510) into an llmsrt folder.
+"""Convert a checkpoint of the LLM-SRT authors (the SLAM-LLM fork behind arXiv 2409.19510, v1.0, and MCAT,
+arXiv 2512.01512, v2.0) into an llmsrt folder.
 
     python -m llmsrt.conversion.convert_llm_srt_checkpoint --checkpoint llm_srt_3b.pt \
         --whisper openai/whisper-large-v3 --llm Qwen/Qwen2.5-3B --output_dir llm-srt-3b \
-        [--lora_alpha 32] [--no_lora] [--language_tag zho=cmn] [--projector q-former]
+        [--lora_alpha 32] [--no_lora] [--language_tag zho=cmn] [--projector q-former|qqm]
+    python -m llmsrt.conversion.convert_llm_srt_checkpoint --checkpoint mcat_large_27b.pt \
+        --whisper openai/whisper-large-v3 --llm google/gemma-3-27b-it --output_dir mcat-large
 
 Two layouts are read (see docs/conversion.md):
 
@@ -18,9 +21,18 @@ Two layouts are read (see docs/conversion.md):
 The LoRA rank is read from the tensors; alpha is `--lora_alpha` (default: the adapter_config.json's where there is
 one, else the reference's 32, which the file cannot confirm). Older transformers saved an unused text branch in
 every Q-Former layer (`qformer.encoder.layer.N.intermediate.*` / `.output.*`): those keys are dropped with a
-warning. Only the reference's `q-former` projector is built: a file with another query count than its 80 (150 is
-the `qqm` projector of the MCAT checkpoints, mean-pooled to 30 embeddings) is refused unless `--projector q-former`
-says it is a plain Q-Former. The converter prints what it found and writes it into the model card.
+warning. The projector is told by its query count: 80 is the reference's `q-former`; 150 is MCAT's `qqm`, whose
+Q-Former outputs are mean-pooled by 5 (`encoder_projector_ds_rate`) into 30 embeddings before its MLP (Linear(768,
+2560), ReLU, Linear(2560, d), LayerNorm). Another count is refused unless `--projector` names the kind.
+
+The LLM is whatever `AutoModelForCausalLM` loads from `--llm`; of a multimodal folder (MCAT's `gemma-3-27b-it`,
+`Gemma3ForConditionalGeneration`) its text model. LoRA keys are read in each layout the reference wrote: the text
+decoder at `model.layers.N` (a causal LM: Qwen2, Gemma-2), `model.language_model.layers.N` (Gemma-3 under current
+transformers) or `language_model.model.layers.N` (Gemma-3 under older transformers); LoRA on the vision tower (peft
+matched `q_proj`/`v_proj` there too) is counted and left out. The prompt is laid out as the reference's
+`tokenizer.encode(prompt)` after the audio: with the BOS that the LLM's tokenizer adds (Gemma), or none (Qwen). On
+a Gemma-2 LLM, the audio embeddings are scaled by `sqrt(hidden_size)` as transformers 4.x Gemma-2 scaled every input
+embedding. The converter prints what it found and writes it into the model card.
 
 The output folder holds the model (LoRA merged), the processor (with `--language_tag` tags), the remote code, a
 generation config with the paper's decoding and a model card naming the source checkpoint and its licence. The
@@ -37,13 +49,14 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from transformers import Blip2QFormerConfig
+from transformers import AutoConfig, AutoTokenizer, Blip2QFormerConfig
 
 from ..configuration_llmsrt import paper_adapter_hidden_size
 from ..hub.card import render_model_card
+from ..languages import MCAT_CODES, MCAT_LANGUAGES
 from ..modeling_llmsrt import LLMSRTForConditionalGeneration
 from ..processing_llmsrt import LLMSRTProcessor
-from ..prompt_builder import PromptBuilder, check_language_tags
+from ..prompt_builder import PromptBuilder, check_language_tags, tokenizer_prompt_layout
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +80,21 @@ PROJECTOR_RENAMES = {
     "norm.bias": "projector.layer_norm.bias",
 }
 QFORMER_PREFIX = "qformer."  # the same `Blip2QFormerModel` names on both sides
-# The projectors llmsrt builds, by the reference's `encoder_projector` names, and the reference's query counts.
-PROJECTORS = ("q-former",)
+# The projectors llmsrt builds, by the reference's `encoder_projector` names, their query counts and the stride of
+# the mean-pooling of the Q-Former's outputs (`qqm`: `encoder_projector_ds_rate`, 5 in the MCAT scripts).
+PROJECTORS = ("q-former", "qqm")
 REFERENCE_QUERY_COUNTS = {"q-former": 80, "qqm": 150}
+POOLING_STRIDES = {"q-former": 1, "qqm": 5}
+# Where the reference's LoRA keys put the LLM's text decoder (below `llm.base_model.model.`), by the LLM class and
+# transformers version it was trained with, and llmsrt's name for it (the text causal LM's `model.layers`).
+TEXT_LORA_LAYOUTS = {
+    "model.layers.": "a causal LM's model.layers.N (Qwen2, Gemma-2, ...)",
+    "model.language_model.layers.": "Gemma-3 model.language_model.layers.N (current transformers)",
+    "language_model.model.layers.": "Gemma-3 language_model.model.layers.N (older transformers)",
+}
+TEXT_LAYERS = "model.layers."
+# LoRA that peft put on a multimodal LLM's vision tower (its q_proj / v_proj match the targets by suffix).
+VISION_LORA_MODULE = re.compile(r"(^|\.)(vision_tower|vision_model)\.")
 # The Q-Former's text branch (`Blip2QFormerLayer.intermediate` / `.output`, built by transformers before
 # `use_qformer_text_input` existed): never run on query-only input, so dropped.
 TEXT_BRANCH_KEY = re.compile(r"^qformer\.encoder\.layer\.\d+\.(intermediate|output)\.")
@@ -93,7 +118,9 @@ class ReferenceCheckpoint:
         files: the files read.
         adapter: the speech adapter's tensors, under llmsrt's names (below `speech_adapter.`).
         encoder: trained Whisper encoder tensors (below `audio_encoder.`), if any.
-        lora: `{LLM module name: {"A": (r, in), "B": (out, r)}}`.
+        lora: `{LLM module name: {"A": (r, in), "B": (out, r)}}`, under the text causal LM's names.
+        lora_layout: which of `TEXT_LORA_LAYOUTS` the file's LoRA keys use (`None` without LoRA).
+        vision_lora: the vision-tower LoRA modules that were left out.
         text_branch_keys: the Q-Former text-branch keys that were dropped.
         peft_config: the adapter_config.json of the FSDP layout, if any.
     """
@@ -102,6 +129,8 @@ class ReferenceCheckpoint:
     adapter: dict[str, torch.Tensor]
     encoder: dict[str, torch.Tensor] = field(default_factory=dict)
     lora: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    lora_layout: str | None = None
+    vision_lora: list[str] = field(default_factory=list)
     text_branch_keys: list[str] = field(default_factory=list)
     peft_config: dict | None = None
 
@@ -204,6 +233,7 @@ def split_checkpoint(state: dict[str, torch.Tensor]) -> ReferenceCheckpoint:
             "(transformers' WhisperEncoder names) and LoRA keys matching "
             "llm.base_model.model.<module>.lora_{A,B}.default.weight."
         )
+    contents.lora, contents.lora_layout, contents.vision_lora = text_lora(contents.lora)
     if contents.text_branch_keys:
         logger.warning(
             "Dropped %d Q-Former text-branch tensors (qformer.encoder.layer.N.intermediate.* / output.*, saved by "
@@ -212,10 +242,62 @@ def split_checkpoint(state: dict[str, torch.Tensor]) -> ReferenceCheckpoint:
     return contents
 
 
+def text_lora(lora: dict[str, dict]) -> tuple[dict[str, dict], str | None, list[str]]:
+    """The LoRA modules of the LLM's text decoder under the text causal LM's names (`model.layers.N...`), the layout
+    the file used (a key of `TEXT_LORA_LAYOUTS`), and the vision-tower modules left out.
+
+    Raises:
+        ValueError: LoRA outside the text decoder and the vision tower, or keys of two layouts in one file.
+    """
+    text, layouts, vision, other = {}, set(), [], []
+    for name, pair in lora.items():
+        if VISION_LORA_MODULE.search(name):
+            vision.append(name)
+            continue
+        layout = next((prefix for prefix in TEXT_LORA_LAYOUTS if name.startswith(prefix)), None)
+        if layout is None:
+            other.append(name)
+            continue
+        layouts.add(layout)
+        text[TEXT_LAYERS + name[len(layout) :]] = pair
+    if other:
+        raise ValueError(
+            f"LoRA on modules outside the LLM's decoder layers and its vision tower: {sorted(other)[:5]}. Accepted "
+            f"paths below llm.base_model.model.: {', '.join(TEXT_LORA_LAYOUTS)} (and *vision_tower.*, left out)."
+        )
+    if len(layouts) > 1:
+        raise ValueError(f"The checkpoint's LoRA keys mix the text-decoder layouts {sorted(layouts)}: one file holds "
+                         "one model's keys.")
+    if vision and not text:
+        raise ValueError(f"The checkpoint's LoRA sits on the vision tower only ({len(vision)} modules): no LoRA of the "
+                         "text decoder to merge.")
+    return text, (layouts.pop() if layouts else None), sorted(vision)
+
+
+def text_side_kwargs(text_config) -> tuple[dict, str]:
+    """`LLMSRTConfig` fields for how the reference fed the audio embeddings to this LLM, and a summary line.
+
+    The reference writes the audio embeddings over the text embeddings (`embed_tokens(input_ids)`) and hands the
+    LLM `inputs_embeds`. Gemma-3's embedding layer scales the text by `sqrt(hidden_size)` and its forward does not
+    rescale: the audio is unscaled. transformers 4.x Gemma-2 scaled every `inputs_embeds` in its forward instead,
+    the audio's included (the file does not record the transformers version; Gemma-3 needs 4.50 or later, and
+    transformers 4.x is the line the reference's Gemma-3 code was written against).
+    """
+    if text_config.model_type == "gemma2":
+        scale = text_config.hidden_size**0.5
+        return {"audio_embedding_scale": scale}, (
+            f"x {scale:g} = sqrt({text_config.hidden_size}) (Gemma-2: transformers 4.x scaled every inputs_embeds, the "
+            "audio's included)"
+        )
+    if getattr(text_config, "model_type", "").startswith("gemma3"):
+        return {}, "unscaled (merged after Gemma-3's scaled text embedding, as the reference)"
+    return {}, "unscaled (merged over the text embeddings, as the reference)"
+
+
 def check_projector(adapter: dict[str, torch.Tensor], projector: str | None) -> str:
-    """The projector this adapter is, or a `ValueError` saying what the file holds. Its only mark is the query
-    count: the reference's `q-former` has 80 queries, its `qqm` (MCAT) 150, mean-pooled to 30 embeddings, which
-    llmsrt does not implement. `projector` (a user's `--projector`) overrides the count."""
+    """The projector this adapter is, or a `ValueError` saying what the file holds. Its mark is the query count:
+    the reference's `q-former` has 80 queries, its `qqm` (MCAT) 150, mean-pooled by 5 to 30 embeddings.
+    `projector` (a user's `--projector`) overrides the count."""
     if projector is not None and projector not in PROJECTORS:
         raise ValueError(f"--projector {projector!r}: llmsrt builds {list(PROJECTORS)} only.")
     if "query_tokens" not in adapter:
@@ -225,27 +307,22 @@ def check_projector(adapter: dict[str, torch.Tensor], projector: str | None) -> 
             f"{found or 'none'}). The reference's `linear` and `cov1d-linear` projectors are not built by llmsrt."
         )
     queries, width = adapter["query_tokens"].shape[1:]
-    if projector is None and queries != REFERENCE_QUERY_COUNTS["q-former"]:
-        seen = f"The checkpoint's {PROJECTOR_PREFIX}query holds {queries} queries of width {width}"
-        if queries == REFERENCE_QUERY_COUNTS["qqm"]:
-            reason = (
-                ": the query count of the authors' `qqm` projector (MCAT checkpoints, yxdu/mcat-*), whose Q-Former "
-                "outputs are mean-pooled by 5 into 30 embeddings before the MLP. llmsrt does not implement that "
-                "pooling, and converted unpooled it would compute something else."
-            )
-        else:
-            reason = ": neither the reference's q-former (80) nor its qqm (150, mean-pooled), so its layout is unknown."
+    if projector is not None:
+        return projector
+    found = next((kind for kind, count in REFERENCE_QUERY_COUNTS.items() if count == queries), None)
+    if found is None:
         raise ValueError(
-            seen + reason + " If the file is a plain Q-Former with this many queries (no pooling), say so with "
-            "--projector q-former."
+            f"The checkpoint's {PROJECTOR_PREFIX}query holds {queries} queries of width {width}: neither the "
+            "reference's q-former (80) nor MCAT's qqm (150, mean-pooled by 5), so its layout is unknown. Name it: "
+            "--projector q-former (a plain Q-Former with this many queries) or --projector qqm (pooled by 5)."
         )
-    return projector or "q-former"
+    return found
 
 
-def adapter_config_kwargs(adapter: dict[str, torch.Tensor]) -> dict:
+def adapter_config_kwargs(adapter: dict[str, torch.Tensor], projector: str = "q-former") -> dict:
     """`LLMSRTConfig` fields read from the adapter's shapes: queries, Q-Former depth, width, FFN width and
     cross-attention frequency (other Q-Former settings are `Blip2QFormerConfig` defaults, as in the reference),
-    and the projector's hidden width (`0`: a single Linear)."""
+    the projector's hidden width (`0`: a single Linear), and the pooling stride of the `projector` kind."""
     num_queries, query_width = adapter["query_tokens"].shape[1:]
     layers, cross_layers = set(), set()
     for name in adapter:
@@ -266,8 +343,12 @@ def adapter_config_kwargs(adapter: dict[str, torch.Tensor]) -> dict:
         )
     intermediate = adapter["qformer.encoder.layer.0.intermediate_query.dense.weight"].shape[0]
     hidden = adapter["projector.layers.0.weight"].shape[0] if "projector.layers.2.weight" in adapter else 0
+    stride = POOLING_STRIDES[projector]
+    if num_queries < stride:
+        raise ValueError(f"{num_queries} queries cannot be mean-pooled by {stride} ({projector}).")
     return {
         "num_query_tokens": int(num_queries),
+        "query_pooling_stride": stride,
         "qformer_config": Blip2QFormerConfig(
             hidden_size=int(query_width),
             num_hidden_layers=num_layers,
@@ -396,7 +477,8 @@ def _projector_shape(adapter: dict[str, torch.Tensor]) -> str:
 
 
 def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str, lora_line: str,
-             language_tags: dict[str, str] | None) -> str:
+             language_tags: dict[str, str] | None, llm_line: str, prompt_layout: list[str], audio_line: str,
+             languages: list[str] | None = None) -> str:
     """The converter's summary of what it found and did (printed, and written into the model card)."""
     qformer = config_kwargs["qformer_config"]
     queries, width = contents.adapter["query_tokens"].shape[1:]
@@ -409,21 +491,36 @@ def describe(contents: ReferenceCheckpoint, config_kwargs: dict, projector: str,
     if contents.text_branch_keys:
         dropped = (f"{len(contents.text_branch_keys)} Q-Former text-branch tensors "
                    "(qformer.encoder.layer.N.intermediate.* / output.*: unused by the queries)")
+    if contents.vision_lora:
+        vision = (f"{len(contents.vision_lora)} vision-tower LoRA modules ({2 * len(contents.vision_lora)} tensors: "
+                  "the vision tower never sees audio)")
+        dropped = vision if dropped == "none" else f"{dropped}; {vision}"
+    stride = config_kwargs["query_pooling_stride"]
+    pooled = f", mean-pooled by {stride} -> {queries // stride} embeddings per clip" if stride > 1 else \
+             f" -> {queries} embeddings per clip"
+    layout = "".join({"audio": f"[{queries // stride} audio]", "bos": "[<bos>]", "instruction": "[tags]"}[piece]
+                     for piece in prompt_layout)
     builder = PromptBuilder(language_tags=language_tags, languages=tuple(language_tags or ()))
     tags = ", ".join(f"{code} -> {builder.tag(code)}" for code in sorted(language_tags or {}))
     lines = [
         f"files: {', '.join(contents.files)}",
         (f"speech adapter: {len(contents.adapter)} tensors (encoder_projector.*, {'/'.join(dtypes)}), "
          f"projector {projector}"),
-        f"queries: {queries} x {width}",
+        f"queries: {queries} x {width}{pooled}",
         (f"Q-Former: {qformer['num_hidden_layers']} layers, cross-attention every "
          f"{qformer['cross_attention_frequency']} layers, FFN {qformer['intermediate_size']}"),
         f"projector: {_projector_shape(contents.adapter)}",
         f"LoRA: {lora_line}",
+        f"LoRA keys: {TEXT_LORA_LAYOUTS[contents.lora_layout] if contents.lora_layout else 'none'}",
+        f"LLM: {llm_line}",
+        f"prompt: {layout} (as the reference's tokenizer.encode(prompt) after the audio)",
+        f"audio embeddings: {audio_line}",
         f"encoder: {encoder_line}",
         f"dropped: {dropped}",
         "Q-Former view: the whole 30-s window, padding included (qformer_attends_padding=True, as the reference)",
         f"language tags: {tags or 'each language its ISO 639-3 code (<|zho|> for Mandarin)'}",
+        f"languages: {len(languages)} (MCAT's; any other is refused)" if languages else
+        "languages: not recorded (the paper's v1.0 set is assumed)",
     ]
     return "\n".join(lines)
 
@@ -455,7 +552,8 @@ def convert_llm_srt_checkpoint(
             comes from the tensors.
         no_lora: convert the adapter alone, ignoring any LoRA in the file (as the authors' current inference script
             runs `llm_srt_3b.pt`: `use_peft=false`, `load_state_dict(strict=False)`).
-        projector: `"q-former"` to convert a Q-Former whose query count is not the reference's 80.
+        projector: `"q-former"` (a plain Q-Former) or `"qqm"` (outputs mean-pooled by 5) for a query count that is
+            neither the reference's 80 (q-former) nor MCAT's 150 (qqm).
         language_tags: tag codes for languages whose training tag was not their ISO 639-3 code (`{"zho": "cmn"}`),
             saved with the processor.
         dtype: dtype of the Whisper and LLM weights (`None`: as the parts are saved); the adapter stays float32.
@@ -470,7 +568,7 @@ def convert_llm_srt_checkpoint(
     contents = split_checkpoint(state)
     contents.files, contents.peft_config = files, peft_config
     projector = check_projector(contents.adapter, projector)
-    config_kwargs = adapter_config_kwargs(contents.adapter)
+    config_kwargs = adapter_config_kwargs(contents.adapter, projector)
     if peft_config is not None and not contents.lora and not no_lora:
         raise ValueError(
             f"{checkpoint}: the peft adapter ({', '.join(files[1:])}) holds no LoRA tensors (a peft newer than the "
@@ -492,15 +590,28 @@ def convert_llm_srt_checkpoint(
                          "into the LLM"
             lora_kwargs = {"lora_rank": rank, "lora_alpha": alpha,
                            "lora_target_modules": sorted({kind.rsplit(".", 1)[-1] for kind in kinds})}
+    llm_config = AutoConfig.from_pretrained(llm)
+    text_kwargs, audio_line = text_side_kwargs(llm_config.get_text_config())
+    prompt_layout = list(tokenizer_prompt_layout(AutoTokenizer.from_pretrained(llm)))  # as tokenizer.encode(prompt)
+    languages = None
+    if projector == "qqm":  # MCAT (v2.0): trained on its 70 languages, tagged with its codes (<|cmn|>, <|azj|>, ...)
+        languages = list(MCAT_LANGUAGES)
+        language_tags = {**MCAT_CODES, **(language_tags or {})}
     processor = LLMSRTProcessor.from_pretrained_parts(
-        whisper, llm, num_query_tokens=config_kwargs["num_query_tokens"], language_tags=language_tags
+        whisper, llm, num_query_tokens=config_kwargs["num_query_tokens"] // config_kwargs["query_pooling_stride"],
+        language_tags=language_tags, prompt_layout=prompt_layout,
     )
+    processor.languages = languages
     model = LLMSRTForConditionalGeneration.from_pretrained_parts(
         whisper, llm, audio_token_id=processor.audio_token_id, dtype=dtype, qformer_attends_padding=True,
-        **lora_kwargs, **config_kwargs,
+        **lora_kwargs, **config_kwargs, **text_kwargs,
     )
+    llm_line = f"{type(model.language_model).__name__} ({model.config.text_config.model_type}, width " \
+               f"{model.config.text_config.hidden_size}, {model.config.text_config.num_hidden_layers} layers)"
+    if llm_config.get_text_config() is not llm_config:
+        llm_line += f": the text model of {llm_config.architectures[0] if llm_config.architectures else 'its folder'}"
     width = model.config.text_config.hidden_size
-    if (paper_adapter_hidden_size(width) or 0) != config_kwargs["adapter_hidden_size"]:
+    if projector == "q-former" and (paper_adapter_hidden_size(width) or 0) != config_kwargs["adapter_hidden_size"]:
         logger.warning("The checkpoint's projector hidden width is %s; the reference picks %s for an LLM %s wide.",
                        config_kwargs["adapter_hidden_size"], paper_adapter_hidden_size(width) or 0, width)
     load_adapter(model, contents.adapter)
@@ -510,7 +621,8 @@ def convert_llm_srt_checkpoint(
         merge_reference_lora(model, contents.lora, lora_kwargs["lora_alpha"], rslora)
     model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
-    summary = describe(contents, config_kwargs, projector, lora_line, language_tags)
+    summary = describe(contents, config_kwargs, projector, lora_line, language_tags, llm_line, prompt_layout,
+                       audio_line, languages)
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
@@ -547,8 +659,8 @@ def main(argv=None):
                         help="The tag the model was trained with for a language, e.g. zho=cmn (writes <|cmn|> for "
                              "Mandarin); repeatable. Default: each language's ISO 639-3 code.")
     parser.add_argument("--projector", choices=PROJECTORS, default=None,
-                        help="Convert the Q-Former even though its query count is not the reference's 80 (refused "
-                             "otherwise: 150 is the qqm projector's, mean-pooled, which llmsrt does not build).")
+                        help="The projector kind where the query count does not tell it (80: q-former, 150: MCAT's "
+                             "qqm, outputs mean-pooled by 5): q-former (plain Q-Former) or qqm (pooled by 5).")
     parser.add_argument("--dtype", default=None, help="dtype of the Whisper and LLM weights, e.g. bfloat16.")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.WARNING)

@@ -89,7 +89,18 @@ class DataArguments(DataSource):
                                            "train_covost)/dev/test; common_voice: train/dev/test/validated."}
     )
     eval_split: str | None = field(default=None)
-    streaming: bool = field(default=False, metadata={"help": "Stream Hub data (IterableDataset); needs max_steps."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream the corpus (datasets IterableDataset) instead of materialising it: nothing is "
+                          "written to disk; needs max_steps (a stream has no length). Training reads it pass after "
+                          "pass, shuffled through --shuffle_buffer_size, and resumes at the same example "
+                          "(llmsrt.data.streaming)."},
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={"help": "Streaming: the shuffling buffer (examples) each training pass goes through (shards are "
+                          "shuffled too); 0 keeps the corpus order."},
+    )
     long_audio: str = field(
         default="trim",
         metadata={"help": "Clips longer than the encoder window (30 s): trim (cut to it, as the reference does; "

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..audio_utils import stream_audio
 from .live import LiveEvent, LiveTranslator
 from .subtitles import write_subtitles
@@ -55,16 +57,23 @@ def show(event: LiveEvent, stream=sys.stdout) -> None:
 
 
 def play_file(name: str, chunk_seconds: float, speed: float, sampling_rate: int = 16000):
-    """`name`'s audio in chunks of `chunk_seconds`, each given when it would have been heard at `speed` (0: at
-    once)."""
-    started, played = time.monotonic(), 0.0
+    """`name`'s audio as it would be heard at `speed` (0: at once): each time the consumer asks, all the audio that
+    has been played by then (at least one chunk of `chunk_seconds`), so that a slow consumer gets larger chunks
+    instead of falling behind."""
+    started, played, pending = time.monotonic(), 0.0, []
     for block in stream_audio(name, sampling_rate, block_seconds=chunk_seconds, name=name):
         if not block.size:
             continue
         played += block.size / sampling_rate
         if speed > 0:
             time.sleep(max(0.0, started + played / speed - time.monotonic()))
-        yield block
+        pending.append(block)
+        if speed > 0 and time.monotonic() >= started + (played + chunk_seconds) / speed:
+            continue  # the next chunk has been played too: give them together
+        yield np.concatenate(pending)
+        pending = []
+    if pending:
+        yield np.concatenate(pending)
 
 
 def microphone_chunks(chunk_seconds: float, device=None, sampling_rate: int = 16000):
@@ -84,7 +93,10 @@ def microphone_chunks(chunk_seconds: float, device=None, sampling_rate: int = 16
                                  blocksize=int(chunk_seconds * sampling_rate),
                                  callback=lambda data, frames, when, status: received.put(data[:, 0].copy())):
         while True:
-            yield received.get()
+            chunks = [received.get()]
+            while not received.empty():  # what arrived while the last chunk was translated: all at once
+                chunks.append(received.get_nowait())
+            yield np.concatenate(chunks)
 
 
 def run_live(pipeline, args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """The prompts of vLLM requests for LLM-SRT, written by the folder's processor (`LLMSRTProcessor.prompt_builder`, with
 the folder's `language_tags` and `prompt_layout`) with one audio placeholder per clip.
 
-vLLM expands the placeholder into the model's `num_query_tokens` placeholders, as `LLMSRTProcessor` writes them, so
+vLLM expands the placeholder into the model's `num_audio_embeddings` placeholders, as `LLMSRTProcessor` writes them, so
 the token ids the LLM reads are the processor's: e.g. `[<|audio|> x 80][prompt tags]`. Nothing here imports vLLM.
 """
 

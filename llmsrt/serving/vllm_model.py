@@ -1,16 +1,19 @@
-"""LLM-SRT as a vLLM model: llmsrt's Whisper encoder and speech adapter in front of vLLM's own LLM (Qwen2).
+"""LLM-SRT as a vLLM model: llmsrt's Whisper encoder and speech adapter in front of vLLM's own LLM (the folder's
+`text_config` architecture: Qwen2, Gemma-3's text model, Gemma-2, ...).
 
 The audio path is llmsrt's code, not a copy: `LLMSRTWhisperEncoder` and `LLMSRTSpeechAdapter` are built from the
 folder's config, and the methods that turn log-mel features into audio embeddings (`get_audio_features`,
 `encode_frames`, `_run_audio_encoder` of `llmsrt.LLMSRTForConditionalGeneration`) are bound to this class, so every
 config option they read (`variable_length_encoding`, `query_time_window`, ...)
-computes what it computes in transformers. The LLM is vLLM's implementation of the folder's `text_config`
-architecture (paged attention, continuous batching, tensor parallelism on GPUs).
+computes what it computes in transformers, and so are the audio embeddings' dtype and `audio_embedding_scale`
+(`audio_embeddings_for_llm`). The LLM is vLLM's implementation of the folder's `text_config` architecture (paged
+attention, continuous batching, tensor parallelism on GPUs); vLLM embeds the text tokens with it (Gemma's scaled by
+`sqrt(hidden_size)`, as transformers' Gemma embeddings are) and writes the audio embeddings over the placeholders.
 
 A request's prompt holds one `<|audio|>` placeholder, written by the folder's processor
 (`llmsrt.serving.prompts.request_prompt`, with the folder's `language_tags` and `prompt_layout`); the multimodal
-processor expands it into `num_query_tokens` placeholders, the positions that `embed_multimodal`'s
-`(num_query_tokens, D_llm)` embeddings per clip are written over.
+processor expands it into `num_audio_embeddings` placeholders, the positions that `embed_multimodal`'s
+`(num_audio_embeddings, D_llm)` embeddings per clip are written over.
 
 Imported by vLLM only (registered by name in `llmsrt.serving.vllm_plugin`); it imports vLLM.
 """
@@ -95,7 +98,7 @@ def check_servable(config: LLMSRTConfig) -> None:
 
 
 class LLMSRTProcessingInfo(BaseProcessingInfo):
-    """Shapes and limits of LLM-SRT's inputs: one clip per prompt, `num_query_tokens` embeddings per clip."""
+    """Shapes and limits of LLM-SRT's inputs: one clip per prompt, `num_audio_embeddings` embeddings per clip."""
 
     def get_hf_config(self) -> LLMSRTConfig:
         return self.ctx.get_hf_config(LLMSRTConfig)
@@ -107,9 +110,12 @@ class LLMSRTProcessingInfo(BaseProcessingInfo):
         return {"text_kwargs": set(), "audio_kwargs": set()}
 
     def get_data_parser(self) -> MultiModalDataParser:
+        """Audio of any rate and channel count is mixed to mono and resampled to 16 kHz with soxr, as the pipeline
+        does (vLLM's default, torchaudio, is missing from its CPU build)."""
         return MultiModalDataParser(
             target_sr=self.get_hf_processor().sampling_rate,
             target_channels=1,
+            audio_resample_method="soxr",
             expected_hidden_size=self._get_expected_hidden_size(),
             allow_missing_mm_embeddings=self.allow_missing_mm_embeddings,
         )
@@ -117,8 +123,13 @@ class LLMSRTProcessingInfo(BaseProcessingInfo):
     def get_supported_mm_limits(self) -> Mapping[str, int | None]:
         return {"audio": 1}
 
+    def get_default_tok_params(self):
+        """Prompts are tokenised without the tokenizer's special tokens: the folder's prompt builder writes every
+        one its layout places (the BOS after the audio for Gemma), as `LLMSRTProcessor` tokenises them."""
+        return super().get_default_tok_params().with_kwargs(add_special_tokens=False)
+
     def get_mm_max_tokens_per_item(self, seq_len: int, mm_counts: Mapping[str, int]) -> Mapping[str, int]:
-        return {"audio": self.get_hf_config().num_query_tokens}
+        return {"audio": self.get_hf_config().num_audio_embeddings}
 
 
 class LLMSRTDummyInputsBuilder(BaseDummyInputsBuilder[LLMSRTProcessingInfo]):
@@ -140,7 +151,7 @@ class LLMSRTDummyInputsBuilder(BaseDummyInputsBuilder[LLMSRTProcessingInfo]):
 
 class LLMSRTMultiModalProcessor(BaseMultiModalProcessor[LLMSRTProcessingInfo]):
     """Log-mel features as `LLMSRTProcessor` computes them, and the expansion of each `<|audio|>` into
-    `num_query_tokens` placeholders (the prompt itself is tokenised by vLLM)."""
+    `num_audio_embeddings` placeholders (the prompt itself is tokenised by vLLM)."""
 
     def _call_hf_processor(self, hf_data: Mapping[str, object], hf_kwargs: Mapping[str, object]) -> BatchFeature:
         """`{"audio": [waveform, ...]}` (16 kHz mono, resampled by vLLM's parser) -> `input_features`
@@ -170,10 +181,10 @@ class LLMSRTMultiModalProcessor(BaseMultiModalProcessor[LLMSRTProcessingInfo]):
         out_mm_kwargs: MultiModalKwargsItems,
     ) -> Sequence[PromptUpdate]:
         audio_token_id = self.info.get_hf_config().audio_token_id
-        num_query_tokens = self.info.get_hf_config().num_query_tokens
+        num_audio_embeddings = self.info.get_hf_config().num_audio_embeddings
         return [
             PromptReplacement(
-                modality="audio", target=[audio_token_id], replacement=[audio_token_id] * num_query_tokens
+                modality="audio", target=[audio_token_id], replacement=[audio_token_id] * num_audio_embeddings
             )
         ]
 
@@ -192,6 +203,7 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     qformer_frame_mask = TransformersLLMSRT.qformer_frame_mask
     encode_frames = TransformersLLMSRT.encode_frames
     _run_audio_encoder = TransformersLLMSRT._run_audio_encoder
+    audio_embeddings_for_llm = TransformersLLMSRT.audio_embeddings_for_llm
 
     @classmethod
     def get_placeholder_str(cls, modality: str, i: int) -> str | None:
@@ -220,14 +232,14 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
 
     def embed_multimodal(self, **kwargs: object) -> MultiModalEmbeddings:
         """`input_features` `(B, n_mels, T_mel)` and `input_features_mask` `(B, T_mel)` of the clips vLLM batched ->
-        one `(num_query_tokens, D_llm)` tensor per clip."""
+        one `(num_audio_embeddings, D_llm)` tensor per clip, in the LLM's dtype and scaled as in transformers."""
         features, mask = kwargs.get("input_features"), kwargs.get("input_features_mask")
         if features is None:
             return []
         if isinstance(features, (list, tuple)):
             features, mask = torch.stack(list(features)), torch.stack(list(mask))
         audio_embeds = self.get_audio_features(features, mask).pooler_output
-        return tuple(audio_embeds.to(next(self.language_model.parameters()).dtype))
+        return tuple(self.audio_embeddings_for_llm(audio_embeds, next(self.language_model.parameters()).dtype))
 
     def forward(
         self,
@@ -302,4 +314,5 @@ class LLMSRTForConditionalGeneration(nn.Module, SupportsMultiModal, SupportsPP, 
     @classmethod
     def get_num_audio_tokens(cls, audio_duration_s: float, stt_config: SpeechToTextConfig,
                              model_config: ModelConfig) -> int | None:
-        return model_config.hf_config.num_query_tokens
+        return model_config.hf_config.num_audio_embeddings
+

@@ -14,11 +14,13 @@ import shutil
 import time
 from pathlib import Path
 
+import datasets
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data import AlignmentCollator, CurriculumCollator
 from ..data.stage_data import StageData, example_texts, load_stage_data, stage_languages
+from ..data.streaming import TrainingStream
 from ..encoder_cache import fingerprint
 from ..lora import merge_lora
 from .alignment import match_embedding_scale, prepare_alignment, unwrap_alignment
@@ -124,7 +126,7 @@ def run_stage(
         trainer = LLMSRTTrainer(
             model=model,
             args=stage_args,
-            train_dataset=train_examples,
+            train_dataset=training_examples(train_examples, data_args, stage_args),
             eval_dataset=eval_examples,
             data_collator=train_collator,
             processing_class=processor,
@@ -166,6 +168,18 @@ def run_stage(
                           changed_only=curriculum_args.stage_folders == "changed")
     trainer.accelerator.wait_for_everyone()
     return final_dir
+
+
+def training_examples(examples, data_args: DataArguments, stage_args: TrainingArguments):
+    """What the Trainer reads: a materialised dataset as it is; a stream as a `TrainingStream` (shuffled passes,
+    resumed at the same example), which needs `max_steps`."""
+    if not isinstance(examples, datasets.IterableDataset):
+        return examples
+    if stage_args.max_steps is None or stage_args.max_steps <= 0:
+        raise ValueError("A streamed corpus (--streaming true) has no length: give the stage --max_steps N (or "
+                         "STAGE.max_steps=N in --stage_overrides / the recipe's stages: block).")
+    return TrainingStream(examples, seed=stage_args.seed, buffer_size=data_args.shuffle_buffer_size,
+                          batch_size=stage_args.per_device_train_batch_size * stage_args.world_size)
 
 
 def save_stage_folder(model, processor, trainer, final_dir: Path, info: dict, changed_only: bool = False) -> None:

@@ -42,7 +42,9 @@ def build_initial_model(model_args: ModelArguments, texts: list[str] | None = No
             raise ValueError("tiny_model trains its tokenizer on the training texts, but none were found.")
         return build_tiny_model_and_processor(
             texts,
-            num_query_tokens=min(model_args.num_query_tokens, 16),
+            num_query_tokens=min(model_args.num_query_tokens, 16 * model_args.query_pooling_stride),
+            text_model_type=model_args.tiny_text_model,
+            query_pooling_stride=model_args.query_pooling_stride,
             qformer_attends_padding=model_args.qformer_attends_padding,
             query_time_window=model_args.query_time_window,
         )

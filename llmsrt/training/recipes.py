@@ -59,6 +59,7 @@ def parse_train_args(argv: list[str]):
         argv = argv[1:]
     recipe_stages = recipe.pop("stages", None)
     recipe.pop("demo", None)  # settings of `python -m llmsrt.demo` (evaluation of the demo), not of training
+    recipe.pop("plan", None)  # shapes and text lengths for `llmsrt-plan` (llmsrt.training.planner)
     parser = HfArgumentParser((ModelArguments, DataArguments, CurriculumArguments, TrainingArguments))
     model_args, data_args, curriculum_args, training_args = parser.parse_args_into_dataclasses(
         args=recipe_argv(recipe) + list(argv)

@@ -71,6 +71,27 @@ def enable_fsdp_on_cpu(args, mixed_precision: str | None = None, dynamo_plugin=N
     return True
 
 
+def keep_present_layer_classes(plugin, model: nn.Module) -> None:
+    """Let one FSDP config serve Qwen2.5 and Gemma-3 text sides: of the layer classes it names to wrap
+    (`fsdp_transformer_layer_cls_to_wrap`), keep those `model` has (accelerate refuses a class a model lacks)."""
+    names = plugin.transformer_cls_names_to_wrap
+    if not names:
+        return
+    names = names.split(",") if isinstance(names, str) else list(names)
+    present = {type(module).__name__ for module in model.modules()}
+    kept = [name for name in names if name in present]
+    if not kept:
+        raise ValueError(f"The FSDP config wraps {names}, none of which is in the model; its decoder layers are "
+                         f"{sorted(name for name in present if name.endswith('DecoderLayer'))}.")
+    plugin.transformer_cls_names_to_wrap = kept
+
+
+def shards_weights(trainer) -> bool:
+    """Whether the trainer's model will hold shards of its weights: FSDP, or DeepSpeed ZeRO stage 3."""
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    return trainer.is_fsdp_enabled or (plugin is not None and plugin.zero_stage == 3)
+
+
 def sharding_in_effect(model: nn.Module, accelerator) -> str | None:
     """What the wrapped model actually is: "fsdp" (FSDP2 or FSDP1 modules inside), "deepspeed" (a DeepSpeed
     engine), or None (a plain or DDP-wrapped model: every process holds every weight)."""
@@ -114,17 +135,31 @@ def meta_twin(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def unshard(sharded: nn.Module, twin: nn.Module) -> nn.Module:
-    """`twin` (from `meta_twin` of the model before sharding) holding the full weights of FSDP-trained `sharded`
-    (which keeps the parameter names). Every process must call it: each sharded weight is gathered from all of them.
-    Weights tied in the model stay tied."""
+def full_weight(parameter: nn.Parameter) -> torch.Tensor:
+    """A copy of the whole of a sharded parameter: an FSDP2 DTensor, or a DeepSpeed ZeRO-3 partition (not tested
+    here: DeepSpeed does not run on the CI's CPUs), or a parameter every process holds."""
     from torch.distributed.tensor import DTensor
 
+    if isinstance(parameter, DTensor):
+        return parameter.detach().full_tensor()
+    if hasattr(parameter, "ds_id"):
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters([parameter]):
+            return parameter.detach().clone()
+    return parameter.detach().clone()
+
+
+def unshard(sharded: nn.Module, twin: nn.Module) -> nn.Module:
+    """`twin` (from `meta_twin` of the model before sharding) holding the full weights of the sharded, trained
+    model (FSDP2 and ZeRO-3 keep the parameter names). Every process must call it: each sharded weight is gathered
+    from all of them. Weights tied in the model stay tied."""
     trained = dict(sharded.named_parameters())
     filled: dict[int, nn.Parameter] = {}
     for name, placeholder in twin.named_parameters():  # shared parameters once, in the model's order
-        weight = trained[name].detach()
-        weight = weight.full_tensor() if isinstance(weight, DTensor) else weight.clone()
+        weight = full_weight(trained[name])
+        if weight.shape != placeholder.shape:
+            raise RuntimeError(f"Gathering {name} gave {tuple(weight.shape)}, not {tuple(placeholder.shape)}.")
         filled[id(placeholder)] = nn.Parameter(weight, requires_grad=placeholder.requires_grad)
     for module in twin.modules():
         for leaf, placeholder in list(module.named_parameters(recurse=False)):

@@ -6,8 +6,16 @@ import shutil
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
+from ..data.streaming import TrainingStream
 from ..diagnostics.audio_gain import first_answer_logit
-from .sharding import check_sharding, enable_fsdp_on_cpu, meta_twin, unshard
+from .sharding import (
+    check_sharding,
+    enable_fsdp_on_cpu,
+    keep_present_layer_classes,
+    meta_twin,
+    shards_weights,
+    unshard,
+)
 
 STAGING_DIR = ".staging"
 
@@ -29,8 +37,8 @@ class LLMSRTTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # FSDP2 shards the model in place: keep its unsharded structure (no weights) to put the trained ones in.
-        self._unsharded_twin = meta_twin(self.model) if self.is_fsdp_enabled else None
+        # FSDP2 and ZeRO-3 shard the model in place: keep its unsharded structure (no weights) for the trained ones.
+        self._unsharded_twin = meta_twin(self.model) if shards_weights(self) else None
 
     def create_accelerator_and_postprocess(self) -> None:
         accelerator_args = self._build_accelerator_args()
@@ -38,12 +46,15 @@ class LLMSRTTrainer(Trainer):
         super().create_accelerator_and_postprocess()
 
     def _prepare_for_training(self, *args, **kwargs):
+        if self.is_fsdp_enabled:
+            keep_present_layer_classes(self.accelerator.state.fsdp_plugin, self.model)
         prepared = super()._prepare_for_training(*args, **kwargs)
         check_sharding(self.args, self.model_wrapped, self.accelerator)
         return prepared
 
     def trained_model(self):
-        """The trained model, whole on every process (gathered from the shards after FSDP; every process calls it)."""
+        """The trained model, whole on every process (gathered from the shards after FSDP or ZeRO-3; every process
+        calls it)."""
         if self._unsharded_twin is None:
             return self.model
         return unshard(self.model, self._unsharded_twin)
@@ -79,6 +90,14 @@ class LLMSRTTrainer(Trainer):
             if first is not None:
                 inputs = {**inputs, "labels": labels[:, first:], "logits_to_keep": labels.shape[1] - first}
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def get_resumed_dataloader(self, dataloader, num_batches: int):
+        """A resumed stream starts reading at the first example the checkpoint had not trained on (the stock
+        Trainer would collate `num_batches` batches again and drop them, from the start of the first pass)."""
+        if isinstance(self.train_dataset, TrainingStream):
+            self.train_dataset.start = num_batches * self.train_dataset.batch_size
+            return dataloader
+        return super().get_resumed_dataloader(dataloader, num_batches)
 
     def train(self, *args, **kwargs):
         if self.args.should_save:  # drop whatever a killed run left half-written

@@ -1,0 +1,181 @@
+"""The audio uploads of vLLM's `/v1/audio/transcriptions` and `/v1/audio/translations`, decoded as llmsrt's pipeline
+decodes them: an ASGI middleware that `python -m llmsrt.serving` installs with vLLM's `--middleware` option.
+
+vLLM decodes an upload itself (`vllm.multimodal.media.audio.load_audio`: torchcodec, else libsndfile, else PyAV) and
+resamples it with PyAV; where PyAV or torchcodec is missing (the CPU build removes torchcodec), anything but a 16-kHz
+file is refused as "Invalid or unsupported audio file", and the containers it reads differ from the pipeline's. This
+middleware reads the upload first with `llmsrt.audio_utils.stream_audio` (libsndfile, then FFmpeg through PyAV where
+installed; mono, resampled to 16 kHz with soxr, as the pipeline), and hands vLLM the decoded audio as a 16-kHz mono
+float WAV in place of the upload, the form's other fields unchanged, so any rate, any channel count and every
+container the pipeline reads are served, to the same samples the pipeline decodes. What it cannot use is answered
+here, in vLLM's error format: an undecodable, empty or non-finite file is a 400 naming the problem, a file longer
+than `VLLM_MAX_AUDIO_DECODE_DURATION_S` (600 s by default) a 400, a body larger than `VLLM_MAX_AUDIO_CLIP_FILESIZE_MB`
+(25 MB by default) a 413. Audio in which Silero VAD finds no speech (`llmsrt.vad.has_speech`: silence, noise, music,
+hum) gets no text, `{"text": ""}` as Whisper servers answer, without a request to the engine.
+"""
+
+import io
+import math
+import os
+from http import HTTPStatus
+
+import numpy as np
+import soundfile
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from ..audio_utils import stream_audio
+from ..vad import has_speech
+
+AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
+SAMPLING_RATE = 16000
+MiB = 1 << 20
+
+
+def max_upload_bytes() -> int:
+    """vLLM's limit on an uploaded audio file (`VLLM_MAX_AUDIO_CLIP_FILESIZE_MB`, 25 by default)."""
+    return int(float(os.environ.get("VLLM_MAX_AUDIO_CLIP_FILESIZE_MB", "25")) * MiB)
+
+
+def max_audio_seconds() -> float:
+    """vLLM's limit on the decoded duration (`VLLM_MAX_AUDIO_DECODE_DURATION_S`, 600 by default)."""
+    return float(os.environ.get("VLLM_MAX_AUDIO_DECODE_DURATION_S", "600"))
+
+
+def decode_upload(data: bytes, max_seconds: float) -> np.ndarray:
+    """An uploaded file -> `(samples,)` float32 mono at 16 kHz, decoded as the pipeline decodes files.
+
+    Raises:
+        ValueError: a file no decoder here reads (the message names the decoders), non-finite samples, no samples,
+            or more than `max_seconds` of audio.
+    """
+    blocks, samples = [], 0
+    for block in stream_audio(data, SAMPLING_RATE, name="the uploaded file"):
+        blocks.append(block)
+        samples += block.size
+        if samples > max_seconds * SAMPLING_RATE:
+            raise ValueError(f"The uploaded file is longer than {max_seconds:g} s, the most this server decodes "
+                             "(VLLM_MAX_AUDIO_DECODE_DURATION_S): send it in parts.")
+    waveform = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+    if waveform.size == 0:
+        raise ValueError("The uploaded file holds no audio samples (an empty recording): send some speech.")
+    return waveform
+
+
+def wav_file(waveform: np.ndarray) -> bytes:
+    """A 16-kHz mono float32 WAV of `waveform` (the samples exactly, no requantisation)."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, SAMPLING_RATE, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def error_response(message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST, param: str | None = None) -> Response:
+    """An error in vLLM's (OpenAI's) format."""
+    return JSONResponse({"error": {"message": message, "type": "BadRequestError" if status == 400 else status.phrase,
+                                   "param": param, "code": int(status)}}, status_code=int(status))
+
+
+def no_text_response(path: str, form, seconds: float) -> Response:
+    """The answer to an upload without speech: no text, in the requested `response_format`."""
+    if form.get("response_format") == "text":
+        return PlainTextResponse("")
+    if str(form.get("stream", "false")).lower() == "true":
+        return Response("data: [DONE]\n\n", media_type="text/event-stream")
+    answer = {"text": ""}
+    if path.endswith("transcriptions"):
+        answer["usage"] = {"type": "duration", "seconds": int(math.ceil(seconds))}
+    return JSONResponse(answer)
+
+
+def multipart_body(fields: list[tuple[str, object]], boundary: str) -> bytes:
+    """A multipart/form-data body of `fields` (strings, or `(filename, bytes, content_type)` for a file)."""
+    parts = []
+    for name, value in fields:
+        if isinstance(value, tuple):
+            filename, content, content_type = value
+            head = (f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                    f"Content-Type: {content_type}\r\n\r\n")
+        else:
+            head, content = f'Content-Disposition: form-data; name="{name}"\r\n\r\n', str(value).encode()
+        parts.append(f"--{boundary}\r\n".encode() + head.encode() + content + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+class AudioUploadMiddleware:
+    """ASGI middleware: decode the `file` of an audio request as llmsrt's pipeline does and pass vLLM a 16-kHz mono
+    WAV; answer undecodable, empty, non-finite and over-long uploads with a 4xx, and speechless ones with no text."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in AUDIO_PATHS:
+            await self.app(scope, receive, send)
+            return
+        limit = max_upload_bytes()
+        body = await read_body(receive, limit)
+        if body is None:
+            await error_response(f"The request is larger than {limit // MiB} MB, the most this server takes "
+                                 "(VLLM_MAX_AUDIO_CLIP_FILESIZE_MB).", HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                 "file")(scope, receive, send)
+            return
+        request = Request(scope, replay(body, receive))
+        try:
+            form = await request.form(max_part_size=limit)
+        except Exception:  # noqa: BLE001 - not a form this parser reads: vLLM's own parser answers it
+            await self.app(scope, replay(body, receive), send)
+            return
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            await self.app(scope, replay(body, receive), send)  # vLLM names the missing field
+            return
+        try:
+            waveform = await run_in_threadpool(decode_upload, await upload.read(), max_audio_seconds())
+        except ValueError as error:
+            await error_response(str(error), param="file")(scope, receive, send)
+            return
+        if not await run_in_threadpool(has_speech, waveform, SAMPLING_RATE):
+            await no_text_response(scope["path"], form, waveform.size / SAMPLING_RATE)(scope, receive, send)
+            return
+        boundary = "llmsrt-" + os.urandom(12).hex()
+        fields = [(name, ("audio.wav", wav_file(waveform), "audio/wav") if name == "file" else value)
+                  for name, value in form.multi_items() if not isinstance(value, UploadFile) or name == "file"]
+        new_body = multipart_body(fields, boundary)
+        headers = [(key, value) for key, value in scope["headers"] if key not in (b"content-type", b"content-length")]
+        headers += [(b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+                    (b"content-length", str(len(new_body)).encode())]
+        await form.close()
+        await self.app({**scope, "headers": headers}, replay(new_body, receive), send)
+
+
+async def read_body(receive, limit: int) -> bytes | None:
+    """The request's body, or None once it exceeds `limit` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replay(body: bytes, receive):
+    """An ASGI `receive` that hands over `body` (already read from `receive`) in one message, then waits on `receive`
+    (which reports the client's disconnect)."""
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed

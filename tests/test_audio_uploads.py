@@ -1,0 +1,131 @@
+"""The audio endpoints' uploads (llmsrt.serving.audio_uploads) in front of an ASGI app that records what it is given:
+what reaches vLLM is the pipeline's decoding of the upload as a 16-kHz mono WAV, the form's other fields unchanged;
+what cannot be used is answered before it. The middleware in vLLM's server: tests/test_vllm_server.py."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+from helpers import make_clip
+from speech_helpers import spoken
+
+from llmsrt.audio_utils import prepare_audio
+
+starlette = pytest.importorskip("starlette", reason="the middleware is an ASGI (Starlette) component")
+pytest.importorskip("httpx", reason="Starlette's TestClient sends its requests with httpx")
+
+from starlette.applications import Starlette  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from llmsrt.serving.audio_uploads import AudioUploadMiddleware  # noqa: E402
+
+FIELDS = {"model": "llmsrt", "language": "en", "to_language": "de", "temperature": "0"}
+
+
+def encoded(waveform: np.ndarray, rate: int, file_format: str = "WAV", subtype: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, waveform, rate, format=file_format, subtype=subtype)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def client():
+    received = []
+
+    async def engine(request):
+        form = await request.form()
+        if "file" not in form:
+            return JSONResponse({"error": "the engine found no file"}, status_code=400)
+        upload = form["file"]
+        samples, rate = sf.read(io.BytesIO(await upload.read()), dtype="float32", always_2d=True)
+        received.append({"samples": samples, "rate": rate, "filename": upload.filename,
+                         "fields": {key: value for key, value in form.items() if key != "file"}})
+        return JSONResponse({"text": "from the engine"})
+
+    async def health(request):
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/v1/audio/transcriptions", engine, methods=["POST"]),
+                            Route("/v1/audio/translations", engine, methods=["POST"]),
+                            Route("/health", health)])
+    app.add_middleware(AudioUploadMiddleware)
+    with TestClient(app) as test_client:
+        yield test_client, received
+
+
+def post(test_client, data: bytes, path: str = "/v1/audio/translations", **fields):
+    return test_client.post(path, files={"file": ("upload.bin", data, "application/octet-stream")},
+                            data={**FIELDS, **fields})
+
+
+def test_an_8_khz_stereo_wav_reaches_the_engine_as_the_pipeline_decodes_it(client):
+    test_client, received = client
+    speech = spoken("Good morning, the train leaves at nine.", sampling_rate=8000)
+    upload = encoded(np.stack([speech, 0.5 * speech], axis=1), 8000)
+    response = post(test_client, upload)
+    assert response.status_code == 200 and response.json() == {"text": "from the engine"}
+    (seen,) = received
+    assert seen["rate"] == 16000 and seen["samples"].shape[1] == 1
+    np.testing.assert_array_equal(seen["samples"][:, 0], prepare_audio(upload, None, 16000))
+    assert seen["fields"] == FIELDS
+
+
+@pytest.mark.parametrize("file_format, rate, channels", [("OGG", 48000, 2), ("FLAC", 44100, 6), ("WAV", 16000, 1)])
+def test_other_containers_rates_and_channel_counts_are_accepted(client, file_format, rate, channels):
+    test_client, received = client
+    speech = spoken("Good morning.", sampling_rate=rate)
+    waveform = np.stack([speech * (1 - 0.1 * c) for c in range(channels)], axis=1)
+    upload = encoded(waveform, rate, file_format)
+    assert post(test_client, upload, path="/v1/audio/transcriptions").status_code == 200
+    np.testing.assert_allclose(received[-1]["samples"][:, 0], prepare_audio(upload, None, 16000), atol=1e-6)
+
+
+@pytest.mark.parametrize("upload, reason", [
+    (b"certainly not audio" * 50, "Could not decode"),
+    (b"", "Could not decode"),
+    (encoded(np.full(1600, np.nan, dtype=np.float32), 16000, subtype="FLOAT"), "NaN or infinite"),
+])
+def test_unusable_uploads_are_a_400_naming_the_problem(client, upload, reason):
+    test_client, received = client
+    response = post(test_client, upload)
+    assert response.status_code == 400, response.text
+    assert reason in response.json()["error"]["message"] and response.json()["error"]["param"] == "file"
+    assert received == []
+
+
+def test_an_upload_longer_than_the_decode_limit_is_refused(client, monkeypatch):
+    test_client, received = client
+    monkeypatch.setenv("VLLM_MAX_AUDIO_DECODE_DURATION_S", "5")
+    speech = spoken("Good morning.")
+    long_file = encoded(np.tile(speech, 1 + 6 * 16000 // speech.size), 16000)  # over 6 s, about 200 kB
+    response = post(test_client, long_file)
+    assert response.status_code == 400 and "longer than 5 s" in response.json()["error"]["message"]
+    monkeypatch.setenv("VLLM_MAX_AUDIO_CLIP_FILESIZE_MB", "0.1")
+    response = post(test_client, long_file)
+    assert response.status_code == 413 and "larger than" in response.json()["error"]["message"]
+    assert received == []
+
+
+def test_silence_and_noise_get_no_text_without_a_request_to_the_engine(client):
+    test_client, received = client
+    silence = encoded(np.zeros(24000, dtype=np.float32), 8000)
+    response = post(test_client, silence, path="/v1/audio/transcriptions")
+    assert response.status_code == 200 and response.json() == {"text": "", "usage": {"type": "duration",
+                                                                                     "seconds": 3}}
+    response = post(test_client, silence, response_format="text")
+    assert response.status_code == 200 and response.text == ""
+    noise = (np.random.default_rng(0).standard_normal(32000) * 0.2).astype(np.float32)
+    for sound in (noise, make_clip(2.0, seed=4)):  # white noise; a buzz of harmonics
+        response = post(test_client, encoded(sound, 16000))
+        assert response.status_code == 200 and response.json() == {"text": ""}
+    assert received == []
+
+
+def test_other_routes_pass_through(client):
+    test_client, received = client
+    assert test_client.get("/health").json() == {"ok": True}
+    response = test_client.post("/v1/audio/translations", data=FIELDS)  # no file: the engine's parser answers
+    assert response.status_code == 400 and response.json() == {"error": "the engine found no file"}
