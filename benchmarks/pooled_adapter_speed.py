@@ -63,7 +63,9 @@ def inputs_for(model: LLMSRTForConditionalGeneration, features, mask) -> dict:
 
 
 @torch.no_grad()
-def run(preset_name: str, seconds_list, batches, new_tokens: int, repeats: int, device, dtype) -> list[dict]:
+def run(preset_name: str, seconds_list, batches, new_tokens: int, repeats: int, device, dtype,
+        on_row=None) -> list[dict]:
+    """The rows of every clip length and batch size; `on_row(rows)` after each (a long run keeps what it measured)."""
     preset = PRESETS[preset_name]
     models = build_models(preset, device, dtype)
     generate = {"do_sample": False, "num_beams": 1, "max_new_tokens": new_tokens, "min_new_tokens": new_tokens,
@@ -111,6 +113,8 @@ def run(preset_name: str, seconds_list, batches, new_tokens: int, repeats: int, 
                   f"{median[('v1.0', 'llm_prefill')]:.3f}s / {median[('v2.0', 'llm_prefill')]:.3f}s "
                   f"({speedup['llm_prefill']:.2f}x) | encoder+adapter {median[('v1.0', 'encoder_adapter')]:.3f}s / "
                   f"{median[('v2.0', 'encoder_adapter')]:.3f}s ({speedup['encoder_adapter']:.2f}x)", flush=True)
+            if on_row is not None:
+                on_row(rows)
     return rows
 
 
@@ -119,11 +123,14 @@ def main():
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else describe_cpu()
     print(f"{machine}; {dtype}", flush=True)
     torch.manual_seed(0)
-    rows = run(args.preset, args.seconds, args.batches, args.new_tokens, args.repeats, device, dtype)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps({"machine": machine, "device": str(device), "dtype": str(dtype),
-                                                 "rows": rows}, indent=2))
+
+    def write(rows):
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(json.dumps({"machine": machine, "device": str(device), "dtype": str(dtype),
+                                                     "rows": rows}, indent=2))
+
+    run(args.preset, args.seconds, args.batches, args.new_tokens, args.repeats, device, dtype, write)
 
 
 if __name__ == "__main__":
