@@ -136,3 +136,23 @@ def test_a_new_processor_lays_the_prompt_out_as_the_llms_tokenizer_encodes_it(tm
         single="$A <|endoftext|>", special_tokens=[("<|endoftext|>", eos_after.eos_token_id)])
     with pytest.raises(ValueError, match="a prompt layout places nothing or its BOS before the instruction"):
         tokenizer_prompt_layout(eos_after)
+
+
+@pytest.mark.parametrize("text_model_type", ["qwen3", "gemma3_text", "gemma2"])
+def test_other_decoder_only_llms_are_the_text_side_and_a_saved_folder_computes_the_same(tmp_path, text_model_type):
+    """Any causal LM `AutoModelForCausalLM` builds: the model holds its class, and a saved folder reloads with the
+    same logits (Gemma's layout with BOS after the audio)."""
+    model, processor = build_tiny_model_and_processor(CORPUS, text_model_type=text_model_type)
+    model.eval()
+    expected_class = {"qwen3": "Qwen3ForCausalLM", "gemma3_text": "Gemma3ForCausalLM", "gemma2": "Gemma2ForCausalLM"}
+    assert type(model.language_model).__name__ == expected_class[text_model_type]
+    batch = processor(audio=make_clip(1.0, 0), sampling_rate=16000, src_lang="eng", tgt_lang="deu")
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    reloaded = LLMSRTForConditionalGeneration.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+    if text_model_type.startswith("gemma"):
+        assert batch["input_ids"][0, 8] == processor.tokenizer.bos_token_id  # [8 audio][<bos>][tags]
+    else:
+        assert processor.tokenizer.bos_token_id is None and processor.prompt_layout == ["audio", "instruction"]

@@ -42,6 +42,7 @@ def build_tiny_tokenizer(
 # The tiny LLMs: the fields each kind adds to the shared ones (Gemma's tokenizer starts every encoding with <bos>).
 TINY_TEXT_MODELS = {
     "qwen2": {"num_key_value_heads": 2},
+    "qwen3": {"num_key_value_heads": 2},
     "gemma3_text": {"num_key_value_heads": 2, "sliding_window": 512},
     "gemma2": {"num_key_value_heads": 2, "sliding_window": 512},
 }
@@ -98,7 +99,7 @@ def build_tiny_model_and_processor(
         text_config={
             "model_type": text_model_type,
             **TINY_TEXT_MODELS[text_model_type],
-            **({"head_dim": hidden_size // 4} if text_model_type.startswith("gemma") else {}),  # Gemma's is 256
+            **({"head_dim": hidden_size // 4} if text_model_type != "qwen2" else {}),  # Gemma's default is 256
             "vocab_size": len(tokenizer),
             "hidden_size": hidden_size,
             "intermediate_size": 2 * hidden_size,

@@ -34,8 +34,8 @@ class ModelArguments:
     )
     tiny_text_model: str = field(
         default="qwen2",
-        metadata={"help": "The LLM of a tiny model: qwen2 (LLM-SRT v1.0's kind), gemma3_text (Gemma-3's text model, "
-                          "as MCAT) or gemma2; Gemma's tokenizer adds <bos>, placed after the audio."},
+        metadata={"help": "The LLM of a tiny model: qwen2 (LLM-SRT v1.0's kind), qwen3, gemma3_text (Gemma-3's "
+                          "text model, as MCAT) or gemma2; Gemma's tokenizer adds <bos>, placed after the audio."},
     )
     num_query_tokens: int = field(default=80, metadata={"help": "Learnable queries of a new adapter (v1.0: 80)."})
     query_pooling_stride: int = field(
