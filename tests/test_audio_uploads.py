@@ -245,3 +245,16 @@ def test_chat_requests_without_audio_to_judge_pass_through(client):
     response = test_client.post("/v1/chat/completions", content=b"{not json")
     assert response.status_code == 200 and received[-1]["body"] == b"{not json"
     assert len(received) == 3
+
+
+def test_over_long_chat_audio_and_an_over_large_chat_body_are_refused(client, monkeypatch):
+    test_client, received = client
+    monkeypatch.setenv("VLLM_MAX_AUDIO_DECODE_DURATION_S", "5")
+    speech = spoken("Good morning.")
+    long_file = encoded(np.tile(speech, 1 + 6 * 16000 // speech.size), 16000)  # over 6 s, about 200 kB
+    response, _ = chat(test_client, audio_part(long_file))
+    assert response.status_code == 400 and "part 0 of the last user message is longer than 5 s" in response.text
+    monkeypatch.setenv("VLLM_MAX_AUDIO_CLIP_FILESIZE_MB", "0")  # the JSON's 1 MB of room, exceeded by 2 MB of base64
+    response, _ = chat(test_client, audio_part(encoded(np.tile(speech, 1 + 64 * 16000 // speech.size), 16000)))
+    assert response.status_code == 413 and "larger than" in response.json()["error"]["message"]
+    assert received == []

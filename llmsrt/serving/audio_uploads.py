@@ -177,7 +177,8 @@ def multipart_body(fields: list[tuple[str, object]], boundary: str) -> bytes:
 
 class AudioUploadMiddleware:
     """ASGI middleware: decode the `file` of an audio request as llmsrt's pipeline does and pass vLLM a 16-kHz mono
-    WAV; answer undecodable, empty, non-finite and over-long uploads with a 4xx, and speechless ones with no text."""
+    WAV; answer undecodable, empty, non-finite and over-long uploads with a 4xx, and speechless ones with no text.
+    Chat completions: the same for the audio parts of the last user message, speech passed on unchanged."""
 
     def __init__(self, app):
         self.app = app
