@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from helpers import CORPUS, enliven, make_clip, save_model
+from helpers import CORPUS, enliven, save_model
 from speech_helpers import spoken
 
 pytest.importorskip(
@@ -95,16 +95,18 @@ def greedy_text(model, processor, clip, task, src_lang, tgt_lang=None) -> str:
     return processor.tokenizer.decode(generated[0], skip_special_tokens=True)
 
 
+def chat_request(upload: bytes, kwargs: dict, **options) -> dict:
+    return {"model": "llmsrt", "temperature": 0, "max_tokens": 16, "chat_template_kwargs": kwargs, **options,
+            "messages": [{"role": "user", "content": [
+                {"type": "input_audio", "input_audio": {"data": base64.b64encode(upload).decode(), "format": "wav"}}]}]}
+
+
 def test_chat_completion_with_input_audio(server):
     model, processor, url = server
-    clip = make_clip(2.0, seed=5)
-    audio = base64.b64encode(wav_bytes(clip)).decode()
+    upload = wav_bytes(spoken("We will meet again next Tuesday evening."))  # speech to the VAD in front of the engine
+    clip = prepare_audio(upload, None, 16000)  # the samples the server decodes (PCM16, as the WAV holds them)
     for kwargs in ({"task": "srt", "src_lang": "eng", "tgt_lang": "deu"}, {"task": "asr", "src_lang": "fra"}):
-        response = httpx.post(url + "/v1/chat/completions", timeout=120, json={
-            "model": "llmsrt", "temperature": 0, "max_tokens": 16, "chat_template_kwargs": kwargs,
-            "messages": [{"role": "user", "content": [
-                {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}}]}],
-        })
+        response = httpx.post(url + "/v1/chat/completions", timeout=120, json=chat_request(upload, kwargs))
         assert response.status_code == 200, response.text
         inputs = processor(audio=clip, task=kwargs["task"], src_lang=kwargs["src_lang"],
                            tgt_lang=kwargs.get("tgt_lang"))
@@ -112,19 +114,31 @@ def test_chat_completion_with_input_audio(server):
             generated = model.generate(**inputs, num_beams=1, do_sample=False, no_repeat_ngram_size=0,
                                        max_new_tokens=16)[:, inputs["input_ids"].shape[1]:]
         expected = processor.tokenizer.decode(generated[0], skip_special_tokens=True)
-        assert response.json()["choices"][0]["message"]["content"] == expected
+        assert settled(response.json()["choices"][0]["message"]["content"]) == settled(expected)
         assert response.json()["usage"]["prompt_tokens"] == inputs["input_ids"].shape[1]
 
 
 def test_a_chat_request_with_an_unknown_language_is_refused(server):
     _, _, url = server
-    audio = base64.b64encode(wav_bytes(make_clip(1.0, seed=1))).decode()
-    response = httpx.post(url + "/v1/chat/completions", timeout=60, json={
-        "model": "llmsrt", "max_tokens": 4, "chat_template_kwargs": {"src_lang": "xx", "tgt_lang": "deu"},
-        "messages": [{"role": "user", "content": [
-            {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}}]}],
-    })
+    upload = wav_bytes(spoken("Good morning."))
+    response = httpx.post(url + "/v1/chat/completions", timeout=60,
+                          json=chat_request(upload, {"src_lang": "xx", "tgt_lang": "deu"}, max_tokens=4))
     assert response.status_code == 400 and "Unknown src_lang" in response.text
+
+
+def test_chat_audio_without_speech_gets_empty_content_and_bad_audio_a_400(server):
+    _, _, url = server
+    kwargs = {"task": "srt", "src_lang": "eng", "tgt_lang": "deu"}
+    noise = (np.random.default_rng(2).standard_normal(3 * 16000) * 0.2).astype(np.float32)
+    response = httpx.post(url + "/v1/chat/completions", timeout=120, json=chat_request(wav_bytes(noise), kwargs))
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "", response.text
+    response = httpx.post(url + "/v1/chat/completions", timeout=120,
+                          json=chat_request(wav_bytes(np.zeros(16000, dtype=np.float32)), kwargs, stream=True))
+    assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n"), response.text
+    response = httpx.post(url + "/v1/chat/completions", timeout=60,
+                          json=chat_request(b"RIFF0000WAVEfmt garbage" * 20, kwargs))
+    assert response.status_code == 400 and "Could not decode" in response.json()["error"]["message"]
+    assert httpx.get(url + "/health", timeout=10).status_code == 200
 
 
 def settled(text: str) -> str:

