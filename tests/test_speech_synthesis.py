@@ -1,3 +1,5 @@
+import gc
+
 import numpy as np
 import pytest
 
@@ -31,3 +33,13 @@ def test_unknown_voice_is_a_value_error(espeak):
     with pytest.raises(ValueError, match="no voice 'en-us\\+zz9'"):
         espeak.synthesize("hello", "en-us+zz9")
 
+
+
+def test_every_engine_is_the_process_engine(espeak):
+    """The library has one global synthesis callback: a second engine, once collected, left it calling freed memory
+    (a segmentation fault in the next synthesis)."""
+    other = ESpeak()
+    assert other is espeak
+    del other
+    gc.collect()
+    assert espeak.synthesize("Good morning.", "en-us").size > 8000

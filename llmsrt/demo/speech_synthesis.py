@@ -15,11 +15,22 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
 
 
 class ESpeak:
-    """One eSpeak NG engine (the library is not thread-safe: calls are serialised)."""
+    """The process's eSpeak NG engine. The library keeps one global state and one synthesis callback, so every
+    `ESpeak()` returns the same engine (a second engine would re-initialise the library, and once garbage-collected
+    leave it calling a freed callback); the library is not thread-safe: calls are serialised."""
 
     _lock = threading.Lock()
+    _engine: "ESpeak | None" = None
 
-    def __init__(self):
+    def __new__(cls):
+        with cls._lock:
+            if cls._engine is None:
+                engine = super().__new__(cls)
+                engine._start()
+                cls._engine = engine
+        return cls._engine
+
+    def _start(self):
         import espeakng_loader
 
         self.library = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
