@@ -406,8 +406,8 @@ def format_plan(plan: dict) -> str:
                          f"{m['activations']:>9.1f}{m['activations_checkpointed']:>10.1f}{m['total']:>9.1f}"
                          f"{m['total_checkpointed']:>9.1f}  {verdict}")
         if any(name != "ddp" for name in shown):
-            lines.append("  (fsdp/zero3: a lower bound; FSDP2 measured up to 2x above it on CPU processes, "
-                         "docs/training.md)")
+            lines.append("  (fsdp/zero3: a lower bound; FSDP2 measured 1.2x above it: the root unit's all-gather "
+                         "buffer, docs/training.md)")
         lines.append(f"  cheapest that fits: {entry['cheapest']}")
         if entry.get("gpus_needed"):
             lines.append(f"  fits with {entry['gpus_needed']['strategy']} on {entry['gpus_needed']['gpus']} GPUs")
