@@ -188,7 +188,7 @@ def main():
                           "optimizer": predicted.optimizer / GIB,
                           "activations": (predicted.activations_checkpointed if checkpointing else
                                           predicted.activations) / GIB,
-                          "total": predicted.total(checkpointing) / GIB},
+                          "root_gather": predicted.root_gather / GIB, "total": predicted.total(checkpointing) / GIB},
         "gradient_checkpointing": checkpointing,
         "predicted_over_measured": predicted.total(checkpointing) / measured,
         "predicted_over_resident": predicted.total(checkpointing) / (resident_state + memory.peak.gib * GIB),
