@@ -413,7 +413,7 @@ def format_plan(plan: dict) -> str:
                          f"{m['activations']:>9.1f}{m['activations_checkpointed']:>10.1f}{m['total']:>9.1f}"
                          f"{m['total_checkpointed']:>9.1f}  {verdict}")
         if any(name != "ddp" for name in shown):
-            lines.append("  (fsdp: FSDP2 on CPU processes measured 2% above it; zero3: not measured; "
+            lines.append("  (fsdp: FSDP2 on CPU processes measured 2% above it to 14% below; zero3: not measured; "
                          "docs/training.md)")
         lines.append(f"  cheapest that fits: {entry['cheapest']}")
         if entry.get("gpus_needed"):
