@@ -44,11 +44,12 @@ from llmsrt.training.planner import (  # noqa: E402
     GIB,
     StageShape,
     count_parameters,
+    fsdp_units,
     inner_model,
-    layer_units,
     memory_per_gpu,
     meta_model,
     trace_activations,
+    wrapped_layer_classes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,14 +87,15 @@ def write_clips(folder: Path, count: int, seconds: float) -> Path:
 
 
 def fsdp_steps(trainer, model, collator, examples, args, memory: TrainingMemory):
-    """FSDP2 (`fully_shard`) on each layer the planner counts as a unit, then on the whole model (the layout the
-    planner models), and AdamW steps on the Trainer's loss. (train.py shards through accelerate's auto-wrap policy,
-    which `llmsrt.training.sharding` enables on CPU processes; this benchmark applies the same FSDP2 directly.)"""
+    """FSDP2 (`fully_shard`) on each layer the planner counts as a unit (the classes configs/trainer-fsdp.json
+    wraps), then on the whole model (the layout the planner models), and AdamW steps on the Trainer's loss. (train.py
+    shards through accelerate's auto-wrap policy, which `llmsrt.training.sharding` enables on CPU processes; this
+    benchmark applies the same FSDP2 directly.)"""
     from torch.distributed.fsdp import fully_shard
 
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    for unit in layer_units(model):
+    for unit in fsdp_units(model, wrapped_layer_classes()):
         fully_shard(unit)
     fully_shard(model)
     model.train()

@@ -20,12 +20,14 @@ from llmsrt.training.planner import (
     StageShape,
     checkpointed_layers,
     count_parameters,
-    layer_units,
+    fsdp_units,
+    inner_model,
     main,
     memory_per_gpu,
     meta_model,
     recipe_config,
     trace_activations,
+    wrapped_layer_classes,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,16 +103,45 @@ def test_fsdp_plan_holds_the_root_unit_twice_while_gathering_it():
     model_args, *_ = parse_train_args([str(ROOT / "recipes" / "demo.yaml"), "--use_cpu", "true", "--output_dir", "x"])
     planned = meta_model(recipe_config(model_args, {})[0], ["adapter", "lora"], None)
     parameters = count_parameters(planned)
-    root = parameters.weight_bytes - sum(sum(p.numel() * p.element_size() for p in unit.parameters())
-                                         for unit in layer_units(planned))
+    units = fsdp_units(planned, wrapped_layer_classes())
+    root = parameters.weight_bytes - sum(sum(p.numel() * p.element_size() for p in unit.parameters()) for unit in units)
     none = Activations(0, 0, [], [], 0)
     fsdp = memory_per_gpu(planned, parameters, none, "fsdp", 2)
     state = parameters.weight_bytes / 2 + fsdp.gradients + fsdp.optimizer
-    largest_layer = max(sum(p.numel() * p.element_size() for p in unit.parameters()) for unit in layer_units(planned))
+    largest_layer = max(sum(p.numel() * p.element_size() for p in unit.parameters()) for unit in units)
     assert root > 2 * largest_layer and fsdp.total(False) >= state + 2 * root
     large = Activations(10 * root, 0, [], [], 0)
     assert memory_per_gpu(planned, parameters, large, "fsdp", 2).total(False) == fsdp.weights + fsdp.gradients + \
         fsdp.optimizer + 10 * root
+
+
+def parameter_bytes(module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def test_fsdp_plan_wraps_what_the_shipped_config_wraps():
+    """train.py's FSDP runs wrap the LLM's decoder layers only (configs/trainer-fsdp.json; the accelerate config
+    alike): the frozen Whisper-large-v3 encoder and the Q-Former sit in the root unit, whole on every GPU. The paper's
+    3B recipe on 4 GPUs: what FSDP keeps gathered per GPU holds the whole encoder and adapter."""
+    wrapped = wrapped_layer_classes()
+    assert wrapped == wrapped_layer_classes(ROOT / "configs" / "accelerate" / "fsdp.yaml")
+    model_args, *_ = parse_train_args([str(ROOT / "recipes" / "paper-qwen2.5-3b-fleurs15.yaml"), "--use_cpu", "true",
+                                       "--output_dir", "x"])
+    config = recipe_config(model_args, {})[0]
+    planned = meta_model(config, ["adapter", "lora"], torch.bfloat16)
+    units = fsdp_units(planned, wrapped)
+    assert [type(unit).__name__ for unit in units] == ["Qwen2DecoderLayer"] * config.text_config.num_hidden_layers
+    inner = inner_model(planned)
+    encoder, adapter = parameter_bytes(inner.audio_encoder), parameter_bytes(inner.speech_adapter)
+    assert encoder > 1.2e9  # 635 M parameters in bf16
+    parameters = count_parameters(planned)
+    none = Activations(0, 0, [], [], 0)
+    fsdp = memory_per_gpu(planned, parameters, none, "fsdp", 4, wrapped_classes=wrapped)
+    gathered = fsdp.weights - parameters.weight_bytes / 4
+    assert gathered >= encoder + adapter + 2 * max(parameter_bytes(unit) for unit in units)
+    assert fsdp.root_gather >= 2 * (encoder + adapter) - gathered  # the root's gather: twice the root, encoder included
+    with pytest.raises(ValueError, match="No FSDP config at"):
+        wrapped_layer_classes(ROOT / "configs" / "missing.json")
 
 
 def test_paper_recipe_plan_from_known_shapes(tmp_path, capsys):

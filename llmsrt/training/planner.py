@@ -2,7 +2,7 @@
 
 The model is built from its configs on the meta device (accelerate's `init_empty_weights`: no weights read or
 downloaded) and made trainable as the stage makes it (`configure_trainable`: LoRA, the adapter, the frozen parts).
-Per GPU, for DDP, FSDP (full shard, transformer layers wrapped) and DeepSpeed ZeRO-3:
+Per GPU, for DDP, FSDP (full shard, the layer classes of an FSDP config wrapped) and DeepSpeed ZeRO-3:
 
 - weights: every parameter at its dtype (the recipe's `model_dtype` for Whisper and the LLM; the adapter and LoRA in
   fp32, as training keeps them); gradients: the trainable ones; optimizer: AdamW's two moments per trainable value;
@@ -12,8 +12,11 @@ Per GPU, for DDP, FSDP (full shard, transformer layers wrapped) and DeepSpeed Ze
   backward pass), plus the frozen encoder's working set of one layer; with gradient checkpointing, each
   checkpointed layer (LLM decoder and Q-Former layers) keeps its input only and one layer is recomputed at a time;
 - sharding: DDP holds everything on every GPU (and its gradient buckets); FSDP shards weights, gradients and
-  optimizer state over the GPUs and gathers one wrapped layer at a time (two in flight), the rest (embeddings,
-  output layer, adapter) stays gathered in the root unit; ZeRO-3 shards alike and gathers module by module.
+  optimizer state over the GPUs and gathers one wrapped layer at a time (two in flight): the layers of the classes
+  the FSDP config wraps (`fsdp_transformer_layer_cls_to_wrap`; by default configs/trainer-fsdp.json's, the one
+  train.py's FSDP runs use: the LLM's decoder layers), and the rest (the Whisper encoder, the adapter, the
+  embeddings, the output layer) stays gathered in the root unit; ZeRO-3 shards alike and gathers module by module
+  (every transformer layer of the encoder, the Q-Former and the LLM).
 
 The model was checked against measured memory of real runs on a CPU (docs/training.md, benchmarks/planner_memory.py,
 tests/test_planner.py).
@@ -40,6 +43,8 @@ GIB = 2**30
 # Text lengths (tokens) when the recipe does not give them: the prompt's tags and instruction, and one sentence.
 PROMPT_TOKENS, TEXT_TOKENS = 16, 48
 ENCODER_FRAMES_PER_SECOND = 50
+# The FSDP config train.py's sharded runs use (`--fsdp_config`; configs/accelerate/fsdp.yaml wraps the same classes).
+FSDP_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "trainer-fsdp.json"
 
 
 @dataclasses.dataclass
@@ -165,8 +170,32 @@ def checkpointed_layers(model) -> list[torch.nn.Module]:
     return layers + list(inner.speech_adapter.qformer.encoder.layer)
 
 
-def layer_units(model) -> list[torch.nn.Module]:
-    """The modules FSDP wraps one by one (transformer layers of the encoder, the Q-Former and the LLM)."""
+def wrapped_layer_classes(fsdp_config: str | Path = FSDP_CONFIG) -> list[str]:
+    """The layer classes an FSDP config wraps one by one (`fsdp_transformer_layer_cls_to_wrap`): the Trainer's
+    `--fsdp_config` JSON, or an accelerate config (its `fsdp_config:` block)."""
+    path = Path(fsdp_config)
+    if not path.is_file():
+        raise ValueError(f"No FSDP config at {path}: give --fsdp_config, a JSON of the Trainer's --fsdp_config or an "
+                         "accelerate config (configs/trainer-fsdp.json, configs/accelerate/fsdp.yaml in llmsrt's "
+                         "repository).")
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    names = config.get("fsdp_config", config).get("fsdp_transformer_layer_cls_to_wrap") or []
+    names = [name.strip() for name in (names.split(",") if isinstance(names, str) else names)]
+    if not names:
+        raise ValueError(f"{path} names no fsdp_transformer_layer_cls_to_wrap: the planner models FSDP's "
+                         "TRANSFORMER_BASED_WRAP (a list of layer classes, e.g. Qwen2DecoderLayer).")
+    return names
+
+
+def fsdp_units(model, wrapped_classes: list[str]) -> list[torch.nn.Module]:
+    """The modules FSDP wraps one by one: those of `wrapped_classes` (the shipped configs: the LLM's decoder
+    layers). Everything else (the Whisper encoder, the Q-Former and MLP, the embeddings) is the root unit."""
+    return [module for module in model.modules() if type(module).__name__ in wrapped_classes]
+
+
+def zero3_units(model) -> list[torch.nn.Module]:
+    """The largest modules ZeRO-3 gathers one by one (it partitions every parameter, with no wrap list): the
+    transformer layers of the encoder, the Q-Former and the LLM."""
     inner = inner_model(model)
     return list(inner.audio_encoder.layers) + checkpointed_layers(model)
 
@@ -269,8 +298,10 @@ class Memory:
 
 
 def memory_per_gpu(model, parameters: Parameters, activations: Activations, strategy: str, gpus: int,
-                   optimizer_states: int = 2, overhead: float = 0.0) -> Memory:
-    """Bytes per GPU of `strategy` over `gpus` (see the module's docstring)."""
+                   optimizer_states: int = 2, overhead: float = 0.0,
+                   wrapped_classes: list[str] | None = None) -> Memory:
+    """Bytes per GPU of `strategy` over `gpus` (see the module's docstring); FSDP wraps the layers of
+    `wrapped_classes` (default: those of configs/trainer-fsdp.json)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"--strategy takes {', '.join(STRATEGIES)}; got {strategy!r}.")
     weights, gradients = parameters.weight_bytes, parameters.trainable_bytes
@@ -280,7 +311,11 @@ def memory_per_gpu(model, parameters: Parameters, activations: Activations, stra
         if gpus > 1:
             gradients *= 2  # the gradients and DDP's flat buckets they are reduced in (one process: no buckets)
     else:
-        units = [sum(p.numel() * p.element_size() for p in unit.parameters()) for unit in layer_units(model)]
+        if strategy == "fsdp":
+            modules = fsdp_units(model, wrapped_classes or wrapped_layer_classes())
+        else:
+            modules = zero3_units(model)
+        units = [sum(p.numel() * p.element_size() for p in unit.parameters()) for unit in modules]
         gathered = 2 * max(units, default=0)  # the layer being computed and the one prefetched
         if strategy == "fsdp":
             root = weights - sum(units)
@@ -301,13 +336,15 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 def plan_recipe(recipe_path: str, gpus: int = 1, gpu_memory_gb: float = 80.0, strategy: str | None = None,
                 step_time: float | None = None, examples: int | None = None, overhead_gb: float = 1.5,
                 prompt_tokens: int | None = None, text_tokens: int | None = None, audio_seconds: float | None = None,
-                stages: list[str] | None = None) -> dict:
-    """The plan of every stage of the recipe's curriculum, as a dict (`format_plan` prints it)."""
+                stages: list[str] | None = None, fsdp_config: str | Path = FSDP_CONFIG) -> dict:
+    """The plan of every stage of the recipe's curriculum, as a dict (`format_plan` prints it); FSDP wraps the layer
+    classes `fsdp_config` names."""
     recipe = yaml.safe_load(Path(recipe_path).read_text(encoding="utf-8")) or {}
     plan = recipe.get("plan") or {}
     model_args, data_args, curriculum_args, training_args, settings = parse_train_args(
         [recipe_path, "--use_cpu", "true", "--bf16", "false", "--output_dir", os.devnull])
     config, sources = recipe_config(model_args, plan)
+    wrapped = wrapped_layer_classes(fsdp_config)
     dtype = DTYPES[model_args.model_dtype]
     mixed = bool(recipe.get("bf16") or recipe.get("fp16"))
     activation_dtype = torch.bfloat16 if mixed else (dtype or torch.float32)
@@ -325,7 +362,8 @@ def plan_recipe(recipe_path: str, gpus: int = 1, gpu_memory_gb: float = 80.0, st
                                                    "audio_tokens": audio_tokens, "audio_frames": frames},
               "weights_dtype": str(dtype or torch.float32).replace("torch.", ""),
               "activations_dtype": str(activation_dtype).replace("torch.", ""),
-              "gradient_checkpointing": bool(recipe.get("gradient_checkpointing")), "stages": {}}
+              "gradient_checkpointing": bool(recipe.get("gradient_checkpointing")),
+              "fsdp_wraps": {"config": os.path.relpath(fsdp_config), "classes": wrapped}, "stages": {}}
     for stage in stages or curriculum_args.curriculum_stages:
         values = settings[stage]
         batch = int(values.get("per_device_train_batch_size", training_args.per_device_train_batch_size))
@@ -338,8 +376,8 @@ def plan_recipe(recipe_path: str, gpus: int = 1, gpu_memory_gb: float = 80.0, st
         activations = trace_activations(model, shape, activation_dtype)
         if mixed:
             inner_model(model).speech_adapter.to(torch.float32)
-        memory = {name: memory_per_gpu(model, parameters, activations, name, gpus, overhead=overhead_gb * GIB)
-                  for name in STRATEGIES}
+        memory = {name: memory_per_gpu(model, parameters, activations, name, gpus, overhead=overhead_gb * GIB,
+                                       wrapped_classes=wrapped) for name in STRATEGIES}
         fits = {name: {"plain": m.total(False) <= gpu_memory_gb * GIB,
                        "checkpointed": m.total(True) <= gpu_memory_gb * GIB} for name, m in memory.items()}
         cheapest = next((f"{name}" for name in STRATEGIES if fits[name]["plain"]), None) or next(
@@ -353,18 +391,21 @@ def plan_recipe(recipe_path: str, gpus: int = 1, gpu_memory_gb: float = 80.0, st
                  "strategy": strategy}
         if cheapest is None:
             entry["gpus_needed"] = minimum_gpus(model, parameters, activations, gpu_memory_gb * GIB,
-                                                overhead_gb * GIB)
+                                                overhead_gb * GIB, wrapped)
         entry["time"] = stage_time(values, training_args, gpus, batch, accumulation, step_time, examples)
         result["stages"][stage] = entry
     return result
 
 
-def minimum_gpus(model, parameters, activations, budget: float, overhead: float, most: int = 1024):
+def minimum_gpus(model, parameters, activations, budget: float, overhead: float, wrapped_classes: list[str],
+                 most: int = 1024):
     """The fewest GPUs on which a sharded strategy fits, or None."""
     for strategy in ("fsdp", "zero3"):
         gpus = 1
         while gpus <= most:
-            if memory_per_gpu(model, parameters, activations, strategy, gpus, overhead=overhead).total(True) <= budget:
+            memory = memory_per_gpu(model, parameters, activations, strategy, gpus, overhead=overhead,
+                                    wrapped_classes=wrapped_classes)
+            if memory.total(True) <= budget:
                 return {"strategy": f"{strategy} + gradient checkpointing", "gpus": gpus}
             gpus *= 2
     return None
@@ -398,6 +439,8 @@ def format_plan(plan: dict) -> str:
                  f"{text['audio_frames']} encoder frames, {text['audio_tokens']} audio tokens, prompt "
                  f"{text['prompt_tokens']} tokens, a sentence {text['text_tokens']} tokens "
                  f"(recipe's gradient checkpointing: {'on' if plan['gradient_checkpointing'] else 'off'})")
+    lines.append(f"  fsdp wraps {', '.join(plan['fsdp_wraps']['classes'])} ({plan['fsdp_wraps']['config']}): the "
+                 "rest (encoder, adapter, embeddings) is the root unit, whole on every GPU")
     for stage, entry in plan["stages"].items():
         parameters = entry["parameters"]
         lines.append(f"\n[{stage}] trains {'+'.join(entry['trained'])}: {parameters['trainable'] / 1e6:,.1f} M "
@@ -413,8 +456,8 @@ def format_plan(plan: dict) -> str:
                          f"{m['activations']:>9.1f}{m['activations_checkpointed']:>10.1f}{m['total']:>9.1f}"
                          f"{m['total_checkpointed']:>9.1f}  {verdict}")
         if any(name != "ddp" for name in shown):
-            lines.append("  (fsdp: FSDP2 on CPU processes measured 2% above it to 14% below; zero3: not measured; "
-                         "docs/training.md)")
+            lines.append("  (fsdp: FSDP2 through the Trainer on CPU processes measured 20% below it; zero3: not "
+                         "measured; docs/training.md)")
         lines.append(f"  cheapest that fits: {entry['cheapest']}")
         if entry.get("gpus_needed"):
             lines.append(f"  fits with {entry['gpus_needed']['strategy']} on {entry['gpus_needed']['gpus']} GPUs")
@@ -442,12 +485,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt_tokens", type=int, help=f"Tokens of the prompt's text (default {PROMPT_TOKENS}).")
     parser.add_argument("--audio_seconds", type=float, help="Longest clip of a batch (variable-length encoding).")
     parser.add_argument("--stages", nargs="+", help="Stages to plan (default: the recipe's curriculum).")
+    parser.add_argument("--fsdp_config", default=FSDP_CONFIG, help="The FSDP config whose layer classes FSDP wraps "
+                        "(the Trainer's JSON or an accelerate YAML; default configs/trainer-fsdp.json).")
     parser.add_argument("--json", action="store_true", help="Print the plan as JSON.")
     args = parser.parse_args(argv)
     if args.gpus < 1 or args.gpu_memory <= 0:
         parser.error("--gpus must be >= 1 and --gpu_memory > 0.")
     plan = plan_recipe(args.recipe, args.gpus, args.gpu_memory, args.strategy, args.step_time, args.examples,
-                       args.overhead, args.prompt_tokens, args.text_tokens, args.audio_seconds, args.stages)
+                       args.overhead, args.prompt_tokens, args.text_tokens, args.audio_seconds, args.stages,
+                       args.fsdp_config)
     print(json.dumps(plan, indent=2) if args.json else format_plan(plan))
     return plan
 
