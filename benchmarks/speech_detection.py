@@ -29,25 +29,10 @@ RATE = 16000
 
 
 def talk(noise_dbfs: float | None, seed: int = 0):
-    from speech_helpers import recording_with_pauses
+    from speech_helpers import spoken_talk
 
-    from llmsrt.demo.speech_synthesis import ESpeak
-
-    engine = ESpeak()
-    sentences = [("en-us", "Good morning, how are you today?"), ("de", "Der Zug fährt um neun Uhr ab."),
-                 ("fr", "Le soleil est chaud et la mer est bleue."), ("es", "El tren sale a las nueve.")]
     rng = np.random.default_rng(seed)
-    utterances, pauses, total = [], [], 0.0
-    while True:
-        voice, text = sentences[len(utterances) % len(sentences)]
-        utterance = engine.synthesize(text, voice, rate=160 + 10 * (len(utterances) % 3))
-        pause = float(rng.uniform(0.8, 1.6))
-        if total + pause + utterance.size / RATE > 94.0:
-            break
-        utterances.append(utterance)
-        pauses.append(pause)
-        total += pause + utterance.size / RATE
-    waveform, spans = recording_with_pauses(utterances, pauses, tail=95.0 - total)
+    waveform, spans = spoken_talk(seed)
     if noise_dbfs is not None:
         waveform = waveform + 10 ** (noise_dbfs / 20) * rng.standard_normal(waveform.size).astype(np.float32)
     return waveform.astype(np.float32), spans

@@ -66,3 +66,24 @@ def spoken_utterances(count: int, seed: int = 0) -> list[np.ndarray]:
     speech detector (Silero VAD) recognises, unlike `make_clip`'s harmonics."""
     rng = np.random.default_rng(seed)
     return [spoken(SENTENCES[(seed + i) % len(SENTENCES)], rate=int(rng.integers(150, 190))) for i in range(count)]
+
+
+TALK_SENTENCES = (("en-us", "Good morning, how are you today?"), ("de", "Der Zug fährt um neun Uhr ab."),
+                  ("fr", "Le soleil est chaud et la mer est bleue."), ("es", "El tren sale a las nueve."))
+
+
+def spoken_talk(seed: int = 0, seconds: float = 95.0):
+    """`seconds` of eSpeak NG sentences (4 languages' voices) separated by 0.8-1.6 s pauses drawn from `seed`:
+    (waveform at 16 kHz, the sentences' (start, end) spans in seconds) as `recording_with_pauses` gives them."""
+    rng = np.random.default_rng(seed)
+    utterances, pauses, total = [], [], 0.0
+    while True:
+        voice, text = TALK_SENTENCES[len(utterances) % len(TALK_SENTENCES)]
+        utterance = _espeak().synthesize(text, voice, rate=160 + 10 * (len(utterances) % 3))
+        pause = float(rng.uniform(0.8, 1.6))
+        if total + pause + utterance.size / SAMPLING_RATE > seconds - 1.0:
+            break
+        utterances.append(utterance)
+        pauses.append(pause)
+        total += pause + utterance.size / SAMPLING_RATE
+    return recording_with_pauses(utterances, pauses, tail=seconds - total)

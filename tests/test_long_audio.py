@@ -9,7 +9,14 @@ import soundfile as sf
 import srt
 import webvtt
 from helpers import SAMPLING_RATE, make_clip
-from speech_helpers import ANSWER, GREEDY, recording_with_pauses, spoken_utterances, tiny_model_that_answers
+from speech_helpers import (
+    ANSWER,
+    GREEDY,
+    recording_with_pauses,
+    spoken_talk,
+    spoken_utterances,
+    tiny_model_that_answers,
+)
 from transformers import pipeline
 
 from llmsrt.audio_utils import stream_audio
@@ -36,23 +43,7 @@ def saved_answering_model(translator, tmp_path_factory):
 @pytest.fixture(scope="module")
 def spoken_recording(tmp_path_factory):
     """95 s of eSpeak NG sentences (4 languages' voices) separated by 0.8-1.6 s pauses, as a WAV file."""
-    from llmsrt.demo.speech_synthesis import ESpeak
-
-    engine = ESpeak()
-    sentences = [("en-us", "Good morning, how are you today?"), ("de", "Der Zug fährt um neun Uhr ab."),
-                 ("fr", "Le soleil est chaud et la mer est bleue."), ("es", "El tren sale a las nueve.")]
-    rng = np.random.default_rng(0)
-    utterances, pauses, total = [], [], 0.0
-    while True:
-        voice, text = sentences[len(utterances) % len(sentences)]
-        utterance = engine.synthesize(text, voice, rate=160 + 10 * (len(utterances) % 3))
-        pause = float(rng.uniform(0.8, 1.6))
-        if total + pause + utterance.size / SAMPLING_RATE > 94.0:
-            break
-        utterances.append(utterance)
-        pauses.append(pause)
-        total += pause + utterance.size / SAMPLING_RATE
-    waveform, spans = recording_with_pauses(utterances, pauses, tail=95.0 - total)
+    waveform, spans = spoken_talk()
     path = tmp_path_factory.mktemp("talk") / "talk.wav"
     sf.write(path, waveform, SAMPLING_RATE)
     return path, spans
