@@ -2,6 +2,7 @@
 model as a user publishes it, a tiny Whisper in CTranslate2's format. The fixtures built on them are in conftest.py."""
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -120,3 +121,10 @@ def run_in_fresh_process(script: str, waveform: np.ndarray, folder, output_name:
                     str(tmp_path / output_name)], check=True, capture_output=True, cwd=tmp_path,
                    env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "m")},
                    timeout=300)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the tests' servers listen on loopback only)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -7,12 +7,11 @@ Skips (with the reason) only where the `[app]` extra (gradio, playwright) or the
 import os
 import re
 import shutil
-import socket
 
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers import SAMPLING_RATE
+from helpers import SAMPLING_RATE, free_port
 from speech_helpers import ANSWER, GREEDY, recording_with_pauses, spoken, spoken_utterances, tiny_model_that_answers
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a test
@@ -21,11 +20,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test n
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

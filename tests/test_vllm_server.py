@@ -6,7 +6,6 @@ Runs where vLLM is installed (`make test-vllm`)."""
 import base64
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from helpers import CORPUS, enliven, save_model
+from helpers import CORPUS, enliven, free_port, save_model
 from speech_helpers import spoken
 
 pytest.importorskip(
@@ -32,11 +31,6 @@ MAX_MODEL_LEN = 96
 STARTUP_SECONDS = 600  # vLLM's start takes 1-2 minutes on 2 idle cores, several on a loaded machine
 MAX_AUDIO_SECONDS = 60  # VLLM_MAX_AUDIO_DECODE_DURATION_S of the test's server: a longer upload is refused
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,13 @@ session usable, sessions freed on disconnect and refused beyond the limit. A tin
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from helpers import SAMPLING_RATE
+from helpers import SAMPLING_RATE, free_port
 from speech_helpers import ANSWER, GREEDY, recording_with_pauses, spoken, tiny_model_that_answers
 
 NEEDS_EXTRA = "the WebSocket server needs the [websocket] extra: pip install -e '.[websocket]'"
@@ -29,11 +28,6 @@ pytestmark = pytest.mark.slow
 FRAME_SECONDS = 0.1
 TIMEOUT = 120
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
