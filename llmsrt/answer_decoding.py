@@ -1,6 +1,8 @@
 """How LLM-SRT decodes: as the paper's reference, whose `no_repeat_ngram_size` and `repetition_penalty` read the
 generated answer only (it generates from `inputs_embeds`). `LLMSRTAnswerDecodingMixin` gives
-`LLMSRTForConditionalGeneration` its `generate`; the settings' defaults are `PAPER_DECODING`.
+`LLMSRTForConditionalGeneration` its `generate`; the settings' defaults are `PAPER_DECODING`. `generate` also takes an
+`answer_draft` (an expected answer, e.g. the previous hypothesis of a live translator for the same, grown audio): its
+tokens are checked by transformers' assisted decoding, with the same output as without it and fewer forward passes.
 """
 
 import copy
@@ -13,6 +15,7 @@ from transformers.generation import (
     NoRepeatNGramLogitsProcessor,
     RepetitionPenaltyLogitsProcessor,
 )
+from transformers.generation.candidate_generator import PromptLookupCandidateGenerator
 
 # The paper's decoding settings: the defaults of `generate` for a new model (a saved generation_config wins).
 # `no_repeat_ngram_size` and `repetition_penalty` read the generated answer only, as in the paper's reference
@@ -57,9 +60,92 @@ class LLMSRTAnswerLogitsProcessor(LogitsProcessor):
         return self.processor(input_ids[:, self.prompt_length :], scores)
 
 
+class AnswerDraftCandidateGenerator(PromptLookupCandidateGenerator):
+    r"""
+    Proposes tokens from a draft of the answer for transformers' assisted decoding: at the start, the draft's first
+    tokens; then, the tokens that follow in the draft the longest n-gram (at most `max_matching_ngram_size`) that ends
+    the answer generated so far (the occurrence nearest to the same place in the draft), as prompt lookup decoding
+    (`PromptLookupCandidateGenerator`, whose settings it keeps) does with the prompt. The model checks all proposed tokens in one forward pass and keeps those it would have
+    generated itself: greedy decoding gives the same answer as without a draft, in fewer forward passes when the draft
+    is close (a live translator's hypothesis for the same audio one chunk earlier).
+
+    Args:
+        draft_ids (`torch.LongTensor` of shape `(draft_length,)`): the expected answer's tokens.
+        prompt_length (`int`): the prompt's length (`input_ids.shape[1]` given to `generate`).
+        num_output_tokens (`int`): the most tokens proposed at once.
+        max_length (`int`): the generation's `max_length` (prompt included).
+        max_matching_ngram_size (`int`): the longest n-gram looked up.
+        eos_token_id (`torch.Tensor`, *optional*): proposals stop before an end-of-sequence token.
+    """
+
+    def __init__(
+        self,
+        draft_ids: torch.LongTensor,
+        prompt_length: int,
+        num_output_tokens: int = 10,
+        max_length: int = 20,
+        max_matching_ngram_size: int = 3,
+        eos_token_id: torch.Tensor | None = None,
+    ):
+        if draft_ids.dim() != 1:
+            raise ValueError(
+                f"`answer_draft` has to be one answer's tokens, of shape (length,), got {tuple(draft_ids.shape)}."
+            )
+        super().__init__(eos_token_id, num_output_tokens, max_matching_ngram_size, max_length)
+        self.draft_ids = draft_ids
+        self.prompt_length = prompt_length
+
+    def _continuation(self, generated: torch.LongTensor) -> int | None:
+        """Where in the draft the continuation of `generated` `(generated_length,)` starts, or None."""
+        if generated.numel() == 0:
+            return 0
+        for size in range(min(self.max_matching_ngram_size, generated.numel(), self.draft_ids.numel()), 0, -1):
+            windows = self.draft_ids.unfold(0, size, 1)  # (draft_length - size + 1, size)
+            hits = (windows == generated[-size:]).all(dim=1).nonzero().flatten() + size
+            hits = hits[hits < self.draft_ids.numel()]
+            if hits.numel():
+                return int(hits[(hits - generated.numel()).abs().argmin()])
+        return None
+
+    def get_candidates(self, input_ids: torch.LongTensor, **kwargs) -> tuple[torch.LongTensor, None]:
+        """
+        Args:
+            input_ids: `(1, prompt_length + generated)` the prompt and the answer so far.
+
+        Returns:
+            `(1, prompt_length + generated + proposed)` with the proposed draft tokens appended (none: `input_ids`
+            unchanged, and the step generates one token), and no logits.
+        """
+        room = min(self.num_output_tokens, self.max_length - input_ids.shape[1] - 1)
+        start = self._continuation(input_ids[0, self.prompt_length :]) if room > 0 else None
+        if start is None:
+            return input_ids, None
+        proposed = self.draft_ids[start : start + room].to(input_ids.device)
+        if self.eos_token_id is not None:
+            ends = torch.isin(proposed, self.eos_token_id.to(proposed.device)).nonzero()
+            proposed = proposed[: int(ends[0])] if ends.numel() else proposed
+        if proposed.numel() == 0:
+            return input_ids, None
+        return torch.cat([input_ids, proposed[None]], dim=1), None
+
+
 class LLMSRTAnswerDecodingMixin:
-    """`generate` with the answer-only penalty and n-gram ban. Mixed into `LLMSRTForConditionalGeneration` ahead of
-    `GenerationMixin`."""
+    """`generate` with the answer-only penalty and n-gram ban, and an optional answer draft. Mixed into
+    `LLMSRTForConditionalGeneration` ahead of `GenerationMixin`."""
+
+    _answer_draft: torch.LongTensor | None = None  # set by `generate(answer_draft=...)` for its duration
+
+    def _get_candidate_generator(self, generation_config: GenerationConfig, input_ids: torch.LongTensor, *args, **kwargs):
+        """transformers' candidate generator for assisted decoding; the draft's, when `generate` was given one."""
+        if self._answer_draft is None:
+            return super()._get_candidate_generator(generation_config, input_ids, *args, **kwargs)
+        return AnswerDraftCandidateGenerator(
+            self._answer_draft,
+            input_ids.shape[1],
+            num_output_tokens=generation_config.prompt_lookup_num_tokens,
+            max_length=generation_config.max_length,
+            eos_token_id=generation_config._eos_token_tensor,
+        )
 
     def answer_logits_processors(
         self, prompt_length: int, no_repeat_ngram_size: int | None = None, repetition_penalty: float | None = None
@@ -94,11 +180,28 @@ class LLMSRTAnswerDecodingMixin:
         processors given here. A processor of either kind given in `logits_processor` is kept as given, in place of
         the setting. Generation from `inputs_embeds` (no prompt ids) is left to transformers as it is.
 
+        `answer_draft` (`(draft_length,)` or `(1, draft_length)` token ids, without the prompt; a batch of one, greedy
+        decoding): an expected answer whose tokens transformers' assisted decoding checks several at a time
+        (`AnswerDraftCandidateGenerator`, up to `prompt_lookup_num_tokens`, default 10, per step). The answer is the
+        one decoding without the draft gives; only the number of forward passes changes.
+
         transformers applies given processors after its own (before the sampling warpers): the ones they move past
         only lower scores to `-inf` (suppressed tokens, minimum length), which the penalty and the ban leave at
         `-inf`, so the tokens are those of the reference. (`forced_eos_token_id`, which overwrites the scores of the
         last step, is the exception: there the ban can still fall on the forced token. The paper does not set it.)
         """
+        draft = kwargs.pop("answer_draft", None)
+        if draft is not None:
+            draft = torch.as_tensor(draft, dtype=torch.long)
+            self._answer_draft = draft[0] if draft.dim() == 2 and draft.shape[0] == 1 else draft
+            kwargs.setdefault("prompt_lookup_num_tokens", 10)
+        try:
+            return self._generate_answer(inputs, generation_config, logits_processor, **kwargs)
+        finally:
+            self._answer_draft = None
+
+    def _generate_answer(self, inputs, generation_config, logits_processor, **kwargs):
+        """`generate` without the draft's bookkeeping."""
         input_ids = inputs if inputs is not None else kwargs.get("input_ids")
         if input_ids is None or input_ids.shape[-1] == 0:
             return super().generate(inputs, generation_config, logits_processor, **kwargs)
@@ -127,4 +230,4 @@ class LLMSRTAnswerDecodingMixin:
         return super().generate(inputs, generation_config, processors, **kwargs)
 
 
-__all__ = ["LLMSRTAnswerDecodingMixin", "LLMSRTAnswerLogitsProcessor", "PAPER_DECODING"]
+__all__ = ["AnswerDraftCandidateGenerator", "LLMSRTAnswerDecodingMixin", "LLMSRTAnswerLogitsProcessor", "PAPER_DECODING"]

@@ -132,6 +132,22 @@ def test_silence_and_noise_get_no_text_without_a_request_to_the_engine(client):
     assert received == []
 
 
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"language": "klingon"}, "Unknown language code 'klingon'. Use an ISO 639-3 code"),
+    ({"to_language": "xx"}, "Unknown language code 'xx'. Use an ISO 639-3 code"),
+    ({"language": None}, "needs the spoken language: pass `language`"),
+])
+def test_a_bad_language_is_a_400_whatever_the_audio_holds(client, fields, reason):
+    """The engine refuses these; silence must not turn them into an empty answer."""
+    test_client, received = client
+    data = {key: value for key, value in {**FIELDS, **fields}.items() if value is not None}
+    for sound in (np.zeros(16000, dtype=np.float32), spoken("Good morning.")):
+        response = test_client.post("/v1/audio/translations", data=data,
+                                    files={"file": ("upload.wav", encoded(sound, 16000), "audio/wav")})
+        assert response.status_code == 400 and reason in response.json()["error"]["message"], response.text
+    assert received == []
+
+
 def test_other_routes_pass_through(client):
     test_client, received = client
     assert test_client.get("/health").json() == {"ok": True}
@@ -191,6 +207,18 @@ def test_chat_audio_without_speech_gets_empty_content_without_a_request_to_the_e
     assert answer["usage"]["completion_tokens"] == 0
     buzz, _ = chat(test_client, audio_part(encoded(make_clip(2.0, seed=4), 16000), kind))
     assert buzz.json()["choices"][0]["message"]["content"] == ""
+    assert received == []
+
+
+@pytest.mark.parametrize(("options", "reason"), [({"src_lang": "xx", "tgt_lang": "deu"}, "Unknown src_lang 'xx'"),
+                                               ({"task": "summarise"}, "Unknown task 'summarise'")])
+def test_a_chat_with_an_unknown_language_or_task_is_a_400_even_without_speech(client, options, reason):
+    test_client, received = client
+    _, request = chat(test_client, audio_part(SILENCE))
+    received.clear()
+    request["chat_template_kwargs"] |= options
+    response = test_client.post("/v1/chat/completions", json=request)
+    assert response.status_code == 400 and reason in response.json()["error"]["message"], response.text
     assert received == []
 
 

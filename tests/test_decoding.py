@@ -170,3 +170,37 @@ def test_given_ngram_processor_is_kept_as_given(memorized):
     model, _, prompts, answers = memorized
     given = LogitsProcessorList([NoRepeatNGramLogitsProcessor(5)])
     assert _answers(model, prompts, logits_processor=given)[0][: len(answers[0])] != answers[0]
+
+
+def _one(prompts, index: int) -> dict:
+    return {name: value[index : index + 1] for name, value in prompts.items()}
+
+
+def test_an_answer_draft_changes_the_forward_passes_not_the_answer(memorized):
+    """`generate(answer_draft=...)`: transformers' assisted decoding checks the draft's tokens (a live translator's
+    previous hypothesis); greedy answers are those decoded without it, whatever the draft, in fewer LLM passes when
+    it is right."""
+    model, _, prompts, answers = memorized
+    passes = []
+    hook = model.language_model.register_forward_pre_hook(lambda *_: passes.append(1))
+    greedy = {"num_beams": 1, "do_sample": False, "no_repeat_ngram_size": 5}
+    try:
+        for index in range(2):
+            prompt = _one(prompts, index)
+            passes.clear()
+            (plain,) = _answers(model, prompt, **greedy)
+            plain_passes = len(passes)
+            assert plain_passes == len(plain) > 10  # one pass per token
+            changed = list(plain[:-1])
+            changed[len(changed) // 2] = plain[0] if changed[len(changed) // 2] != plain[0] else plain[1]
+            drafts = {"exact": plain[:-1], "changed": changed, "the clip's trained answer": answers[index][:-1],
+                      "the other clip's": answers[1 - index][:-1], "truncated": plain[:3]}
+            for name, draft in drafts.items():
+                passes.clear()
+                assert _answers(model, prompt, **greedy, answer_draft=torch.tensor(draft)) == [plain], name
+                if name == "exact":
+                    assert len(passes) <= -(-len(plain) // 10) + 1 < plain_passes  # 10 tokens checked per pass
+    finally:
+        hook.remove()
+    with pytest.raises(ValueError, match="batch"):
+        _answers(model, prompts, **greedy, answer_draft=torch.tensor(answers[0]))

@@ -74,6 +74,30 @@ def test_finals_equal_the_offline_segments_and_come_in_order(translator, talk):
     assert pairs and all(b.stable_transcription == agreed_prefix(a.transcription, b.transcription) for a, b in pairs)
 
 
+def test_each_decode_is_drafted_from_the_previous_partial_and_gives_the_same_events(translator, talk, monkeypatch):
+    """A partial or final after a partial of the same stretch gets that partial's answer as `answer_draft` (greedy
+    decoding; tests/test_decoding.py shows the draft saves forward passes); the events are those without drafts."""
+    waveform, _ = talk
+    options = {"chunk_seconds": 0.5, "generate_kwargs": GREEDY | {"max_new_tokens": 12}}
+    undrafted = list(LiveTranslator(translator, "eng", "deu", drafts=False, **options).stream(in_chunks(waveform, 9)))
+    drafts, generate = [], translator.model.generate
+    monkeypatch.setattr(translator.model, "generate",
+                        lambda *args, **kwargs: drafts.append(kwargs.get("answer_draft")) or generate(*args, **kwargs))
+    events = list(LiveTranslator(translator, "eng", "deu", **options).stream(in_chunks(waveform, 9)))
+    assert [e.to_dict() | {"wall_seconds": 0} for e in events] == [e.to_dict() | {"wall_seconds": 0} for e in undrafted]
+    assert len(drafts) == len(events)  # one decode per event
+    builder, tokenizer = translator.processor.prompt_builder, translator.processor.tokenizer
+    for previous, event, draft in zip([None, *events], events, drafts):
+        if previous is None or previous.type != "partial" or previous.start != event.start:
+            assert draft is None
+        else:
+            answer = previous.transcription  # cut short (12 tokens) before the translation: its beginning
+            if previous.translation:
+                answer = builder.answer("srt", "eng", "deu", previous.transcription, previous.translation)
+            assert draft.tolist() == tokenizer(answer, add_special_tokens=False)["input_ids"]
+    assert sum(draft is not None for draft in drafts) >= len([e for e in events if e.type == "final"])
+
+
 def test_chunk_sizes_and_input_rates_give_the_same_captions(translator, talk):
     waveform, spans = talk
     small = finals(live(translator, chunk_seconds=0.25).stream(in_chunks(waveform, 2, 200, 1500)))

@@ -18,6 +18,12 @@ pause, at the least speech-like frame before `max_latency_seconds`: the committe
 given as a *final* event, whose text never changes; the buffer is trimmed there. Recordings of pause-separated
 sentences therefore give the offline pipeline's segments and texts. Silence, noise and music give no events.
 
+Cost. Decoding is greedy by default (`num_beams=1`; `generate_kwargs` may change it), and each decode after the
+first of a stretch is given the previous hypothesis as an answer draft (`generate(answer_draft=...)`): the LLM checks
+up to 10 of its tokens per forward pass and keeps those it would have generated itself, so that a partial or final
+whose text changed little since the last partial costs a few forward passes instead of one per token, with the same
+text as decoding without the draft.
+
 Bad chunks (NaN, empty, a sampling rate that is not a positive integer) give an *error* event and the session
 goes on; `reset()` starts a new session (a stopped and restarted microphone), times from 0 again.
 """
@@ -29,6 +35,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..audio_utils import to_mono
 from ..segmentation import LongFormOptions, PauseSegmenter, Segment
@@ -94,7 +101,10 @@ class LiveTranslator:
         segmentation: `LongFormOptions` (or a dict of them): the speech detector and pause length.
         partials: `False` gives finals only (no re-decoding between commits).
         task: `"srt"` (transcript and translation) or `"asr"` (transcript only).
-        generate_kwargs: options for `generate` (beam size, max_new_tokens...).
+        generate_kwargs: options for `generate` (beam size, max_new_tokens...); live decoding is greedy
+            (`num_beams=1`) unless they say otherwise.
+        drafts: give each decode the previous partial's answer as a draft (greedy decoding only; same texts, fewer
+            forward passes). `False` decodes without.
     """
 
     def __init__(
@@ -108,6 +118,7 @@ class LiveTranslator:
         partials: bool = True,
         task: str = "srt",
         generate_kwargs: dict | None = None,
+        drafts: bool = True,
         device: str | None = None,
     ):
         if isinstance(pipeline_or_model_dir, (str, os.PathLike)):
@@ -127,7 +138,8 @@ class LiveTranslator:
         self.max_segment_seconds = min(float(max_latency_seconds), self.pipeline.processor.max_audio_seconds)
         self.segmentation = LongFormOptions.of(segmentation)
         self.partials = partials
-        self.generate_kwargs = dict(generate_kwargs or {})
+        self.generate_kwargs = {"num_beams": 1, **(generate_kwargs or {})}
+        self.drafts = drafts and self.generate_kwargs["num_beams"] == 1 and not self.generate_kwargs.get("do_sample")
         self.segmenter = PauseSegmenter(self.segmentation, self.sampling_rate, self.max_segment_seconds)
         self.reset()
 
@@ -139,6 +151,7 @@ class LiveTranslator:
         self._resampler, self._input_rate = None, None
         self._decoded_at = 0  # samples received at the last partial decode
         self._previous = None  # the previous partial's (transcription, translation), for LocalAgreement-2
+        self._previous_start = self._previous_source = None  # the previous partial's stretch start and language
         self._started = None  # wall-clock time of the first chunk
 
     @property
@@ -157,9 +170,22 @@ class LiveTranslator:
         position = self.received_seconds
         return [self._event("error", position, position, message=message)]
 
+    def _draft(self, segments: list[Segment]) -> dict:
+        """`answer_draft` for decoding `segments`: the previous partial's answer, when it decoded the same stretch
+        (one segment starting where it started); otherwise nothing."""
+        if (not self.drafts or self._previous is None or len(segments) != 1
+                or segments[0].start != self._previous_start or not self._previous[0].strip()):
+            return {}
+        processor, (transcription, translation) = self.pipeline.processor, self._previous
+        answer = transcription  # an answer cut short before its translation: its beginning
+        if self.task == "asr" or translation.strip():
+            answer = processor.prompt_builder.answer(self.task, self._previous_source, self.tgt_lang, transcription,
+                                                     translation)
+        return {"answer_draft": torch.tensor(processor.tokenizer(answer, add_special_tokens=False)["input_ids"])}
+
     def _decode(self, segments: list[Segment]) -> tuple[list[dict], str]:
         chunks, source = self.pipeline.translate_segments(segments, self.source, self.tgt_lang, self.task,
-                                                          generate_kwargs=self.generate_kwargs)
+                                                          generate_kwargs=self.generate_kwargs | self._draft(segments))
         return chunks, source
 
     def _finals(self, segments: list[Segment]) -> list[LiveEvent]:
@@ -182,10 +208,10 @@ class LiveTranslator:
         if segment is None or segment.audio.size < self.sampling_rate * 0.1:
             return []
         self._decoded_at = self.segmenter.received
-        (chunk,), _ = self._decode([segment])  # "auto" before the first final: detected on the partial's audio
+        (chunk,), source = self._decode([segment])  # "auto" before the first final: detected on the partial's audio
         current = (chunk["transcription"], chunk["translation"] or "")
         stable = ("", "") if self._previous is None else tuple(map(agreed_prefix, self._previous, current))
-        self._previous = current
+        self._previous, self._previous_start, self._previous_source = current, segment.start, source
         return [self._event("partial", segment.start, segment.end, transcription=current[0],
                             translation=current[1], stable_transcription=stable[0], stable_translation=stable[1])]
 

@@ -10,12 +10,14 @@ float WAV in place of the upload, the form's other fields unchanged, so any rate
 container the pipeline reads are served, to the same samples the pipeline decodes. What it cannot use is answered
 here, in vLLM's error format: an undecodable, empty or non-finite file is a 400 naming the problem, a file longer
 than `VLLM_MAX_AUDIO_DECODE_DURATION_S` (600 s by default) a 400, a body larger than `VLLM_MAX_AUDIO_CLIP_FILESIZE_MB`
-(25 MB by default) a 413. Audio in which Silero VAD finds no speech (`llmsrt.vad.has_speech`: silence, noise, music,
-hum) gets no text, `{"text": ""}` as Whisper servers answer, without a request to the engine.
+(25 MB by default) a 413, a missing or unknown `language` (or `to_language`) a 400 naming the accepted codes, as the
+engine answers. Audio in which Silero VAD finds no speech (`llmsrt.vad.has_speech`: silence, noise, music, hum) gets
+no text, `{"text": ""}` as Whisper servers answer, without a request to the engine.
 
 `/v1/chat/completions` gets the same checks for the audio parts of its last user message (`input_audio` base64
 `data`, or an `audio_url` whose `url` is a base64 `data:` URL): each is decoded as above, a corrupt, empty,
-non-finite or over-long one is a 400 naming the problem, and when none holds speech the answer is a chat completion
+non-finite or over-long one, or an unknown `task`, `src_lang` or `tgt_lang` in `chat_template_kwargs`, is a 400 naming
+the problem, and when none holds speech the answer is a chat completion
 with empty content (`stream: true`: a server-sent event stream of one empty delta, then `data: [DONE]`) without a
 request to the engine. A request with speech in some part, or with an `audio_url` to fetch, reaches vLLM unchanged.
 """
@@ -37,7 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..audio_utils import stream_audio
+from ..languages import get_language
+from ..prompt_builder import check_task
 from ..vad import has_speech
+from .prompts import speech_to_text_languages
 
 AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
 CHAT_PATH = "/v1/chat/completions"
@@ -139,6 +144,22 @@ def chat_audio(request: dict) -> list[tuple[str, bytes]] | None:
     return found or None
 
 
+def check_chat_options(request: dict) -> None:
+    """A `ValueError` naming an unknown task or language code in the request's `chat_template_kwargs`, which the
+    chat template would refuse."""
+    options = request.get("chat_template_kwargs")
+    if not isinstance(options, dict):
+        return
+    if "task" in options:
+        check_task(options["task"])
+    for name in ("src_lang", "tgt_lang"):
+        if options.get(name) is not None:
+            try:
+                get_language(options[name])
+            except ValueError as error:
+                raise ValueError(f"Unknown {name} {options[name]!r}: {error}") from error
+
+
 def empty_chat_completion(request: dict) -> Response:
     """A chat completion with empty content for each of the request's `n` choices, as vLLM (OpenAI) shapes it; with
     `stream: true`, its server-sent events (an empty delta, the stop, usage where `stream_options` asks, `[DONE]`)."""
@@ -208,6 +229,12 @@ class AudioUploadMiddleware:
         if not isinstance(upload, UploadFile):
             await self.app(scope, replay(body, receive), send)  # vLLM names the missing field
             return
+        try:  # the engine's own check, made before the audio decides anything
+            speech_to_text_languages("transcribe" if scope["path"].endswith("transcriptions") else "translate",
+                                     form.get("language"), form.get("to_language"))
+        except ValueError as error:
+            await error_response(str(error), param="language")(scope, receive, send)
+            return
         try:
             waveform = await run_in_threadpool(decode_upload, await upload.read(), max_audio_seconds())
         except ValueError as error:
@@ -231,6 +258,8 @@ class AudioUploadMiddleware:
         try:
             request = json.loads(body)
             parts = chat_audio(request) if isinstance(request, dict) else None
+            if parts is not None:
+                check_chat_options(request)
             waveforms = [await run_in_threadpool(decode_upload, data, max_audio_seconds(), name)
                          for name, data in parts or ()]
         except (json.JSONDecodeError, UnicodeDecodeError):  # vLLM names what is wrong with the JSON

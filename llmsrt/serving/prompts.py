@@ -48,16 +48,26 @@ def speech_to_text_prompt_ids(
     """The prompt ids of a `/v1/audio/transcriptions` (`task_type="transcribe"`: task `asr` in `language`) or
     `/v1/audio/translations` request (`"translate"`: task `srt` from `language` to `to_language`, English when not
     given, as OpenAI's endpoint). Codes: ISO 639-1 as the endpoints take them, or llmsrt's own."""
+    source, target = speech_to_text_languages(task_type, language, to_language)
+    text = request_prompt(processor, "asr", source) if target is None else request_prompt(processor, "srt", source,
+                                                                                          target)
+    return processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def speech_to_text_languages(task_type: str, language: str | None, to_language: str | None = None):
+    """`(source, target)` ISO 639-3 codes of a `/v1/audio/transcriptions` (`"transcribe"`: target None) or
+    `/v1/audio/translations` (`"translate"`: `to_language`, English when not given) request.
+
+    Raises:
+        ValueError: no `language`, an unknown code (naming the accepted ones) or an unknown task type.
+    """
     if language is None:
         raise ValueError("LLM-SRT needs the spoken language: pass `language` (e.g. 'en') with the request.")
-    source = iso639_3(language)
     if task_type == "transcribe":
-        text = request_prompt(processor, "asr", source)
-    elif task_type == "translate":
-        text = request_prompt(processor, "srt", source, iso639_3(to_language or "en"))
-    else:
-        raise ValueError(f"Unsupported task type {task_type!r}: 'transcribe' or 'translate'.")
-    return processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return iso639_3(language), None
+    if task_type == "translate":
+        return iso639_3(language), iso639_3(to_language or "en")
+    raise ValueError(f"Unsupported task type {task_type!r}: 'transcribe' or 'translate'.")
 
 
 __all__ = ["folder_processor", "iso639_3", "request_prompt", "speech_to_text_prompt_ids"]
