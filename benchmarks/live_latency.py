@@ -75,28 +75,57 @@ def answer_tokens(processor, rows) -> int:
     return int(np.median(lengths))
 
 
-def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kwargs: dict) -> dict:
+def agreement_report(events: list) -> dict:
+    """What committing the transcript by LocalAgreement-2 would have given, from the partials' stable prefixes:
+    `stable_prefixes` (non-empty ones), `kept` (share of them that the final of their stretch begins with: a
+    committed prefix that the final revises would be an error), `words_early` (the final's transcript words that a
+    kept stable prefix held before the final) and `seconds_early` (their mean lead over the final, audio seconds)."""
+    prefixes = kept = 0
+    leads = []
+    for index, final in enumerate(events):
+        if final.type != "final":
+            continue
+        words = final.transcription.split()
+        first_stable = {}
+        for partial in events[:index]:
+            if partial.type != "partial" or partial.start != final.start or not partial.stable_transcription:
+                continue
+            prefix = partial.stable_transcription.split()
+            prefixes += 1
+            if words[: len(prefix)] == prefix:
+                kept += 1
+                for position in range(len(prefix)):
+                    first_stable.setdefault(position, partial.emitted_at)
+        leads += [final.emitted_at - at for at in first_stable.values()]
+    return {"stable_prefixes": prefixes, "kept": round(kept / prefixes, 3) if prefixes else None,
+            "words_early": len(leads), "seconds_early": round(float(np.mean(leads)), 2) if leads else None}
+
+
+def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kwargs: dict,
+             drafts: bool = True) -> dict:
     """Feed `waveform` as if it arrived in real time: each push gives all the audio that has arrived by the time the
     previous push's work is done (at least one chunk), as the CLI's microphone and `--speed` playback do, so that
     a slow decode makes the next push larger instead of falling behind. Returns the finals with their CU and CA
-    times, the compute, and the number of pushes and partials."""
+    times, the compute, the number of pushes and partials, and the LocalAgreement-2 report of the partials."""
     from llmsrt.inference.live import LiveTranslator
 
-    session = LiveTranslator(translator, "eng", "deu", chunk_seconds=chunk_seconds, generate_kwargs=generate_kwargs)
+    session = LiveTranslator(translator, "eng", "deu", chunk_seconds=chunk_seconds, generate_kwargs=generate_kwargs,
+                             drafts=drafts)
     step = int(chunk_seconds * RATE)
     clock = compute = cpu = 0.0  # clock: simulated wall time, audio arriving at 1 s per s
-    finals, pushes, partials = [], 0, 0
+    finals, pushes, partials, events = [], 0, 0, []
 
     def timed(call):
         nonlocal clock, compute, cpu, partials
         started, started_cpu = time.perf_counter(), time.process_time()
-        events = call()
+        new_events = call()
         spent = time.perf_counter() - started
         compute += spent
         cpu += time.process_time() - started_cpu
         clock += spent
-        partials += sum(event.type == "partial" for event in events)
-        finals.extend((event, clock) for event in events if event.type == "final")
+        events.extend(new_events)
+        partials += sum(event.type == "partial" for event in new_events)
+        finals.extend((event, clock) for event in new_events if event.type == "final")
 
     position = 0
     while position < waveform.size:
@@ -114,7 +143,18 @@ def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kw
             delays.append(round(event.emitted_at * 1000, 1))
             elapsed.append(round(done * 1000, 1))
     return {"prediction": " ".join(words), "delays": delays, "elapsed": elapsed, "compute": compute, "cpu": cpu,
-            "pushes": pushes, "partials": partials, "source_length": round(waveform.size / RATE * 1000, 1)}
+            "pushes": pushes, "partials": partials, "source_length": round(waveform.size / RATE * 1000, 1),
+            "agreement": agreement_report(events)}
+
+
+def agreement_totals(reports: list[dict]) -> dict:
+    """`agreement_report`s of several recordings, pooled."""
+    prefixes = sum(report["stable_prefixes"] for report in reports)
+    kept = sum(report["kept"] * report["stable_prefixes"] for report in reports if report["kept"] is not None)
+    words = sum(report["words_early"] for report in reports)
+    lead = sum(report["seconds_early"] * report["words_early"] for report in reports if report["words_early"])
+    return {"stable_prefixes": prefixes, "kept": round(kept / prefixes, 3) if prefixes else None,
+            "words_early": words, "seconds_early": round(lead / words, 2) if words else None}
 
 
 # Shortform reports "AL (CU)", longform "LongAL (CU)": both are read as "AL (CU)".
@@ -146,6 +186,10 @@ def main(argv=None) -> None:
     source.add_argument("--parts", help="A folder with whisper-base/ and qwen2.5-0.5b-instruct/ (fresh adapter).")
     parser.add_argument("--sentences", type=int, default=12)
     parser.add_argument("--chunks", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--without_drafts", type=float, nargs="*", default=[1.0],
+                        help="Chunk sizes also run without answer drafts (the decoding speed-up's measure).")
+    parser.add_argument("--cpu_mode", choices=["fp32", "int8"], default="fp32",
+                        help="int8: llmsrt.inference.quantization.quantize_for_cpu (the LLM's linear layers).")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
@@ -155,6 +199,10 @@ def main(argv=None) -> None:
 
     load_before = os.getloadavg()
     translator, fresh = load(args)
+    if args.cpu_mode == "int8":
+        from llmsrt.inference.quantization import quantize_for_cpu
+
+        quantize_for_cpu(translator.model, "int8")
     rows = test_sentences(args.sentences)
     generate_kwargs = {"num_beams": 1, "do_sample": False}
     if fresh:  # a fresh adapter's texts are noise: make each decode the length of a real answer
@@ -179,7 +227,7 @@ def main(argv=None) -> None:
     talk_seconds = talk.size / RATE
     results = {"cpu": describe_cpu(), "threads": args.threads, "fresh_adapter": fresh, "sentences": len(rows),
                "clip_audio_s": round(clip_seconds, 1), "talk_audio_s": round(talk_seconds, 1),
-               "generate_kwargs": generate_kwargs, "rows": []}
+               "generate_kwargs": generate_kwargs, "cpu_mode": args.cpu_mode, "rows": []}
 
     # The offline pipeline: each clip, and the talk cut at pauses.
     started, started_cpu = time.perf_counter(), time.process_time()
@@ -206,16 +254,16 @@ def main(argv=None) -> None:
 
     print(f"offline done (RTF clips {clips_compute / clip_seconds:.2f}, talk {talk_compute / talk_seconds:.2f})",
           file=sys.stderr, flush=True)
-    for chunk in args.chunks:
-        clip_runs = [run_live(translator, row["audio"], chunk, generate_kwargs) for row in rows]
-        talk_run = run_live(translator, talk, chunk, generate_kwargs)
-        clip_file = write_jsonl(work / f"live-clips-{chunk}.jsonl", [
+    for chunk, drafts in [(chunk, True) for chunk in args.chunks] + [(chunk, False) for chunk in args.without_drafts]:
+        clip_runs = [run_live(translator, row["audio"], chunk, generate_kwargs, drafts) for row in rows]
+        talk_run = run_live(translator, talk, chunk, generate_kwargs, drafts)
+        clip_file = write_jsonl(work / f"live-clips-{chunk}-{drafts}.jsonl", [
             {"source": f"clip{i}.wav", **{k: run[k] for k in ("prediction", "delays", "elapsed", "source_length")}}
             for i, run in enumerate(clip_runs)])
-        talk_file = write_jsonl(work / f"live-talk-{chunk}.jsonl", [
+        talk_file = write_jsonl(work / f"live-talk-{chunk}-{drafts}.jsonl", [
             {"source": "talk.wav", **{k: talk_run[k] for k in ("prediction", "delays", "elapsed", "source_length")}}])
         results["rows"].append({
-            "system": "live", "chunk_s": chunk,
+            "system": "live" if drafts else "live, no drafts", "chunk_s": chunk,
             "clips": omnisteval(["shortform", "--hypothesis_file", str(clip_file), "--ref_sentences_file",
                                  str(references)]),
             "talk": omnisteval(["longform", "--speech_segmentation", str(work / "segmentation.json"),
@@ -225,7 +273,9 @@ def main(argv=None) -> None:
             "rtf_talk": round(talk_run["compute"] / talk_seconds, 3),
             "cpu_rtf_clips": round(sum(run["cpu"] for run in clip_runs) / clip_seconds, 3),
             "cpu_rtf_talk": round(talk_run["cpu"] / talk_seconds, 3),
-            "talk_pushes": talk_run["pushes"], "talk_partials": talk_run["partials"]})
+            "talk_pushes": talk_run["pushes"], "talk_partials": talk_run["partials"],
+            "agreement_clips": agreement_totals([run["agreement"] for run in clip_runs]),
+            "agreement_talk": talk_run["agreement"]})
         print(f"chunk {chunk} s done: {results['rows'][-1]}", file=sys.stderr, flush=True)
     results["load_average"] = {"before": [round(x, 2) for x in load_before],
                                "after": [round(x, 2) for x in os.getloadavg()]}
@@ -244,6 +294,15 @@ def main(argv=None) -> None:
                 cells = [f"error: {scores['error'][:60]}"] + [""] * (len(keys) - 1)
             print(f"| {'(a) clips' if name == 'clips' else '(b) talk'} | {row['system']} | {row['chunk_s'] or '-'} | "
                   + " | ".join(cells) + f" | {row['rtf_' + name]} | {row['cpu_rtf_' + name]} |")
+    print("\nLocalAgreement-2 on the partials (what committing by agreement would have given):")
+    print("| input | chunk (s) | stable prefixes | kept by the final | words held early | mean lead (s) |")
+    print("|---|---|---|---|---|---|")
+    for row in results["rows"]:
+        for name in ("clips", "talk") if row["system"] == "live" else ():
+            report = row["agreement_" + name]
+            print(f"| {'(a) clips' if name == 'clips' else '(b) talk'} | {row['chunk_s']} | "
+                  f"{report['stable_prefixes']} | {report['kept']} | {report['words_early']} | "
+                  f"{report['seconds_early']} |")
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 

@@ -63,11 +63,14 @@ class LLMSRTAnswerLogitsProcessor(LogitsProcessor):
 class AnswerDraftCandidateGenerator(PromptLookupCandidateGenerator):
     r"""
     Proposes tokens from a draft of the answer for transformers' assisted decoding: at the start, the draft's first
-    tokens; then, the tokens that follow in the draft the longest n-gram (at most `max_matching_ngram_size`) that ends
-    the answer generated so far (the occurrence nearest to the same place in the draft), as prompt lookup decoding
-    (`PromptLookupCandidateGenerator`, whose settings it keeps) does with the prompt. The model checks all proposed tokens in one forward pass and keeps those it would have
-    generated itself: greedy decoding gives the same answer as without a draft, in fewer forward passes when the draft
-    is close (a live translator's hypothesis for the same audio one chunk earlier).
+    tokens; then, the tokens that follow in the draft the longest n-gram (2 to `max_matching_ngram_size` tokens) that
+    ends the answer generated so far (the occurrence nearest to the same place in the draft), as prompt lookup
+    decoding (`PromptLookupCandidateGenerator`, whose settings it keeps) does with the prompt. The model checks all
+    proposed tokens in one forward pass and keeps those it would have generated itself: greedy decoding gives the same
+    answer as without a draft, in fewer forward passes when the draft is close (a live translator's hypothesis for the
+    same audio one chunk earlier). Fewer than `min_proposed_tokens` are not proposed: on a CPU a forward pass over a
+    few positions costs about twice one over a single position (a matrix product instead of a matrix-vector product),
+    which a proposal of one or two tokens does not repay.
 
     Args:
         draft_ids (`torch.LongTensor` of shape `(draft_length,)`): the expected answer's tokens.
@@ -76,6 +79,7 @@ class AnswerDraftCandidateGenerator(PromptLookupCandidateGenerator):
         max_length (`int`): the generation's `max_length` (prompt included).
         max_matching_ngram_size (`int`): the longest n-gram looked up.
         eos_token_id (`torch.Tensor`, *optional*): proposals stop before an end-of-sequence token.
+        min_proposed_tokens (`int`): shorter proposals are not made (the step generates one token).
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class AnswerDraftCandidateGenerator(PromptLookupCandidateGenerator):
         max_length: int = 20,
         max_matching_ngram_size: int = 3,
         eos_token_id: torch.Tensor | None = None,
+        min_proposed_tokens: int = 3,
     ):
         if draft_ids.dim() != 1:
             raise ValueError(
@@ -94,12 +99,13 @@ class AnswerDraftCandidateGenerator(PromptLookupCandidateGenerator):
         super().__init__(eos_token_id, num_output_tokens, max_matching_ngram_size, max_length)
         self.draft_ids = draft_ids
         self.prompt_length = prompt_length
+        self.min_proposed_tokens = min_proposed_tokens
 
     def _continuation(self, generated: torch.LongTensor) -> int | None:
         """Where in the draft the continuation of `generated` `(generated_length,)` starts, or None."""
         if generated.numel() == 0:
             return 0
-        for size in range(min(self.max_matching_ngram_size, generated.numel(), self.draft_ids.numel()), 0, -1):
+        for size in range(min(self.max_matching_ngram_size, generated.numel(), self.draft_ids.numel()), 1, -1):
             windows = self.draft_ids.unfold(0, size, 1)  # (draft_length - size + 1, size)
             hits = (windows == generated[-size:]).all(dim=1).nonzero().flatten() + size
             hits = hits[hits < self.draft_ids.numel()]
@@ -124,7 +130,7 @@ class AnswerDraftCandidateGenerator(PromptLookupCandidateGenerator):
         if self.eos_token_id is not None:
             ends = torch.isin(proposed, self.eos_token_id.to(proposed.device)).nonzero()
             proposed = proposed[: int(ends[0])] if ends.numel() else proposed
-        if proposed.numel() == 0:
+        if proposed.numel() < self.min_proposed_tokens:
             return input_ids, None
         return torch.cat([input_ids, proposed[None]], dim=1), None
 

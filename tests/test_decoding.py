@@ -204,3 +204,22 @@ def test_an_answer_draft_changes_the_forward_passes_not_the_answer(memorized):
         hook.remove()
     with pytest.raises(ValueError, match="batch"):
         _answers(model, prompts, **greedy, answer_draft=torch.tensor(answers[0]))
+
+
+def test_the_draft_generator_proposes_the_continuation_of_the_answer_so_far():
+    from llmsrt.answer_decoding import AnswerDraftCandidateGenerator
+
+    draft = torch.tensor([10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
+    generator = AnswerDraftCandidateGenerator(draft, prompt_length=2, num_output_tokens=4, max_length=40,
+                                              eos_token_id=torch.tensor([17]))
+
+    def proposed(answer: list[int]) -> list[int]:
+        candidates, logits = generator.get_candidates(torch.tensor([[1, 2, *answer]]))
+        assert logits is None
+        return candidates[0, 2 + len(answer) :].tolist()
+
+    assert proposed([]) == [10, 11, 12, 13]  # the start
+    assert proposed([10, 11]) == [12, 13, 14, 15]
+    assert proposed([10, 99, 12, 13]) == [14, 15, 16]  # back on the draft after a changed token; stops before eos
+    assert proposed([10, 11, 12, 13, 14, 99, 13]) == []  # one token in common is not a match
+    assert proposed([11, 12, 13, 14, 15, 16]) == []  # 1 token before eos: too few to repay a wider pass
