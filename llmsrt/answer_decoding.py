@@ -141,7 +141,9 @@ class LLMSRTAnswerDecodingMixin:
 
     _answer_draft: torch.LongTensor | None = None  # set by `generate(answer_draft=...)` for its duration
 
-    def _get_candidate_generator(self, generation_config: GenerationConfig, input_ids: torch.LongTensor, *args, **kwargs):
+    def _get_candidate_generator(
+        self, generation_config: GenerationConfig, input_ids: torch.LongTensor, *args, **kwargs
+    ):
         """transformers' candidate generator for assisted decoding; the draft's, when `generate` was given one."""
         if self._answer_draft is None:
             return super()._get_candidate_generator(generation_config, input_ids, *args, **kwargs)
@@ -236,4 +238,9 @@ class LLMSRTAnswerDecodingMixin:
         return super().generate(inputs, generation_config, processors, **kwargs)
 
 
-__all__ = ["AnswerDraftCandidateGenerator", "LLMSRTAnswerDecodingMixin", "LLMSRTAnswerLogitsProcessor", "PAPER_DECODING"]
+__all__ = [
+    "AnswerDraftCandidateGenerator",
+    "LLMSRTAnswerDecodingMixin",
+    "LLMSRTAnswerLogitsProcessor",
+    "PAPER_DECODING",
+]

@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", default="srt", choices=FORMATS, help="Subtitle format (default: srt).")
     parser.add_argument("--output_dir", default=None, help="Where the files go (default: each input's folder).")
     parser.add_argument("--batch_size", type=int, default=4, help="Segments translated together.")
-    parser.add_argument("--num_beams", type=int, default=None, help="Beam size (default: the model's, 5).")
+    parser.add_argument("--num_beams", type=int, default=None,
+                        help="Beam size (default: the model's, 5; with --live: 1).")
     parser.add_argument("--max_new_tokens", type=int, default=None, help="Per segment (default: the model's).")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda when available).")
     live = parser.add_argument_group("live captions (--live)")
