@@ -98,6 +98,18 @@ def test_each_decode_is_drafted_from_the_previous_partial_and_gives_the_same_eve
     assert sum(draft is not None for draft in drafts) >= len([e for e in events if e.type == "final"])
 
 
+def test_without_max_new_tokens_a_decode_is_bounded_by_its_audio(translator, talk, monkeypatch):
+    waveform, _ = talk
+    limits, generate = [], translator.model.generate
+    monkeypatch.setattr(translator.model, "generate",
+                        lambda *args, **kwargs: limits.append(kwargs["max_new_tokens"]) or generate(*args, **kwargs))
+    unbounded = {key: value for key, value in GREEDY.items() if key != "max_new_tokens"}
+    events = list(LiveTranslator(translator, "eng", "deu", generate_kwargs=unbounded).stream(in_chunks(waveform, 10)))
+    assert len(limits) == len(events) > 4
+    assert limits == [int(16 + 16 * (event.end - event.start)) for event in events]
+    assert max(limits) < translator.model.generation_config.max_new_tokens
+
+
 def test_chunk_sizes_and_input_rates_give_the_same_captions(translator, talk):
     waveform, spans = talk
     small = finals(live(translator, chunk_seconds=0.25).stream(in_chunks(waveform, 2, 200, 1500)))

@@ -41,6 +41,10 @@ from ..audio_utils import to_mono
 from ..segmentation import LongFormOptions, PauseSegmenter, Segment
 
 EVENT_TYPES = ("partial", "final", "error")
+# Without a `max_new_tokens` of the caller's, a decode of `seconds` of audio stops after
+# TOKENS_PER_DECODE + TOKENS_PER_SECOND * seconds tokens: room for a transcript and a translation at twice a fast
+# speaker's rate (about 3 words, 4-8 tokens, per second and language), not for a loop to the model's 400.
+TOKENS_PER_DECODE, TOKENS_PER_SECOND = 16, 16
 
 
 @dataclass
@@ -102,7 +106,8 @@ class LiveTranslator:
         partials: `False` gives finals only (no re-decoding between commits).
         task: `"srt"` (transcript and translation) or `"asr"` (transcript only).
         generate_kwargs: options for `generate` (beam size, max_new_tokens...); live decoding is greedy
-            (`num_beams=1`) unless they say otherwise.
+            (`num_beams=1`) unless they say otherwise, and without `max_new_tokens` a decode of `s` seconds of audio
+            writes at most `16 + 16 * s` tokens.
         drafts: give each decode the previous partial's answer as a draft (greedy decoding only; same texts, fewer
             forward passes). `False` decodes without.
     """
@@ -184,8 +189,12 @@ class LiveTranslator:
         return {"answer_draft": torch.tensor(processor.tokenizer(answer, add_special_tokens=False)["input_ids"])}
 
     def _decode(self, segments: list[Segment]) -> tuple[list[dict], str]:
+        options = self.generate_kwargs | self._draft(segments)
+        if "max_new_tokens" not in options:  # a looping answer must not stall the captions
+            longest = max(segment.end - segment.start for segment in segments)
+            options["max_new_tokens"] = int(TOKENS_PER_DECODE + TOKENS_PER_SECOND * longest)
         chunks, source = self.pipeline.translate_segments(segments, self.source, self.tgt_lang, self.task,
-                                                          generate_kwargs=self.generate_kwargs | self._draft(segments))
+                                                          generate_kwargs=options)
         return chunks, source
 
     def _finals(self, segments: list[Segment]) -> list[LiveEvent]:
