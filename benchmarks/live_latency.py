@@ -1,21 +1,24 @@
 """Live translation: quality and latency of the finals (OmniSTEval), real-time factor, per chunk size, with the
 offline pipeline beside it.
 
-    python benchmarks/live_latency.py --model DIR            # a trained LLM-SRT folder (the demo's: runs/demo/srt)
+    python benchmarks/live_latency.py --model DIR [--corpus .cache/demo-corpus]   # a trained folder (SRT stage)
     python benchmarks/live_latency.py --parts DIR            # no trained model: the demo's architecture from its parts
-        [--sentences 12] [--chunks 0.5 1.0 2.0] [--threads 2] [--output benchmarks/results/live-latency.json]
+        [--sentences 12] [--chunks 0.5 1.0 2.0] [--without_drafts 1.0] [--cpu_mode fp32|int8] [--max_new_tokens 60]
+        [--threads 2] [--output benchmarks/results/live-latency.json]
 
-Inputs, from the demo corpus's test split (`llmsrt/demo/sentences.tsv`, English spoken by eSpeak NG, German
-references): (a) each test sentence as its own clip (shortform); (b) one long talk of the same sentences separated by
-0.8-1.6 s pauses (longform: OmniSTEval re-segments the finals to the reference sentences with its SoftSegmenter).
-Each recording is fed to `LiveTranslator` as if it arrived in real time (simulated, not slept: each push gives all the
-audio that has arrived when the previous push's work is done, at least one chunk, as the CLI does; the
-computation-aware time of an event is when its push's work would have finished). Each word of a final's translation
-gets the audio time of its emission (computation-unaware) and that time (computation-aware); OmniSTEval (a maintained
-package: `pip install omnisteval`) computes BLEU, chrF, YAAL, AL and LAAL from them. RTF = compute seconds (wall
-clock) / audio seconds; on a shared machine also the CPU seconds (both threads summed) per audio second, which the
-load does not inflate. The offline pipeline's BLEU/chrF on the same inputs (same route through OmniSTEval, no
-latency) are beside.
+Inputs: the demo corpus's English test clips (`--corpus`: its voices, rates and pitches; else the same test sentences
+spoken here by eSpeak NG), German references from `llmsrt/demo/sentences.tsv`: (a) each clip on its own (shortform);
+(b) one long talk of the same clips separated by 0.8-1.6 s pauses (longform: OmniSTEval re-segments the finals to the
+reference sentences with its SoftSegmenter). Each recording is fed to `LiveTranslator` as if it arrived in real time
+(simulated, not slept: each push gives all the audio that has arrived when the previous push's work is done, at least
+one chunk, as the CLI does; the computation-aware time of an event is when its push's work would have finished). Each
+word of a final's translation gets the audio time of its emission (computation-unaware) and that time
+(computation-aware); OmniSTEval (a maintained package: `pip install omnisteval`) computes BLEU, chrF, YAAL, AL and LAAL
+from them. RTF = compute seconds (wall clock) / audio seconds, and CPU seconds (both threads summed) per audio second.
+The offline pipeline's BLEU/chrF on the same inputs (same route through OmniSTEval, no latency) are beside. Every
+decode is greedy with the same `--max_new_tokens`. Rows `live, no drafts` (`--without_drafts CHUNK ...`) decode
+without the previous partial's answer as draft: the drafts' speed-up. A second table reports LocalAgreement-2 on the
+partials: how many stable prefixes the final of their stretch kept, and how early the kept words were stable.
 
 `--parts DIR` (a folder with `whisper-base/` and `qwen2.5-0.5b-instruct/`, as `llmsrt.demo.offline_models` assembles
 them) builds the demo recipe's architecture with a **freshly initialised adapter**: its speed is a trained model's
@@ -40,12 +43,27 @@ import torch
 RATE = 16000
 
 
-def test_sentences(count: int) -> list[dict]:
+def test_sentences(count: int, corpus: str | None = None) -> list[dict]:
+    """The first `count` test sentences with English audio and German references: the demo corpus's own test clips
+    (`corpus`: its voices, rates and pitches), or spoken here by eSpeak NG (en-us, 160-180 words per minute)."""
     from llmsrt.demo.corpus import read_sentences, split_of
+
+    sentences = {row["id"]: row for row in read_sentences() if split_of(row["id"]) == "test"}
+    if corpus:
+        import soundfile
+
+        clips = [json.loads(line) for line in (Path(corpus) / "test.jsonl").read_text().splitlines()]
+        clips = [clip for clip in clips if clip["src_lang"] == "eng"][:count]
+        rows = []
+        for clip in clips:
+            audio, rate = soundfile.read(Path(corpus) / clip["audio"], dtype="float32")
+            assert rate == RATE and audio.ndim == 1, (clip["audio"], rate, audio.shape)
+            rows.append({**sentences[clip["id"].split("-")[0]], "audio": audio})
+        return rows
     from llmsrt.demo.speech_synthesis import ESpeak
 
     engine = ESpeak()
-    rows = [row for row in read_sentences() if split_of(row["id"]) == "test"][:count]
+    rows = list(sentences.values())[:count]
     for index, row in enumerate(rows):
         row["audio"] = engine.synthesize(row["eng"], "en-us", rate=160 + 10 * (index % 3))
     return rows
@@ -185,11 +203,15 @@ def main(argv=None) -> None:
     source.add_argument("--model", help="A trained LLM-SRT folder.")
     source.add_argument("--parts", help="A folder with whisper-base/ and qwen2.5-0.5b-instruct/ (fresh adapter).")
     parser.add_argument("--sentences", type=int, default=12)
+    parser.add_argument("--corpus", default=None,
+                        help="The demo corpus (.cache/demo-corpus): its English test clips; default: eSpeak here.")
     parser.add_argument("--chunks", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     parser.add_argument("--without_drafts", type=float, nargs="*", default=[1.0],
                         help="Chunk sizes also run without answer drafts (the decoding speed-up's measure).")
     parser.add_argument("--cpu_mode", choices=["fp32", "int8"], default="fp32",
                         help="int8: llmsrt.inference.quantization.quantize_for_cpu (the LLM's linear layers).")
+    parser.add_argument("--max_new_tokens", type=int, default=60,
+                        help="For every decode, live and offline (the test sentences last 1.5-4 s).")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
@@ -203,8 +225,8 @@ def main(argv=None) -> None:
         from llmsrt.inference.quantization import quantize_for_cpu
 
         quantize_for_cpu(translator.model, "int8")
-    rows = test_sentences(args.sentences)
-    generate_kwargs = {"num_beams": 1, "do_sample": False}
+    rows = test_sentences(args.sentences, args.corpus)
+    generate_kwargs = {"num_beams": 1, "do_sample": False, "max_new_tokens": args.max_new_tokens}
     if fresh:  # a fresh adapter's texts are noise: make each decode the length of a real answer
         tokens = answer_tokens(translator.processor, rows)
         generate_kwargs |= {"min_new_tokens": tokens, "max_new_tokens": tokens}
@@ -226,6 +248,7 @@ def main(argv=None) -> None:
     clip_seconds = sum(row["audio"].size for row in rows) / RATE
     talk_seconds = talk.size / RATE
     results = {"cpu": describe_cpu(), "threads": args.threads, "fresh_adapter": fresh, "sentences": len(rows),
+               "clips": f"the demo corpus's English test clips ({args.corpus})" if args.corpus else "eSpeak en-us",
                "clip_audio_s": round(clip_seconds, 1), "talk_audio_s": round(talk_seconds, 1),
                "generate_kwargs": generate_kwargs, "cpu_mode": args.cpu_mode, "rows": []}
 
