@@ -3,7 +3,7 @@ offline pipeline beside it.
 
     python benchmarks/live_latency.py --model DIR [--corpus .cache/demo-corpus]   # a trained folder (SRT stage)
     python benchmarks/live_latency.py --parts DIR            # no trained model: the demo's architecture from its parts
-        [--sentences 12] [--chunks 0.5 1.0 2.0] [--without_drafts 1.0] [--cpu_mode fp32|int8] [--max_new_tokens 60]
+        [--sentences 12] [--chunks 0.5 1.0 2.0] [--without_drafts 1.0] [--quantize int8] [--max_new_tokens 60]
         [--threads 2] [--output benchmarks/results/live-latency.json]
 
 Inputs: the demo corpus's English test clips (`--corpus`: its voices, rates and pitches; else the same test sentences
@@ -208,7 +208,7 @@ def main(argv=None) -> None:
     parser.add_argument("--chunks", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     parser.add_argument("--without_drafts", type=float, nargs="*", default=[1.0],
                         help="Chunk sizes also run without answer drafts (the decoding speed-up's measure).")
-    parser.add_argument("--cpu_mode", choices=["fp32", "int8"], default="fp32",
+    parser.add_argument("--quantize", choices=["int8"], default=None,
                         help="int8: llmsrt.inference.quantization.quantize_for_cpu (the LLM's linear layers).")
     parser.add_argument("--max_new_tokens", type=int, default=60,
                         help="For every decode, live and offline (the test sentences last 1.5-4 s).")
@@ -221,7 +221,7 @@ def main(argv=None) -> None:
 
     load_before = os.getloadavg()
     translator, fresh = load(args)
-    if args.cpu_mode == "int8":
+    if args.quantize == "int8":
         from llmsrt.inference.quantization import quantize_for_cpu
 
         quantize_for_cpu(translator.model, "int8")
@@ -250,7 +250,7 @@ def main(argv=None) -> None:
     results = {"cpu": describe_cpu(), "threads": args.threads, "fresh_adapter": fresh, "sentences": len(rows),
                "clips": f"the demo corpus's English test clips ({args.corpus})" if args.corpus else "eSpeak en-us",
                "clip_audio_s": round(clip_seconds, 1), "talk_audio_s": round(talk_seconds, 1),
-               "generate_kwargs": generate_kwargs, "cpu_mode": args.cpu_mode, "rows": []}
+               "generate_kwargs": generate_kwargs, "quantize": args.quantize, "rows": []}
 
     # The offline pipeline: each clip, and the talk cut at pauses.
     started, started_cpu = time.perf_counter(), time.process_time()
@@ -305,7 +305,7 @@ def main(argv=None) -> None:
 
     print(f"CPU: {results['cpu']}; {args.threads} threads; load average before {results['load_average']['before']}, "
           f"after {results['load_average']['after']}; {len(rows)} test sentences ({clip_seconds:.1f} s), talk "
-          f"{talk_seconds:.1f} s; fresh adapter: {fresh}")
+          f"{talk_seconds:.1f} s; fresh adapter: {fresh}; quantize: {args.quantize or 'none (fp32)'}")
     keys = ["BLEU", "chrF", "LAAL (CU)", "AL (CU)", "YAAL (CU)", "LAAL (CA)", "AL (CA)", "YAAL (CA)"]
     print("| input | system | chunk (s) | " + " | ".join(keys) + " | RTF (wall) | CPU s per audio s |")
     print("|---|---|---|" + "---|" * (len(keys) + 2))

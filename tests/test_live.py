@@ -32,7 +32,8 @@ def talk():
 
 
 def live(translator, **options) -> LiveTranslator:
-    return LiveTranslator(translator, "eng", "deu", generate_kwargs=GREEDY, **options)
+    """A session with a partial every chunk, however slow this machine (no `max_real_time_factor`)."""
+    return LiveTranslator(translator, "eng", "deu", **{"generate_kwargs": GREEDY, "max_real_time_factor": None, **options})
 
 
 def in_chunks(waveform: np.ndarray, seed: int, shortest: int = 800, longest: int = 9000):
@@ -78,7 +79,7 @@ def test_each_decode_is_drafted_from_the_previous_partial_and_gives_the_same_eve
     """A partial or final after a partial of the same stretch gets that partial's answer as `answer_draft` (greedy
     decoding; tests/test_decoding.py shows the draft saves forward passes); the events are those without drafts."""
     waveform, _ = talk
-    options = {"chunk_seconds": 0.5, "generate_kwargs": GREEDY | {"max_new_tokens": 12}}
+    options = {"chunk_seconds": 0.5, "generate_kwargs": GREEDY | {"max_new_tokens": 12}, "max_real_time_factor": None}
     undrafted = list(LiveTranslator(translator, "eng", "deu", drafts=False, **options).stream(in_chunks(waveform, 9)))
     drafts, generate = [], translator.model.generate
     monkeypatch.setattr(translator.model, "generate",
@@ -104,10 +105,24 @@ def test_without_max_new_tokens_a_decode_is_bounded_by_its_audio(translator, tal
     monkeypatch.setattr(translator.model, "generate",
                         lambda *args, **kwargs: limits.append(kwargs["max_new_tokens"]) or generate(*args, **kwargs))
     unbounded = {key: value for key, value in GREEDY.items() if key != "max_new_tokens"}
-    events = list(LiveTranslator(translator, "eng", "deu", generate_kwargs=unbounded).stream(in_chunks(waveform, 10)))
+    events = list(live(translator, generate_kwargs=unbounded).stream(in_chunks(waveform, 10)))
     assert len(limits) == len(events) > 4
     assert limits == [int(16 + 16 * (event.end - event.start)) for event in events]
     assert max(limits) < translator.model.generation_config.max_new_tokens
+
+
+def test_a_machine_too_slow_for_partials_gets_fewer_partials_and_the_same_finals(translator, talk):
+    """`max_real_time_factor`: a partial only while decoding has taken less than that share of the audio received.
+    A limit no decode can meet leaves the first partial (nothing decoded yet) and every final."""
+    waveform, spans = talk
+    unlimited = list(live(translator, chunk_seconds=0.5).stream(in_chunks(waveform, seed=1)))
+    session = live(translator, chunk_seconds=0.5, max_real_time_factor=1e-9)
+    limited = list(session.stream(in_chunks(waveform, seed=1)))
+    assert [e.type for e in limited].count("partial") == 1 < [e.type for e in unlimited].count("partial")
+    assert finals(limited) == finals(unlimited) and len(finals(limited)) == len(spans)
+    assert session.decoding_seconds > 0
+    with pytest.raises(ValueError, match="max_real_time_factor=0"):
+        live(translator, max_real_time_factor=0)
 
 
 def test_chunk_sizes_and_input_rates_give_the_same_captions(translator, talk):

@@ -18,7 +18,9 @@ pause, at the least speech-like frame before `max_latency_seconds`: the committe
 given as a *final* event, whose text never changes; the buffer is trimmed there. Recordings of pause-separated
 sentences therefore give the offline pipeline's segments and texts. Silence, noise and music give no events.
 
-Cost. Decoding is greedy by default (`num_beams=1`; `generate_kwargs` may change it), and each decode after the
+Cost. Partials are decoded only while decoding has taken less than `max_real_time_factor` (0.8) of the audio
+received: on a machine too slow for a partial every chunk, partials become rarer and the finals keep up. Decoding is
+greedy by default (`num_beams=1`; `generate_kwargs` may change it), and each decode after the
 first of a stretch is given the previous hypothesis as an answer draft (`generate(answer_draft=...)`): the LLM checks
 up to 10 of its tokens per forward pass and keeps those it would have generated itself, so that a partial or final
 whose text changed little since the last partial costs a few forward passes instead of one per token, with the same
@@ -110,6 +112,10 @@ class LiveTranslator:
             writes at most `16 + 16 * s` tokens.
         drafts: give each decode the previous partial's answer as a draft (greedy decoding only; same texts, fewer
             forward passes). `False` decodes without.
+        max_real_time_factor: partials are decoded only while the session's decoding time stays under this share
+            of the audio received, so that on a slow machine the time goes to the finals and the captions keep up
+            with the speaker (fewer partial updates instead of a growing delay); finals are always decoded. `None`:
+            a partial every `chunk_seconds`, however long decoding takes.
     """
 
     def __init__(
@@ -124,6 +130,7 @@ class LiveTranslator:
         task: str = "srt",
         generate_kwargs: dict | None = None,
         drafts: bool = True,
+        max_real_time_factor: float | None = 0.8,
         device: str | None = None,
     ):
         if isinstance(pipeline_or_model_dir, (str, os.PathLike)):
@@ -134,6 +141,9 @@ class LiveTranslator:
         if not chunk_seconds > 0 or not max_latency_seconds > 0:
             raise ValueError(f"chunk_seconds={chunk_seconds} and max_latency_seconds={max_latency_seconds} must be "
                              "positive numbers of seconds.")
+        if max_real_time_factor is not None and not max_real_time_factor > 0:
+            raise ValueError(f"max_real_time_factor={max_real_time_factor}: a positive share of the audio's duration "
+                             "(e.g. 0.8), or None for no limit.")
         if task not in ("srt", "asr"):
             raise ValueError(f"task={task!r}: live translation runs task 'srt' or 'asr'.")
         self.src_lang = self.pipeline._source_language(src_lang)
@@ -143,6 +153,7 @@ class LiveTranslator:
         self.max_segment_seconds = min(float(max_latency_seconds), self.pipeline.processor.max_audio_seconds)
         self.segmentation = LongFormOptions.of(segmentation)
         self.partials = partials
+        self.max_real_time_factor = max_real_time_factor
         self.generate_kwargs = {"num_beams": 1, **(generate_kwargs or {})}
         self.drafts = drafts and self.generate_kwargs["num_beams"] == 1 and not self.generate_kwargs.get("do_sample")
         self.segmenter = PauseSegmenter(self.segmentation, self.sampling_rate, self.max_segment_seconds)
@@ -158,6 +169,7 @@ class LiveTranslator:
         self._previous = None  # the previous partial's (transcription, translation), for LocalAgreement-2
         self._previous_start = self._previous_source = None  # the previous partial's stretch start and language
         self._started = None  # wall-clock time of the first chunk
+        self.decoding_seconds = 0.0  # wall-clock time spent decoding in this session
 
     @property
     def received_seconds(self) -> float:
@@ -193,9 +205,16 @@ class LiveTranslator:
         if "max_new_tokens" not in options:  # a looping answer must not stall the captions
             longest = max(segment.end - segment.start for segment in segments)
             options["max_new_tokens"] = int(TOKENS_PER_DECODE + TOKENS_PER_SECOND * longest)
+        started = time.perf_counter()
         chunks, source = self.pipeline.translate_segments(segments, self.source, self.tgt_lang, self.task,
                                                           generate_kwargs=options)
+        self.decoding_seconds += time.perf_counter() - started
         return chunks, source
+
+    def _keeps_up(self) -> bool:
+        """Whether decoding has taken less than `max_real_time_factor` of the audio received (a partial may go)."""
+        limit = self.max_real_time_factor
+        return limit is None or self.decoding_seconds <= limit * self.received_seconds
 
     def _finals(self, segments: list[Segment]) -> list[LiveEvent]:
         if not segments:
@@ -278,7 +297,7 @@ class LiveTranslator:
         samples = self._resample(samples, int(sampling_rate))
         events = self._finals(self.segmenter.push(samples))
         due = self.segmenter.received - self._decoded_at >= self.chunk_seconds * self.sampling_rate
-        if self.partials and due:
+        if self.partials and due and self._keeps_up():
             events += self._partial()
         elif due and self.segmenter.open_segment() is None:
             self._decoded_at = self.segmenter.received
