@@ -33,7 +33,8 @@ def talk():
 
 def live(translator, **options) -> LiveTranslator:
     """A session with a partial every chunk, however slow this machine (no `max_real_time_factor`)."""
-    return LiveTranslator(translator, "eng", "deu", **{"generate_kwargs": GREEDY, "max_real_time_factor": None, **options})
+    options = {"generate_kwargs": GREEDY, "max_real_time_factor": None, **options}
+    return LiveTranslator(translator, "eng", "deu", **options)
 
 
 def in_chunks(waveform: np.ndarray, seed: int, shortest: int = 800, longest: int = 9000):
