@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import srt
+import torch
 import webvtt
 from helpers import SAMPLING_RATE, make_clip
 from speech_helpers import (
@@ -177,3 +178,20 @@ def test_audio_in_a_video_container_decodes_with_pyav(translator, tmp_path):
     assert len(result["chunks"]) == len(spans)
     for chunk, (start, end) in zip(result["chunks"], spans):
         assert abs(chunk["timestamp"][0] - start) <= TOLERANCE and abs(chunk["timestamp"][1] - end) <= TOLERANCE
+
+
+def test_cli_quantizes_for_the_cpu_when_asked(saved_answering_model, tmp_path, monkeypatch):
+    from llmsrt.inference import translate
+
+    waveform, spans = recording_with_pauses(spoken_utterances(2, seed=9), [0.6, 1.2])
+    talk = tmp_path / "talk.wav"
+    sf.write(talk, waveform, SAMPLING_RATE)
+    loaded, load = [], translate.load_translator
+    monkeypatch.setattr(translate, "load_translator", lambda *args: loaded.append(load(*args)) or loaded[-1])
+    common = ["--model", str(saved_answering_model), "--tgt_lang", "deu", "--src_lang", "eng", "--num_beams", "1",
+              "--max_new_tokens", "12", "--device", "cpu", "--output_dir", str(tmp_path / "out")]
+    assert translate_main([str(talk), *common, "--quantize", "int8"]) == 0
+    layers = dict(loaded[0].model.language_model.named_modules())
+    assert type(layers["model.layers.0.self_attn.q_proj"]) is torch.ao.nn.quantized.dynamic.Linear
+    cues = list(srt.parse((tmp_path / "out" / "talk.translation.deu.srt").read_text()))
+    assert len(cues) == len(spans)
