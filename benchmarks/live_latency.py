@@ -4,6 +4,7 @@ offline pipeline beside it.
     python benchmarks/live_latency.py --model DIR [--corpus .cache/demo-corpus]   # a trained folder (SRT stage)
     python benchmarks/live_latency.py --parts DIR            # no trained model: the demo's architecture from its parts
         [--sentences 12] [--chunks 0.5 1.0 2.0] [--without_drafts 1.0] [--quantize int8] [--max_new_tokens 60]
+        [--max_real_time_factor 0.8|none]
         [--threads 2] [--output benchmarks/results/live-latency.json]
 
 Inputs: the demo corpus's English test clips (`--corpus`: its voices, rates and pitches; else the same test sentences
@@ -120,7 +121,7 @@ def agreement_report(events: list) -> dict:
 
 
 def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kwargs: dict,
-             drafts: bool = True) -> dict:
+             drafts: bool = True, max_real_time_factor: float | None = 0.8) -> dict:
     """Feed `waveform` as if it arrived in real time: each push gives all the audio that has arrived by the time the
     previous push's work is done (at least one chunk), as the CLI's microphone and `--speed` playback do, so that
     a slow decode makes the next push larger instead of falling behind. Returns the finals with their CU and CA
@@ -128,7 +129,7 @@ def run_live(translator, waveform: np.ndarray, chunk_seconds: float, generate_kw
     from llmsrt.inference.live import LiveTranslator
 
     session = LiveTranslator(translator, "eng", "deu", chunk_seconds=chunk_seconds, generate_kwargs=generate_kwargs,
-                             drafts=drafts)
+                             drafts=drafts, max_real_time_factor=max_real_time_factor)
     step = int(chunk_seconds * RATE)
     clock = compute = cpu = 0.0  # clock: simulated wall time, audio arriving at 1 s per s
     finals, pushes, partials, events = [], 0, 0, []
@@ -212,6 +213,8 @@ def main(argv=None) -> None:
                         help="int8: llmsrt.inference.quantization.quantize_for_cpu (the LLM's linear layers).")
     parser.add_argument("--max_new_tokens", type=int, default=60,
                         help="For every decode, live and offline (the test sentences last 1.5-4 s).")
+    parser.add_argument("--max_real_time_factor", type=lambda text: None if text == "none" else float(text),
+                        default=0.8, help="LiveTranslator's (default 0.8); none: a partial every chunk.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
@@ -250,7 +253,8 @@ def main(argv=None) -> None:
     results = {"cpu": describe_cpu(), "threads": args.threads, "fresh_adapter": fresh, "sentences": len(rows),
                "clips": f"the demo corpus's English test clips ({args.corpus})" if args.corpus else "eSpeak en-us",
                "clip_audio_s": round(clip_seconds, 1), "talk_audio_s": round(talk_seconds, 1),
-               "generate_kwargs": generate_kwargs, "quantize": args.quantize, "rows": []}
+               "generate_kwargs": generate_kwargs, "quantize": args.quantize,
+               "max_real_time_factor": args.max_real_time_factor, "rows": []}
 
     # The offline pipeline: each clip, and the talk cut at pauses.
     started, started_cpu = time.perf_counter(), time.process_time()
@@ -278,8 +282,9 @@ def main(argv=None) -> None:
     print(f"offline done (RTF clips {clips_compute / clip_seconds:.2f}, talk {talk_compute / talk_seconds:.2f})",
           file=sys.stderr, flush=True)
     for chunk, drafts in [(chunk, True) for chunk in args.chunks] + [(chunk, False) for chunk in args.without_drafts]:
-        clip_runs = [run_live(translator, row["audio"], chunk, generate_kwargs, drafts) for row in rows]
-        talk_run = run_live(translator, talk, chunk, generate_kwargs, drafts)
+        clip_runs = [run_live(translator, row["audio"], chunk, generate_kwargs, drafts, args.max_real_time_factor)
+                     for row in rows]
+        talk_run = run_live(translator, talk, chunk, generate_kwargs, drafts, args.max_real_time_factor)
         clip_file = write_jsonl(work / f"live-clips-{chunk}-{drafts}.jsonl", [
             {"source": f"clip{i}.wav", **{k: run[k] for k in ("prediction", "delays", "elapsed", "source_length")}}
             for i, run in enumerate(clip_runs)])
@@ -305,7 +310,8 @@ def main(argv=None) -> None:
 
     print(f"CPU: {results['cpu']}; {args.threads} threads; load average before {results['load_average']['before']}, "
           f"after {results['load_average']['after']}; {len(rows)} test sentences ({clip_seconds:.1f} s), talk "
-          f"{talk_seconds:.1f} s; fresh adapter: {fresh}; quantize: {args.quantize or 'none (fp32)'}")
+          f"{talk_seconds:.1f} s; fresh adapter: {fresh}; quantize: {args.quantize or 'none (fp32)'}; "
+          f"max_real_time_factor: {args.max_real_time_factor}")
     keys = ["BLEU", "chrF", "LAAL (CU)", "AL (CU)", "YAAL (CU)", "LAAL (CA)", "AL (CA)", "YAAL (CA)"]
     print("| input | system | chunk (s) | " + " | ".join(keys) + " | RTF (wall) | CPU s per audio s |")
     print("|---|---|---|" + "---|" * (len(keys) + 2))
