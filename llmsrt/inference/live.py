@@ -155,7 +155,9 @@ class LiveTranslator:
         self.partials = partials
         self.max_real_time_factor = max_real_time_factor
         self.generate_kwargs = {"num_beams": 1, **(generate_kwargs or {})}
-        self.drafts = drafts and self.generate_kwargs["num_beams"] == 1 and not self.generate_kwargs.get("do_sample")
+        greedy = self.generate_kwargs["num_beams"] == 1 and not self.generate_kwargs.get("do_sample")
+        # A model class from an older folder's remote code takes no draft.
+        self.drafts = drafts and greedy and hasattr(self.pipeline.model, "_answer_draft")
         self.segmenter = PauseSegmenter(self.segmentation, self.sampling_rate, self.max_segment_seconds)
         self.reset()
 
