@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=4, help="Segments translated together.")
     parser.add_argument("--num_beams", type=int, default=None,
                         help="Beam size (default: the model's, 5; with --live: 1).")
-    parser.add_argument("--max_new_tokens", type=int, default=None, help="Per segment (default: the model's).")
+    parser.add_argument("--max_new_tokens", type=int, default=None,
+                        help="Per segment (default: the model's; with --live: 16 + 16 per second of audio).")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda when available).")
     parser.add_argument("--quantize", default=None, choices=["int8", "bf16"],
                         help="On a CPU: int8 (dynamically quantised LLM linear layers, about 2x faster) or bf16 "
@@ -76,14 +77,24 @@ def output_paths(audio_file: Path, output_dir: Path | None, src_lang: str | None
     }
 
 
-def load_translator(model: str, device: str | None = None):
+def load_translator(model: str, device: str | None = None, quantize: str | None = None):
+    """The `speech-translation` pipeline of `model` on `device` (default: cuda when available); `quantize` (`"int8"`
+    or `"bf16"`, CPU only) converts it with `quantize_for_cpu`. Raises `ValueError` for `quantize` off the CPU."""
     import torch
     from transformers import pipeline
 
     import llmsrt  # noqa: F401  (registers the speech-translation task)
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return pipeline("speech-translation", model=model, device=device, trust_remote_code=True)
+    translator = pipeline("speech-translation", model=model, device=device, trust_remote_code=True)
+    if quantize:
+        if translator.model.device.type != "cpu":
+            raise ValueError(f"--quantize {quantize} is for a model on the CPU (this one is on "
+                             f"{translator.model.device}).")
+        from .quantization import quantize_for_cpu
+
+        quantize_for_cpu(translator.model, quantize)
+    return translator
 
 
 def translate_files(translator, files: list[str], args: argparse.Namespace, stderr=sys.stderr) -> dict[str, dict]:
@@ -143,15 +154,11 @@ def generate_options(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    translator = load_translator(args.model, args.device)
-    if args.quantize:
-        if translator.model.device.type != "cpu":
-            print(f"error: --quantize {args.quantize} is for a model on the CPU (this one is on "
-                  f"{translator.model.device}).", file=sys.stderr)
-            return 2
-        from .quantization import quantize_for_cpu
-
-        quantize_for_cpu(translator.model, args.quantize)
+    try:
+        translator = load_translator(args.model, args.device, args.quantize)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         translator._source_language(args.src_lang)  # a model that cannot detect needs --src_lang: say so once
     except ValueError as error:
