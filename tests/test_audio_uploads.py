@@ -34,6 +34,14 @@ def encoded(waveform: np.ndarray, rate: int, file_format: str = "WAV", subtype: 
     return buffer.getvalue()
 
 
+# Files neither endpoint can use, and what the 400 says: the uploads' and the chat audio parts' shared cases.
+UNUSABLE = [
+    (b"certainly not audio" * 50, "Could not decode"),
+    (b"", "Could not decode"),
+    (encoded(np.full(1600, np.nan, dtype=np.float32), 16000, subtype="FLOAT"), "NaN or infinite"),
+]
+
+
 @pytest.fixture
 def client():
     received = []
@@ -91,11 +99,7 @@ def test_other_containers_rates_and_channel_counts_are_accepted(client, file_for
     np.testing.assert_allclose(received[-1]["samples"][:, 0], prepare_audio(upload, None, 16000), atol=1e-6)
 
 
-@pytest.mark.parametrize("upload, reason", [
-    (b"certainly not audio" * 50, "Could not decode"),
-    (b"", "Could not decode"),
-    (encoded(np.full(1600, np.nan, dtype=np.float32), 16000, subtype="FLOAT"), "NaN or infinite"),
-])
+@pytest.mark.parametrize("upload, reason", UNUSABLE)
 def test_unusable_uploads_are_a_400_naming_the_problem(client, upload, reason):
     test_client, received = client
     response = post(test_client, upload)
@@ -239,11 +243,7 @@ def test_a_streamed_chat_without_speech_is_one_empty_delta_then_done(client):
     assert received == []
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"certainly not audio" * 50, "Could not decode"),
-    (b"", "Could not decode"),
-    (encoded(np.full(1600, np.nan, dtype=np.float32), 16000, subtype="FLOAT"), "NaN or infinite"),
-])
+@pytest.mark.parametrize("data, reason", UNUSABLE)
 def test_unusable_chat_audio_is_a_400_naming_the_problem(client, data, reason):
     test_client, received = client
     speech = encoded(spoken("Good morning."), 16000)

@@ -20,11 +20,11 @@ sentences therefore give the offline pipeline's segments and texts. Silence, noi
 
 Cost. Partials are decoded only while decoding has taken less than `max_real_time_factor` (0.8) of the audio
 received: on a machine too slow for a partial every chunk, partials become rarer and the finals keep up. Decoding is
-greedy by default (`num_beams=1`; `generate_kwargs` may change it), and each decode after the
-first of a stretch is given the previous hypothesis as an answer draft (`generate(answer_draft=...)`): the LLM checks
-up to 10 of its tokens per forward pass and keeps those it would have generated itself, so that a partial or final
-whose text changed little since the last partial costs a few forward passes instead of one per token, with the same
-text as decoding without the draft.
+greedy by default (`num_beams=1`; `generate_kwargs` may change it), and each decode after the first of a stretch is
+given the previous hypothesis as an answer draft (`generate(answer_draft=...)`): the LLM checks up to 10 of its tokens
+per forward pass and keeps those it would have generated itself, so that a partial or final whose text changed little
+since the last partial costs a few forward passes instead of one per token, with the same text as decoding without
+the draft.
 
 Bad chunks (NaN, empty, a sampling rate that is not a positive integer) give an *error* event and the session
 goes on; `reset()` starts a new session (a stopped and restarted microphone), times from 0 again.

@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_beams", type=int, default=None,
                         help="Beam size (default: the model's, 5; with --live: 1).")
     parser.add_argument("--max_new_tokens", type=int, default=None,
-                        help="Per segment (default: the model's; with --live: 16 + 16 per second of audio).")
+                        help="Per segment (default: the model's; with --live: bounded by each decode's audio length).")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda when available).")
     parser.add_argument("--quantize", default=None, choices=["int8", "bf16"],
                         help="On a CPU: int8 (dynamically quantised LLM linear layers, about 2x faster) or bf16 "

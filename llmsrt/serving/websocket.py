@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..inference.live import LiveTranslator
+from ..inference.live import TOKENS_PER_DECODE, TOKENS_PER_SECOND, LiveTranslator
 from ..inference.translate import load_translator
 from ..languages import language_code
 
@@ -274,7 +274,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_sessions", type=int, default=8, help="Sessions served at once (default 8).")
     parser.add_argument("--num_beams", type=int, default=None, help="Beam size (default 1: live decoding is greedy).")
     parser.add_argument("--max_new_tokens", type=int, default=None,
-                        help="Per decode (default: 16 + 16 per second of audio).")
+                        help=f"Per decode (default: {TOKENS_PER_DECODE} + {TOKENS_PER_SECOND} per second of audio).")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available).")
     parser.add_argument("--quantize", default=None, choices=["int8", "bf16"],
                         help="On a CPU: int8 (about 2x faster decoding) or bf16 (where the CPU computes it natively).")
