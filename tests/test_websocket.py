@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from helpers import SAMPLING_RATE, free_port
 from speech_helpers import ANSWER, GREEDY, recording_with_pauses, spoken, tiny_model_that_answers
 
@@ -244,3 +245,16 @@ def test_soak_concurrent_clients_with_good_and_malformed_input(served, talk):
         configure(connection, src_lang="eng", tgt_lang="deu")
         assert [event["type"] for event in stream(connection, waveform)].count("final") == len(spans)
     assert httpx.get(http_url + "/health", timeout=10).json() == {"status": "ok", "sessions": 0}
+
+
+def test_the_command_quantizes_the_shared_pipeline_when_asked(saved_tiny, monkeypatch):
+    """`python -m llmsrt.serving.websocket --quantize int8`: every session's translator runs the int8 model."""
+    from llmsrt.serving import websocket
+
+    servers, started = [], []
+    monkeypatch.setattr(websocket, "LiveServer", lambda *args: servers.append(LiveServer(*args)) or servers[-1])
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: started.append(server))
+    websocket.main(["--model", str(saved_tiny), "--device", "cpu", "--quantize", "int8", "--port", str(free_port())])
+    assert len(servers) == len(started) == 1
+    layer = dict(servers[0].pipeline.model.language_model.named_modules())["model.layers.0.self_attn.q_proj"]
+    assert type(layer) is torch.ao.nn.quantized.dynamic.Linear
